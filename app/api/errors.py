@@ -1,0 +1,69 @@
+"""Every refusal is JSON `{"error": "..."}` with a status from the contract."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from app.exceptions import PostbackError
+
+log = logging.getLogger(__name__)
+DRAIN_LIMIT = 8 * 1024 * 1024
+
+MESSAGES = {
+    404: "not found: check the URL (postbacks go to /postbacks/<broker>[/<token>])",
+    405: "method not allowed for this URL",
+    413: "body is larger than the 64 KiB limit for an order update",
+}
+
+
+def error_response(status_code: int, message: str | None = None):
+    """A JSON error with the status; the message says what to fix."""
+    response = jsonify(error=message or MESSAGES.get(status_code, "request failed"))
+    response.status_code = status_code
+    return response
+
+
+def _drain_body() -> None:
+    """Read what the client is still sending, so it gets the answer instead of a reset connection."""
+    stream = request.environ.get("wsgi.input")
+    if stream is None:
+        return
+    remaining = DRAIN_LIMIT
+    try:
+        while remaining > 0:
+            chunk = stream.read(min(65536, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+    except Exception:  # noqa: BLE001 - a broken client stream must not turn a 413 into a 500
+        pass
+
+
+def register(app: Flask) -> None:
+    """Install JSON handlers for postback errors, HTTP errors and anything unexpected."""
+
+    @app.errorhandler(PostbackError)
+    def _postback_error(exc: PostbackError):
+        return error_response(exc.status_code, exc.message)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc: RequestEntityTooLarge):
+        _drain_body()
+        return error_response(413)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        code = exc.code or 500
+        message = MESSAGES.get(code) or exc.description
+        response = error_response(code, message)
+        if code == 405 and getattr(exc, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return error_response(500, "internal error; the update was not acknowledged, please retry")

@@ -1,0 +1,121 @@
+"""The template every broker adapter fills in: check the gate, parse, verify, validate, normalize.
+
+Adapters are framework-free: they see bytes, headers and the config, and raise PostbackError
+subclasses whose status codes come from interface.md. The HTTP handler and the WebSocket feeds both
+end in `normalize`, so a postback and a feed message of the same update become the same event.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from marshmallow import EXCLUDE, Schema, ValidationError
+
+from app.config import Config
+from app.events import OrderEvent, OrderStatus
+from app.exceptions import PostbackPayloadError, UnknownTokenError
+from app.parsing import canonical_keys, loads_object
+
+
+class BrokerSchema(Schema):
+    """Base for wire-shape schemas: keys arrive folded by canonical_key; unknown keys are kept in raw only."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+class BrokerAdapter:
+    """One broker's postback dialect: its gate, parsing, verification and status map."""
+
+    #: Broker name as it appears in URLs and events.
+    name: ClassVar[str] = ""
+    #: Unsigned brokers (brokers.md §1 finding 3) are gated by the secret POSTBACK_TOKEN in the path.
+    path_token: ClassVar[bool] = True
+    #: Repair keys without values before parsing (Dhan's documented sample, brokers.md §4.1).
+    lenient_json: ClassVar[bool] = False
+    #: Raw status (upper-cased) -> normalized status.
+    STATUS_MAP: ClassVar[dict[str, str]] = {}
+    #: marshmallow schema for the wire shape, over canonical keys.
+    schema: ClassVar[Schema | None] = None
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    # Subclass implementation:
+
+    def verify(self, body: bytes, payload: dict[str, Any], headers: Mapping[str, str]) -> None:
+        """Check the broker's signature, if it has one; raise PostbackVerificationError."""
+
+    def normalize(self, data: dict[str, Any], raw: Any, *, source: str, received_at: str) -> OrderEvent:
+        """Turn validated fields into the normalized event."""
+        raise NotImplementedError(f"{type(self).__name__} must implement normalize()")
+
+    # Shared steps (subclasses shouldn't need to override):
+
+    def check_token(self, token: str | None) -> None:
+        """Refuse with 404 unless the path token is one of POSTBACK_TOKEN's (constant-time)."""
+        if not self.path_token:
+            return
+        given = (token or "").encode()
+        # any() may stop early: that only reveals *which* configured token matched, never its bytes.
+        if not given or not any(hmac.compare_digest(given, t.encode()) for t in self.config.postback_tokens):
+            raise UnknownTokenError("unknown postback URL: check the token in the path against POSTBACK_TOKEN")
+
+    def parse_body(self, body: bytes) -> dict[str, Any]:
+        """The body as a JSON object (400 otherwise)."""
+        return loads_object(body, lenient=self.lenient_json)
+
+    def validate(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Run the wire schema over canonical keys; a ValidationError becomes a 400 naming the fields."""
+        if self.schema is None:
+            raise NotImplementedError(f"{type(self).__name__} must declare a schema")
+        try:
+            return self.schema.load(canonical_keys(payload))
+        except ValidationError as exc:
+            raise PostbackPayloadError(f"invalid {self.name} order update: {_flatten(exc.messages)}") from None
+
+    def event_from_payload(self, payload: dict[str, Any], *, source: str, received_at: str) -> OrderEvent:
+        """Validate and normalize one parsed payload (the path postbacks and feeds share)."""
+        return self.normalize(self.validate(payload), payload, source=source, received_at=received_at)
+
+    def receive(self, body: bytes, headers: Mapping[str, str], *, token: str | None, received_at: str) -> OrderEvent:
+        """The whole postback path up to (not including) the queue: gate, parse, verify, normalize."""
+        self.check_token(token)
+        payload = self.parse_body(body)
+        self.verify(body, payload, headers)
+        return self.event_from_payload(payload, source="postback", received_at=received_at)
+
+    # Helpers for subclasses:
+
+    def map_status(self, raw_status: str | None) -> str | None:
+        """Normalized status for a raw one via STATUS_MAP, or None when unknown."""
+        if raw_status is None:
+            return None
+        return self.STATUS_MAP.get(" ".join(str(raw_status).upper().replace("_", " ").split()))
+
+    def unknown_status(self, raw_status: str | None) -> PostbackPayloadError:
+        """A 400 for a status this adapter cannot place (the raw body is still refused, never half-stored)."""
+        known = sorted({k for k in self.STATUS_MAP})
+        return PostbackPayloadError(f"unknown {self.name} order status {raw_status!r}; expected one of {known}")
+
+
+def by_quantity(status: str, quantity: int | None, filled: int | None) -> str:
+    """PARTIALLY_FILLED comes from quantities (0 < filled < quantity), not from status words (brokers.md §2)."""
+    if status in (OrderStatus.OPEN, OrderStatus.TRIGGER_PENDING, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED):
+        if quantity and filled is not None and 0 < filled < quantity:
+            return OrderStatus.PARTIALLY_FILLED
+        if quantity and filled is not None and filled >= quantity:
+            return OrderStatus.FILLED
+    return status
+
+
+def _flatten(messages: Any) -> str:
+    """marshmallow's nested error dict as one readable line."""
+    if isinstance(messages, dict):
+        return "; ".join(f"{key}: {_flatten(value)}" for key, value in messages.items())
+    if isinstance(messages, list):
+        return " ".join(_flatten(m) for m in messages)
+    return json.dumps(messages) if not isinstance(messages, str) else messages

@@ -1,0 +1,173 @@
+"""Zerodha Kite Connect postbacks and WebSocket order updates.
+
+Docs: https://kite.trade/docs/connect/v3/postbacks/ (seed 004); brokers.md §3.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+from marshmallow import fields
+
+from app.brokers.base import BrokerAdapter, BrokerSchema, by_quantity
+from app.events import OrderEvent, OrderStatus
+from app.exceptions import PostbackPayloadError, PostbackVerificationError
+from app.parsing import LenientInt, LenientNumber, LenientStr, ist_to_utc_iso
+
+# "YYYY-MM-DD HH:MM:SS" in IST (brokers.md §3.1).
+KITE_TIME_FORMATS = ("%Y-%m-%d %H:%M:%S",)
+
+
+class KiteOrderSchema(BrokerSchema):
+    """The postback field set (seed 004); the WebSocket `data` object carries the same fields."""
+
+    order_id = LenientStr(data_key="orderid", required=True)
+    status = LenientStr(data_key="status", required=True)
+    user_id = LenientStr(data_key="userid", load_default=None)
+    app_id = LenientStr(data_key="appid", load_default=None)
+    exchange_order_id = LenientStr(data_key="exchangeorderid", load_default=None)
+    status_message = LenientStr(data_key="statusmessage", load_default=None)
+    order_timestamp = LenientStr(data_key="ordertimestamp", load_default=None)
+    exchange_update_timestamp = LenientStr(data_key="exchangeupdatetimestamp", load_default=None)
+    exchange_timestamp = LenientStr(data_key="exchangetimestamp", load_default=None)
+    exchange = LenientStr(data_key="exchange", load_default=None)
+    tradingsymbol = LenientStr(data_key="tradingsymbol", load_default=None)
+    order_type = LenientStr(data_key="ordertype", load_default=None)
+    transaction_type = LenientStr(data_key="transactiontype", load_default=None)
+    product = LenientStr(data_key="product", load_default=None)
+    quantity = LenientInt(data_key="quantity", load_default=None)
+    filled_quantity = LenientInt(data_key="filledquantity", load_default=None)
+    pending_quantity = LenientInt(data_key="pendingquantity", load_default=None)
+    price = LenientNumber(data_key="price", load_default=None)
+    trigger_price = LenientNumber(data_key="triggerprice", load_default=None)
+    average_price = LenientNumber(data_key="averageprice", load_default=None)
+    tag = LenientStr(data_key="tag", load_default=None)
+    meta = fields.Raw(data_key="meta", load_default=None)
+
+
+class KiteAdapter(BrokerAdapter):
+    """Kite signs its postbacks with sha256(order_id + order_timestamp + api_secret)."""
+
+    name = "kite"
+    path_token = False
+    schema = KiteOrderSchema()
+
+    # Map Kite status: normalized (brokers.md §3.3). UPDATE and the MODIFY/CANCEL PENDING states are
+    # handled in _status(): they flag a modification or keep the working state.
+    STATUS_MAP = {
+        "PUT ORDER REQ RECEIVED": OrderStatus.PENDING,
+        "VALIDATION PENDING": OrderStatus.PENDING,
+        "OPEN PENDING": OrderStatus.PENDING,
+        "AMO REQ RECEIVED": OrderStatus.PENDING,
+        "OPEN": OrderStatus.OPEN,
+        "TRIGGER PENDING": OrderStatus.TRIGGER_PENDING,
+        "COMPLETE": OrderStatus.FILLED,
+        "CANCELLED": OrderStatus.CANCELLED,
+        "CANCELED": OrderStatus.CANCELLED,
+        "CANCEL": OrderStatus.CANCELLED,  # the 2022 docs list "CANCEL" among postback events
+        "REJECTED": OrderStatus.REJECTED,
+        "UPDATE": OrderStatus.OPEN,
+        "MODIFY VALIDATION PENDING": OrderStatus.OPEN,
+        "MODIFY PENDING": OrderStatus.OPEN,
+        "CANCEL PENDING": OrderStatus.OPEN,
+    }
+    #: Raw statuses that announce a modification rather than a new resting state.
+    MODIFY_STATUSES = frozenset({"UPDATE", "MODIFY VALIDATION PENDING", "MODIFY PENDING", "CANCEL PENDING"})
+
+    def verify(self, body: bytes, payload: dict[str, Any], headers: Mapping[str, str]) -> None:
+        """Checksum over the strings as received, before anything else in the payload is trusted."""
+        checksum = payload.get("checksum")
+        if checksum is None or checksum == "":
+            raise PostbackVerificationError(
+                "Kite postback called without a checksum; Kite signs every postback", status_code=401
+            )
+        order_id, order_timestamp = payload.get("order_id"), payload.get("order_timestamp")
+        if not isinstance(order_id, (str, int)) or isinstance(order_id, bool) or not isinstance(order_timestamp, str):
+            raise PostbackPayloadError("Kite postback needs order_id and order_timestamp to verify its checksum")
+        secret = self.config.kite_secret_for(_app_id(payload))
+        if not secret:
+            raise PostbackVerificationError(
+                f"no api_secret configured for Kite app_id {_app_id(payload)!r} "
+                "(check the KITE_API_SECRET or KITE_APPS setting)",
+                status_code=403,
+            )
+        expected = kite_checksum(str(order_id), order_timestamp, secret)
+        if not isinstance(checksum, str) or not hmac.compare_digest(
+            expected.encode(), checksum.strip().lower().encode()
+        ):
+            raise PostbackVerificationError(
+                "Kite postback has an incorrect checksum (check the KITE_API_SECRET or KITE_APPS setting)",
+                status_code=403,
+            )
+
+    def normalize(self, data: dict[str, Any], raw: Any, *, source: str, received_at: str) -> OrderEvent:
+        """Kite fields map almost one to one; the status needs the quantities (brokers.md §3.3)."""
+        broker_status = data["status"]
+        quantity, filled = data["quantity"], data["filled_quantity"]
+        status, modified = self._status(broker_status, data["order_type"], quantity, filled)
+        return OrderEvent(
+            broker=self.name,
+            source=source,
+            order_id=data["order_id"],
+            status=status,
+            broker_status=broker_status,
+            received_at=received_at,
+            raw=raw,
+            account_id=data["user_id"],
+            exchange_order_id=data["exchange_order_id"],
+            side=_side(data["transaction_type"]),
+            exchange=_upper(data["exchange"]),
+            symbol=data["tradingsymbol"],
+            product=_upper(data["product"]),
+            order_type=_upper(data["order_type"]),
+            quantity=quantity,
+            filled_quantity=filled,
+            pending_quantity=data["pending_quantity"],
+            price=data["price"],
+            trigger_price=data["trigger_price"],
+            average_price=data["average_price"],
+            reason=data["status_message"],
+            tag=data["tag"],
+            exchange_time=ist_to_utc_iso(
+                data["exchange_update_timestamp"] or data["exchange_timestamp"], KITE_TIME_FORMATS
+            ),
+            modified=modified,
+        )
+
+    def _status(
+        self, broker_status: str, order_type: str | None, quantity: int | None, filled: int | None
+    ) -> tuple[str, bool]:
+        """Normalized status and the modified flag for a Kite status word."""
+        key = " ".join(broker_status.upper().replace("_", " ").split())
+        status = self.map_status(key)
+        if status is None:
+            raise self.unknown_status(broker_status)
+        modified = key in self.MODIFY_STATUSES and not (filled and filled > 0 and key == "UPDATE")
+        if modified and (order_type or "").upper() in ("SL", "SL-M"):
+            status = OrderStatus.TRIGGER_PENDING
+        return by_quantity(status, quantity, filled), modified
+
+
+def kite_checksum(order_id: str, order_timestamp: str, api_secret: str) -> str:
+    """sha256(order_id + order_timestamp + api_secret), hex: Kite's postback checksum (not an HMAC)."""
+    return hashlib.sha256((order_id + order_timestamp + api_secret).encode()).hexdigest()
+
+
+def _app_id(payload: dict[str, Any]) -> str | None:
+    """The app a postback is for (KITE_APPS selects the secret by it)."""
+    app_id = payload.get("app_id")
+    return None if app_id is None or isinstance(app_id, (dict, list)) else str(app_id)
+
+
+def _side(value: str | None) -> str | None:
+    """BUY/SELL from Kite's transaction_type."""
+    value = (value or "").upper()
+    return value if value in ("BUY", "SELL") else None
+
+
+def _upper(value: str | None) -> str | None:
+    """Upper-case codes (exchange, product, order type)."""
+    return value.upper() if value else None

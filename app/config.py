@@ -1,0 +1,251 @@
+"""Configuration read once from the environment and checked before any process serves traffic."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import re
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from app.exceptions import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+MIN_TOKEN_LENGTH = 16
+KNOWN_FEEDS = ("kite", "dhan", "dhan_web", "flattrade", "jainam")
+
+# Real broker addresses (brokers.md §3.2, §4.2, §4.3, §5.1, §6); tests point these at local fakes.
+DEFAULT_WS_URLS = {
+    "KITE_WS_URL": "wss://ws.kite.trade",
+    "DHAN_ORDER_WS_URL": "wss://api-order-update.dhan.co",
+    "DHAN_WEB_WS_URL": "wss://order-feed.dhan.co",
+    "NOREN_WS_URL": "wss://piconnect.flattrade.in/PiConnectWSAPI/",
+    "JAINAM_API_URL": "https://protrade.jainam.in/odrest",
+    "JAINAM_WS_URL": "wss://protrade.jainam.in/omo/odrest/websocket",
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting the processes use; built by `load_config`, never read from os.environ elsewhere."""
+
+    app_env: str = "production"
+    public_base_url: str = ""
+    redis_url: str | None = None
+    database_url: str = ""
+    instance_path: Path = ROOT / "instance"
+    kite_api_secret: str = field(default="", repr=False)
+    kite_apps: dict[str, str] = field(default_factory=dict, repr=False)
+    postback_tokens: tuple[str, ...] = field(default=(), repr=False)
+    admin_token: str = field(default="", repr=False)
+    forward_urls: tuple[str, ...] = ()
+    forward_secret: str = field(default="", repr=False)
+    forward_retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    forward_timeout: float = 5.0
+    feeds: tuple[str, ...] = ()
+    dedup_ttl_seconds: int = 3 * 24 * 3600
+    max_body_bytes: int = 64 * 1024
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def is_development(self) -> bool:
+        """Development relaxes the production checks into warnings."""
+        return self.app_env == "development"
+
+    def get(self, name: str, default: str = "") -> str:
+        """A raw variable (for per-feed settings that only one connector reads)."""
+        value = self.env.get(name, "")
+        return value if value != "" else DEFAULT_WS_URLS.get(name, default)
+
+    def kite_secret_for(self, app_id: str | None) -> str | None:
+        """The secret for a Kite app: its KITE_APPS entry, else KITE_API_SECRET."""
+        if app_id is not None and str(app_id) in self.kite_apps:
+            return self.kite_apps[str(app_id)]
+        return self.kite_api_secret or None
+
+    def postback_url(self, broker: str) -> str:
+        """The URL a trader registers with a broker (token in the path where the broker does not sign)."""
+        base = self.public_base_url.rstrip("/")
+        if broker == "kite":
+            return f"{base}/postbacks/kite"
+        token = self.postback_tokens[0] if self.postback_tokens else "<POSTBACK_TOKEN>"
+        return f"{base}/postbacks/{broker}/{token}"
+
+
+def _split_list(value: str) -> tuple[str, ...]:
+    """Comma- (or whitespace-) separated list with blanks dropped."""
+    return tuple(part.strip() for part in re.split(r"[,\s]+", value or "") if part.strip())
+
+
+def _parse_kite_apps(value: str) -> dict[str, str]:
+    """`app_id:secret,app_id:secret` -> {app_id: secret}."""
+    apps: dict[str, str] = {}
+    for item in _split_list(value):
+        app_id, sep, secret = item.partition(":")
+        if not sep or not app_id or not secret:
+            raise ConfigurationError(
+                "KITE_APPS must look like 'app_id:api_secret,app_id:api_secret' "
+                f"(an entry without ':' or with an empty part was found near '{app_id}:...')"
+            )
+        apps[app_id.strip()] = secret.strip()
+    return apps
+
+
+def _parse_schedule(value: str) -> tuple[float, ...]:
+    """`5,300,1800` -> (5.0, 300.0, 1800.0); each a non-negative number of seconds."""
+    try:
+        schedule = tuple(float(part) for part in _split_list(value))
+    except ValueError:
+        raise ConfigurationError(
+            f"FORWARD_RETRY_SCHEDULE must be comma-separated seconds, e.g. '5,300,1800' (got {value!r})"
+        ) from None
+    if any(s < 0 or s != s or s == float("inf") for s in schedule):
+        raise ConfigurationError("FORWARD_RETRY_SCHEDULE entries must be finite, non-negative seconds")
+    return schedule
+
+
+def _default_database_url(instance_path: Path) -> str:
+    """SQLite under instance/ when DATABASE_URL is unset."""
+    return f"sqlite:///{instance_path / 'orderhook.sqlite3'}"
+
+
+def normalize_database_url(url: str) -> str:
+    """Heroku-style `postgres://` URLs mean PostgreSQL through psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _host_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The literal address a host name spells, including legacy IPv4 forms such as 127.1 or 0x7f.1."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+        if re.fullmatch(r"[0-9a-fA-FxX.]+", host) and not re.fullmatch(r"[a-fA-F.]+", host):
+            try:
+                address = ipaddress.IPv4Address(socket.inet_aton(host))
+            except OSError:
+                return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def public_base_url_problem(url: str) -> str | None:
+    """Why brokers cannot call this URL, or None; reads the URL only (no DNS lookup)."""
+    if not url:
+        return "it is not set"
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        return f"it must start with https:// (got scheme {parts.scheme or 'none'!r})"
+    host = (parts.hostname or "").rstrip(".").lower()
+    if not host:
+        return "it has no host name"
+    if host == "localhost" or host.endswith(".localhost") or host.endswith(".local"):
+        return f"{host} is a local name that brokers cannot reach"
+    address = _host_address(host)
+    if address is not None and not address.is_global:
+        return f"{host} is a loopback, private, link-local or unspecified address that brokers cannot reach"
+    if address is None and "." not in host:
+        return f"{host} is a single-label name that only resolves on a local network"
+    return None
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> Config:
+    """Read and check the environment; in production any problem raises ConfigurationError."""
+    env = dict(os.environ if environ is None else environ)
+    app_env = (env.get("APP_ENV") or "production").strip().lower()
+    if app_env not in ("production", "development"):
+        raise ConfigurationError(f"APP_ENV must be 'production' or 'development' (got {app_env!r})")
+    instance_path = Path(env.get("INSTANCE_PATH") or ROOT / "instance")
+    feeds = tuple(f.lower() for f in _split_list(env.get("FEEDS", "")))
+    unknown_feeds = [f for f in feeds if f not in KNOWN_FEEDS]
+    if unknown_feeds:
+        raise ConfigurationError(f"FEEDS names unknown connectors {unknown_feeds}; choose from {list(KNOWN_FEEDS)}")
+    try:
+        forward_timeout = float(env.get("FORWARD_TIMEOUT_SECONDS") or 5)
+    except ValueError:
+        raise ConfigurationError("FORWARD_TIMEOUT_SECONDS must be a number of seconds") from None
+    config = Config(
+        app_env=app_env,
+        public_base_url=(env.get("PUBLIC_BASE_URL") or "").strip(),
+        redis_url=(env.get("REDIS_URL") or "").strip() or None,
+        database_url=normalize_database_url(
+            (env.get("DATABASE_URL") or "").strip() or _default_database_url(instance_path)
+        ),
+        instance_path=instance_path,
+        kite_api_secret=(env.get("KITE_API_SECRET") or "").strip(),
+        kite_apps=_parse_kite_apps(env.get("KITE_APPS", "")),
+        postback_tokens=_split_list(env.get("POSTBACK_TOKEN", "")),
+        admin_token=(env.get("ADMIN_TOKEN") or "").strip(),
+        forward_urls=_split_list(env.get("FORWARD_URLS", "")),
+        forward_secret=(env.get("FORWARD_SECRET") or "").strip(),
+        forward_retry_schedule=(
+            _parse_schedule(env["FORWARD_RETRY_SCHEDULE"])
+            if (env.get("FORWARD_RETRY_SCHEDULE") or "").strip()
+            else DEFAULT_RETRY_SCHEDULE
+        ),
+        forward_timeout=forward_timeout,
+        feeds=feeds,
+        env=env,
+    )
+    problems = config_problems(config)
+    if problems and not config.is_development:
+        raise ConfigurationError(
+            "Orderhook will not start in production with this configuration:\n  - " + "\n  - ".join(problems)
+        )
+    if config.is_development:
+        _warn_development(config, problems)
+    return config
+
+
+def config_problems(config: Config) -> list[str]:
+    """Each production blocker as a sentence naming the variable and what to set."""
+    problems = []
+    url_problem = public_base_url_problem(config.public_base_url)
+    if url_problem:
+        problems.append(
+            f"PUBLIC_BASE_URL: {url_problem}. Set PUBLIC_BASE_URL to the public https URL brokers will call, "
+            "e.g. https://orderhook.example.com (brokers such as Dhan do not deliver to localhost)."
+        )
+    if not config.postback_tokens:
+        problems.append(
+            "POSTBACK_TOKEN is not set. Set it to a random secret of at least 16 characters "
+            "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(24))'`); it guards the Dhan and "
+            "Flattrade postback URLs, which the brokers do not sign."
+        )
+    elif any(len(token) < MIN_TOKEN_LENGTH for token in config.postback_tokens):
+        problems.append(
+            f"POSTBACK_TOKEN is shorter than {MIN_TOKEN_LENGTH} characters. Set it to a longer random secret."
+        )
+    elif any(not re.fullmatch(r"[A-Za-z0-9_\-.~]+", token) for token in config.postback_tokens):
+        problems.append("POSTBACK_TOKEN may only hold URL-safe characters (letters, digits, - _ . ~).")
+    if not config.kite_api_secret and not config.kite_apps:
+        problems.append(
+            "KITE_API_SECRET is not set (nor KITE_APPS). Set KITE_API_SECRET to your Kite Connect app's "
+            "api_secret, or KITE_APPS=app_id:api_secret,... for several apps; Kite postbacks cannot be "
+            "verified without it."
+        )
+    return problems
+
+
+def _warn_development(config: Config, problems: list[str]) -> None:
+    """Development runs anyway, but loudly."""
+    banner = "!" * 78
+    lines = [
+        banner,
+        "APP_ENV=development: Orderhook is running with development settings.",
+        "No broker can reach a local URL; do not point real brokers at this instance.",
+    ]
+    lines += [f"  - {p}" for p in problems]
+    lines.append(banner)
+    log.warning("\n".join(lines))

@@ -1,0 +1,197 @@
+"""Lenient, hostile-input-safe parsing shared by every broker adapter (brokers.md §1 finding 4)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from marshmallow import fields
+
+from app.exceptions import PostbackPayloadError
+
+IST = timezone(timedelta(hours=5, minutes=30), "IST")
+MAX_ABS_NUMBER = 1e15
+
+
+def _reject_constant(name: str) -> Any:
+    """JSON has no NaN or Infinity; Python's json module would accept them."""
+    raise ValueError(f"{name} is not a valid JSON number")
+
+
+def decode_text(body: bytes) -> str:
+    """UTF-8 text of a body (a BOM is tolerated), or a 400 that says so."""
+    try:
+        return body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PostbackPayloadError(f"body is not valid UTF-8 (byte {exc.start})") from None
+
+
+def loads(text: str) -> Any:
+    """json.loads that turns every kind of hostile input into a 400."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise PostbackPayloadError("body is nested too deeply to be an order update") from None
+    except ValueError as exc:
+        raise PostbackPayloadError(f"body is not valid JSON: {exc}") from None
+
+
+def loads_object(body: bytes, *, lenient: bool = False) -> dict[str, Any]:
+    """Parse a body that must hold one JSON object; `lenient` repairs keys with no value."""
+    text = decode_text(body)
+    if not text.strip():
+        raise PostbackPayloadError("body is empty; send the broker's JSON order update as the raw POST body")
+    if lenient:
+        text = repair_missing_values(text)
+    data = loads(text)
+    if not isinstance(data, dict):
+        raise PostbackPayloadError(f"body must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+def repair_missing_values(text: str) -> str:
+    """Insert null where a key has no value (`"legName": ,`), as in Dhan's own sample (brokers.md §4.1)."""
+    out: list[str] = []
+    in_string = escaped = False
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        out.append(ch)
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch == ":":
+            j = i + 1
+            while j < n and text[j] in " \t\r\n":
+                j += 1
+            if j < n and text[j] in ",}]" or j == n:
+                out.append(" null")
+        i += 1
+    return "".join(out)
+
+
+def canonical_key(key: str) -> str:
+    """`orderId`, `order_id`, `OrderId` and `ORDER_ID` are one field (brokers.md §4.2: docs differ from wire)."""
+    return key.replace("_", "").replace("-", "").lower()
+
+
+def canonical_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """Top-level keys folded with canonical_key; the first spelling wins on a clash."""
+    folded: dict[str, Any] = {}
+    for key, value in data.items():
+        folded.setdefault(canonical_key(str(key)), value)
+    return folded
+
+
+def blank_to_none(value: Any) -> Any:
+    """Empty and whitespace-only strings mean null on every broker (brokers.md §1)."""
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+class LenientNumber(fields.Field):
+    """A number that may arrive as a JSON number or a numeric string; blanks are null."""
+
+    integral = False
+    default_error_messages = {
+        "invalid": "Not a valid number.",
+        "range": "Number is out of range.",
+    }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        value = blank_to_none(value)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise self.make_error("invalid")
+        try:
+            number = float(value.strip().replace(",", "")) if isinstance(value, str) else float(value)
+        except (ValueError, OverflowError):
+            raise self.make_error("invalid") from None
+        if not math.isfinite(number) or abs(number) > MAX_ABS_NUMBER:
+            raise self.make_error("range")
+        if self.integral:
+            if number != int(number):
+                raise self.make_error("invalid")
+            return int(number)
+        return number
+
+
+class LenientInt(LenientNumber):
+    """A whole quantity: 5, 5.0, "5" and "5.0" all read as 5."""
+
+    integral = True
+    default_error_messages = {"invalid": "Not a valid whole number.", "range": "Number is out of range."}
+
+
+class LenientStr(fields.Field):
+    """Text that may arrive as a number; blanks are null, surrounding space is dropped."""
+
+    default_error_messages = {"invalid": "Not a valid string."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        value = blank_to_none(value)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise self.make_error("invalid")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.make_error("invalid")
+        text = str(value).strip()
+        if len(text) > 1024:
+            raise self.make_error("invalid")
+        return text
+
+
+# Sentinels meaning "no time" (brokers.md §4.1: "0000-00-00 00:00:00"; Tiqs: "01-01-1980 00:00:00").
+_NULL_TIME = re.compile(r"^(0000-00-00|0001-01-01|01-01-1980|1980-01-01)")
+
+
+def ist_to_utc_iso(value: Any, formats: tuple[str, ...]) -> str | None:
+    """An exchange time in IST (as brokers send it) as UTC ISO 8601, or None for blanks and sentinels."""
+    value = blank_to_none(value)
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return epoch_to_utc_iso(value)
+    text = str(value).strip()
+    if _NULL_TIME.match(text):
+        return None
+    for fmt in formats:
+        try:
+            parsed = datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        return utc_iso(parsed.replace(tzinfo=IST))
+    return None
+
+
+def epoch_to_utc_iso(value: Any) -> str | None:
+    """Epoch seconds (number or numeric string) as UTC ISO 8601."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > 1e10:
+        return None
+    return utc_iso(datetime.fromtimestamp(seconds, tz=UTC))
+
+
+def utc_iso(moment: datetime) -> str:
+    """UTC ISO 8601 with a Z, the one time format in every event."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def utc_now_iso() -> str:
+    """Now, as every `received_at` is written."""
+    return utc_iso(datetime.now(UTC))

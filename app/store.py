@@ -1,0 +1,194 @@
+"""Persistence of a batch of queued events: raw log, events with per-order sequence, order state, deliveries.
+
+One transaction per batch (delivery.md §7.2: batching is what makes persistence keep up), idempotent
+by event id so a batch that is replayed after a worker died is stored exactly once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from app.db import consumers, deliveries, events, orders, raw_postbacks, utcnow
+from app.state import apply_event
+
+
+@dataclass
+class QueuedEvent:
+    """An event as it comes off the ingest stream: normalized dict plus the raw bytes."""
+
+    event: dict[str, Any]
+    body: bytes
+
+
+@dataclass
+class StoredBatch:
+    """What a batch changed: new events (with sequence) and the deliveries created for them."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    deliveries: list[tuple[int, str]] = field(default_factory=list)
+    skipped: int = 0
+
+
+def consumer_id(url: str) -> str:
+    """A stable short id for a FORWARD_URLS entry."""
+    return "c_" + hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def active_consumers(conn: Connection, urls: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(id, url) of configured consumers that a 410 Gone has not disabled."""
+    if not urls:
+        return []
+    ids = {consumer_id(url): url for url in urls}
+    disabled = {
+        row.id
+        for row in conn.execute(
+            sa.select(consumers.c.id).where(consumers.c.id.in_(list(ids)), consumers.c.disabled_at.is_not(None))
+        )
+    }
+    return [(cid, url) for cid, url in ids.items() if cid not in disabled]
+
+
+def persist_batch(engine: Engine, batch: list[QueuedEvent], forward_urls: tuple[str, ...] = ()) -> StoredBatch:
+    """Store a batch in one transaction; events already stored are skipped, not stored twice."""
+    result = StoredBatch()
+    with engine.begin() as conn:
+        fresh = _fresh(conn, batch)
+        result.skipped = len(batch) - len(fresh)
+        if not fresh:
+            return result
+        keys = {(q.event["broker"], q.event["order_id"]) for q in fresh}
+        states = _load_states(conn, keys)
+        existing = set(states)
+        now = utcnow()
+        event_rows, raw_rows = [], []
+        for queued in fresh:
+            event = dict(queued.event)
+            key = (event["broker"], event["order_id"])
+            states[key] = apply_event(states.get(key), event)
+            event["sequence"] = states[key]["event_count"]
+            result.events.append(event)
+            event_rows.append(_event_row(event, now))
+            raw_rows.append(
+                {
+                    "event_id": event["id"],
+                    "broker": event["broker"],
+                    "source": event["source"],
+                    "received_at": event["received_at"],
+                    "body": queued.body,
+                }
+            )
+        conn.execute(raw_postbacks.insert(), raw_rows)
+        conn.execute(events.insert(), event_rows)
+        _save_states(conn, {k: states[k] for k in keys}, existing, now)
+        result.deliveries = _create_deliveries(conn, result.events, forward_urls, now)
+    return result
+
+
+def _fresh(conn: Connection, batch: list[QueuedEvent]) -> list[QueuedEvent]:
+    """Events of the batch not yet stored (a replayed batch, or a repeat inside the batch)."""
+    ids = [q.event["id"] for q in batch]
+    stored = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        stored.update(row.id for row in conn.execute(sa.select(events.c.id).where(events.c.id.in_(chunk))))
+    fresh, seen = [], set()
+    for queued in batch:
+        event_id = queued.event["id"]
+        if event_id in stored or event_id in seen:
+            continue
+        seen.add(event_id)
+        fresh.append(queued)
+    return fresh
+
+
+def _load_states(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Current states of the orders a batch touches, locked for update where the database can."""
+    states: dict[tuple[str, str], dict[str, Any]] = {}
+    key_list = sorted(keys)
+    for start in range(0, len(key_list), 400):
+        chunk = key_list[start : start + 400]
+        query = sa.select(orders.c.broker, orders.c.order_id, orders.c.data).where(
+            sa.tuple_(orders.c.broker, orders.c.order_id).in_(chunk)
+        )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        for row in conn.execute(query):
+            states[(row.broker, row.order_id)] = dict(row.data)
+    return states
+
+
+def _event_row(event: dict[str, Any], now) -> dict[str, Any]:
+    """Columns of the events table for one event."""
+    return {
+        "id": event["id"],
+        "broker": event["broker"],
+        "order_id": event["order_id"],
+        "sequence": event["sequence"],
+        "account_id": event.get("account_id"),
+        "status": event["status"],
+        "source": event["source"],
+        "received_at": event["received_at"],
+        "stored_at": now,
+        "data": event,
+    }
+
+
+def _save_states(conn: Connection, states: dict, existing: set, now) -> None:
+    """Insert new orders and update known ones, each in one executemany."""
+    inserts, updates = [], []
+    for (broker, order_id), state in states.items():
+        row = {
+            "account_id": state.get("account_id"),
+            "status": state["status"],
+            "event_count": state["event_count"],
+            "updated_at": now,
+            "data": state,
+        }
+        if (broker, order_id) in existing:
+            updates.append({"b_broker": broker, "b_order_id": order_id, **{"u_" + k: v for k, v in row.items()}})
+        else:
+            inserts.append({"broker": broker, "order_id": order_id, **row})
+    if inserts:
+        conn.execute(orders.insert(), inserts)
+    if updates:
+        conn.execute(
+            orders.update()
+            .where(orders.c.broker == sa.bindparam("b_broker"), orders.c.order_id == sa.bindparam("b_order_id"))
+            .values(
+                {
+                    name: sa.bindparam("u_" + name)
+                    for name in ("account_id", "status", "event_count", "updated_at", "data")
+                }
+            ),
+            updates,
+        )
+
+
+def _create_deliveries(conn: Connection, new_events: list[dict], urls: tuple[str, ...], now) -> list[tuple[int, str]]:
+    """One pending delivery per new event and active consumer, in the same transaction as the event."""
+    active = active_consumers(conn, urls)
+    if not active:
+        return []
+    rows = [
+        {
+            "event_id": event["id"],
+            "consumer_id": cid,
+            "url": url,
+            "status": "pending",
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+            "next_attempt_at": now,
+        }
+        for event in new_events
+        for cid, url in active
+    ]
+    returned = conn.execute(
+        deliveries.insert().returning(deliveries.c.id, deliveries.c.consumer_id, sort_by_parameter_order=True), rows
+    )
+    return [(row.id, row.consumer_id) for row in returned]

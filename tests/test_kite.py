@@ -1,0 +1,135 @@
+"""Kite postbacks: checksum security, normalization, status map, several apps."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.brokers.kite import KiteAdapter, kite_checksum
+from app.config import load_config
+from app.events import OrderStatus
+from app.exceptions import PostbackPayloadError, PostbackVerificationError
+from tests.conftest import KITE_SECRET, POSTBACK_TOKEN
+from tests.postback_cases import PostbackSecurityCases
+from tests.helpers import load_fixture, sign_kite
+
+SEED = load_fixture("kite_postback_complete.json")
+
+
+def body(payload: dict) -> bytes:
+    return json.dumps(payload).encode()
+
+
+class TestKiteSecurity(PostbackSecurityCases):
+    forged_status = 403
+    missing_status = 401
+
+    def valid_request(self):
+        return "/postbacks/kite", body(sign_kite(SEED, KITE_SECRET))
+
+    def forged_request(self):
+        return "/postbacks/kite", body(sign_kite(SEED, "not-the-secret"))
+
+    def missing_request(self):
+        payload = dict(SEED)
+        payload.pop("checksum")
+        return "/postbacks/kite", body(payload)
+
+    def tampered_request(self):
+        payload = sign_kite(SEED, KITE_SECRET)
+        payload["order_id"] = "220303000308933"
+        return "/postbacks/kite", body(payload)
+
+    def wrong_token_request(self):
+        return f"/postbacks/kite/{POSTBACK_TOKEN}", body(sign_kite(SEED, KITE_SECRET))
+
+
+def test_checksum_matches_the_documented_formula():
+    expected = __import__("hashlib").sha256(b"220303000308932" + b"2022-03-03 09:24:25" + b"s3cret").hexdigest()
+    assert kite_checksum("220303000308932", "2022-03-03 09:24:25", "s3cret") == expected
+
+
+def test_seed_normalizes_every_field(env):
+    adapter = KiteAdapter(load_config(env))
+    payload = sign_kite(SEED, KITE_SECRET)
+    event = adapter.receive(body(payload), {}, token=None, received_at="2026-01-01T00:00:00.000000Z")
+    data = event.to_dict()
+    assert data["broker"] == "kite" and data["source"] == "postback"
+    assert data["order_id"] == "220303000308932"
+    assert data["exchange_order_id"] == "1000000001482421"
+    assert data["account_id"] == "AB1234"
+    assert data["status"] == OrderStatus.FILLED and data["broker_status"] == "COMPLETE"
+    assert data["side"] == "BUY" and data["exchange"] == "NSE" and data["symbol"] == "SBIN"
+    assert data["product"] == "CNC" and data["order_type"] == "MARKET"
+    assert (data["quantity"], data["filled_quantity"], data["pending_quantity"]) == (1, 1, 0)
+    assert data["average_price"] == 470 and data["price"] == 0 and data["trigger_price"] == 0
+    assert data["exchange_time"] == "2022-03-03T03:54:25.000000Z"  # 09:24:25 IST
+    assert data["raw"] == payload
+    assert data["id"].startswith("evt_")
+
+
+@pytest.mark.parametrize(
+    ("raw", "quantity", "filled", "order_type", "expected", "modified"),
+    [
+        ("PUT ORDER REQ RECEIVED", 10, 0, "LIMIT", OrderStatus.PENDING, False),
+        ("VALIDATION PENDING", 10, 0, "LIMIT", OrderStatus.PENDING, False),
+        ("OPEN PENDING", 10, 0, "LIMIT", OrderStatus.PENDING, False),
+        ("AMO REQ RECEIVED", 10, 0, "LIMIT", OrderStatus.PENDING, False),
+        ("OPEN", 10, 0, "LIMIT", OrderStatus.OPEN, False),
+        ("OPEN", 10, 4, "LIMIT", OrderStatus.PARTIALLY_FILLED, False),
+        ("TRIGGER PENDING", 10, 0, "SL", OrderStatus.TRIGGER_PENDING, False),
+        ("UPDATE", 10, 3, "LIMIT", OrderStatus.PARTIALLY_FILLED, False),
+        ("UPDATE", 10, 0, "LIMIT", OrderStatus.OPEN, True),
+        ("UPDATE", 10, 0, "SL", OrderStatus.TRIGGER_PENDING, True),
+        ("MODIFY PENDING", 10, 0, "LIMIT", OrderStatus.OPEN, True),
+        ("CANCEL PENDING", 10, 0, "LIMIT", OrderStatus.OPEN, True),
+        ("COMPLETE", 10, 10, "LIMIT", OrderStatus.FILLED, False),
+        ("CANCELLED", 10, 4, "LIMIT", OrderStatus.CANCELLED, False),
+        ("CANCELLED", 10, 0, "LIMIT", OrderStatus.CANCELLED, False),
+        ("REJECTED", 10, 0, "LIMIT", OrderStatus.REJECTED, False),
+    ],
+)
+def test_status_map(env, raw, quantity, filled, order_type, expected, modified):
+    adapter = KiteAdapter(load_config(env))
+    payload = dict(SEED, status=raw, quantity=quantity, filled_quantity=filled, order_type=order_type)
+    event = adapter.event_from_payload(payload, source="postback", received_at="2026-01-01T00:00:00Z")
+    assert (event.status, event.modified) == (expected, modified)
+
+
+def test_unknown_status_is_a_clear_400(env):
+    adapter = KiteAdapter(load_config(env))
+    with pytest.raises(PostbackPayloadError, match="unknown kite order status 'TELEPORTED'"):
+        adapter.event_from_payload(dict(SEED, status="TELEPORTED"), source="postback", received_at="x")
+
+
+def test_several_apps_use_their_own_secret(env):
+    config = load_config(dict(env, KITE_APPS="1234:first-secret-xxxx,5678:second-secret-yyyy"))
+    adapter = KiteAdapter(config)
+    for app_id, secret in (("1234", "first-secret-xxxx"), ("5678", "second-secret-yyyy")):
+        payload = sign_kite(dict(SEED, app_id=int(app_id)), secret)
+        adapter.verify(body(payload), payload, {})
+    wrong = sign_kite(dict(SEED, app_id=5678), "first-secret-xxxx")
+    with pytest.raises(PostbackVerificationError, match="incorrect checksum"):
+        adapter.verify(body(wrong), wrong, {})
+
+
+def test_unknown_app_falls_back_to_kite_api_secret(env):
+    adapter = KiteAdapter(load_config(dict(env, KITE_APPS="1234:first-secret-xxxx")))
+    payload = sign_kite(dict(SEED, app_id=9999), KITE_SECRET)
+    adapter.verify(body(payload), payload, {})
+
+
+def test_checksum_uses_order_id_as_received(client, redis_client):
+    payload = sign_kite(dict(SEED, order_id=220303000308932), KITE_SECRET)  # a number, not a string
+    assert payload["checksum"] == kite_checksum("220303000308932", SEED["order_timestamp"], KITE_SECRET)
+    assert client.post("/postbacks/kite", data=body(payload)).status_code == 202
+
+
+def test_checksum_case_and_whitespace_do_not_matter_but_content_does(client, redis_client):
+    payload = sign_kite(SEED, KITE_SECRET)
+    payload["checksum"] = payload["checksum"].upper()
+    assert client.post("/postbacks/kite", data=body(payload)).status_code == 202
+    payload["checksum"] = payload["checksum"][:-1] + ("0" if payload["checksum"][-1] != "0" else "1")
+    payload["status"] = "REJECTED"
+    assert client.post("/postbacks/kite", data=body(payload)).status_code == 403

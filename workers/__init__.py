@@ -1,0 +1,1 @@
+"""RQ jobs, the dispatcher that schedules them, and the worker entry point."""

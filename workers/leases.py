@@ -1,0 +1,55 @@
+"""Redis leases: at most one job of a kind runs, and at most one more waits queued.
+
+A lease is a key with a random value and a short TTL that its holder refreshes; a holder that dies
+lets it lapse, so the work it held is picked up again (reliable-queue semantics, delivery.md §5).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import redis
+
+_REFRESH = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class Lease:
+    """A lock with a TTL that only its holder can refresh or release."""
+
+    def __init__(self, client: redis.Redis, key: str, ttl_ms: int) -> None:
+        self.client, self.key, self.ttl_ms = client, key, ttl_ms
+        self.token = secrets.token_hex(8)
+        self._refresh = client.register_script(_REFRESH)
+        self._release = client.register_script(_RELEASE)
+
+    def acquire(self) -> bool:
+        """Take the lease if nobody holds it."""
+        return bool(self.client.set(self.key, self.token, nx=True, px=self.ttl_ms))
+
+    def refresh(self) -> bool:
+        """Extend the lease; False means it lapsed and someone else may hold it now."""
+        return bool(self._refresh(keys=[self.key], args=[self.token, self.ttl_ms]))
+
+    def release(self) -> None:
+        """Give the lease back (no-op if it already lapsed)."""
+        try:
+            self._release(keys=[self.key], args=[self.token])
+        except redis.RedisError:
+            pass
+
+
+def kick(client: redis.Redis, queue, func, *, lease_key: str, queued_key: str, args: tuple = ()) -> bool:
+    """Enqueue `func` unless one is running (lease held) or already queued; True if enqueued."""
+    if client.exists(lease_key):
+        return False
+    if not client.set(queued_key, "1", nx=True, ex=60):
+        return False
+    queue.enqueue(func, *args, job_timeout=180, result_ttl=60, failure_ttl=7 * 24 * 3600)
+    return True
