@@ -33,15 +33,34 @@ def stack(redis_client, redis_url, sqlite_url, tmp_path):
 def test_postbacks_flow_to_the_api_and_the_consumer(stack):
     base, consumer, worker = stack
     updates = [
-        dict(SEED, status="OPEN", quantity=10, filled_quantity=0, average_price=0,
-             exchange_update_timestamp="2022-03-03 09:24:30"),
-        dict(SEED, status="UPDATE", quantity=10, filled_quantity=4, average_price=470.5,
-             exchange_update_timestamp="2022-03-03 09:24:40"),
-        dict(SEED, status="COMPLETE", quantity=10, filled_quantity=10, average_price=470.25,
-             exchange_update_timestamp="2022-03-03 09:24:50"),
+        dict(
+            SEED,
+            status="OPEN",
+            quantity=10,
+            filled_quantity=0,
+            average_price=0,
+            exchange_update_timestamp="2022-03-03 09:24:30",
+        ),
+        dict(
+            SEED,
+            status="UPDATE",
+            quantity=10,
+            filled_quantity=4,
+            average_price=470.5,
+            exchange_update_timestamp="2022-03-03 09:24:40",
+        ),
+        dict(
+            SEED,
+            status="COMPLETE",
+            quantity=10,
+            filled_quantity=10,
+            average_price=470.25,
+            exchange_update_timestamp="2022-03-03 09:24:50",
+        ),
     ]
-    codes = [requests.post(f"{base}/postbacks/kite", data=json.dumps(sign_kite(u, KITE_SECRET))).status_code
-             for u in updates]
+    codes = [
+        requests.post(f"{base}/postbacks/kite", data=json.dumps(sign_kite(u, KITE_SECRET))).status_code for u in updates
+    ]
     assert codes == [202, 202, 202]
     duplicate = requests.post(f"{base}/postbacks/kite", data=json.dumps(sign_kite(updates[1], KITE_SECRET)))
     assert duplicate.status_code == 200 and duplicate.json()["status"] == "duplicate"

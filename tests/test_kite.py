@@ -11,8 +11,8 @@ from app.config import load_config
 from app.events import OrderStatus
 from app.exceptions import PostbackPayloadError, PostbackVerificationError
 from tests.conftest import KITE_SECRET, POSTBACK_TOKEN
-from tests.postback_cases import PostbackSecurityCases
 from tests.helpers import load_fixture, sign_kite
+from tests.postback_cases import PostbackSecurityCases
 
 SEED = load_fixture("kite_postback_complete.json")
 

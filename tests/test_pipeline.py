@@ -51,12 +51,23 @@ def test_postback_is_stored_with_raw_log_event_and_state(db_services, db_client,
 
 
 def test_out_of_order_updates_end_in_the_right_state(db_services, db_client, admin_headers):
-    complete = kite(status="COMPLETE", quantity=10, filled_quantity=10, average_price=101.5,
-                    exchange_update_timestamp="2022-03-03 09:25:00")
-    partial = kite(status="UPDATE", quantity=10, filled_quantity=4, average_price=101.0,
-                   exchange_update_timestamp="2022-03-03 09:24:50")
-    opened = kite(status="OPEN", quantity=10, filled_quantity=0, average_price=0,
-                  exchange_update_timestamp="2022-03-03 09:24:30")
+    complete = kite(
+        status="COMPLETE",
+        quantity=10,
+        filled_quantity=10,
+        average_price=101.5,
+        exchange_update_timestamp="2022-03-03 09:25:00",
+    )
+    partial = kite(
+        status="UPDATE",
+        quantity=10,
+        filled_quantity=4,
+        average_price=101.0,
+        exchange_update_timestamp="2022-03-03 09:24:50",
+    )
+    opened = kite(
+        status="OPEN", quantity=10, filled_quantity=0, average_price=0, exchange_update_timestamp="2022-03-03 09:24:30"
+    )
     for sent in (complete, partial, opened, complete):
         db_client.post("/postbacks/kite", data=sent)
     run_pipeline(db_services)

@@ -1,0 +1,126 @@
+"""Start-up configuration checks: production refuses what brokers cannot reach or what is unsafe."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from app.config import load_config, public_base_url_problem
+from app.exceptions import ConfigurationError
+from tests.conftest import ROOT
+
+GOOD = {
+    "APP_ENV": "production",
+    "PUBLIC_BASE_URL": "https://orderhook.example.com",
+    "POSTBACK_TOKEN": "x" * 24,
+    "KITE_API_SECRET": "kite-secret",
+    "REDIS_URL": "redis://127.0.0.1:6379/9",
+}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "",
+        "http://orderhook.example.com",
+        "https://localhost",
+        "https://localhost:8443/x",
+        "https://app.localhost",
+        "https://printer.local",
+        "https://127.0.0.1",
+        "https://127.1",
+        "https://0x7f.0.0.1",
+        "https://10.1.2.3",
+        "https://172.16.0.9",
+        "https://192.168.1.10",
+        "https://169.254.10.10",
+        "https://0.0.0.0",
+        "https://[::1]",
+        "https://[::]",
+        "https://[fe80::1]",
+        "https://[fd00::1]",
+        "https://[::ffff:127.0.0.1]",
+        "https://LOCALHOST.",
+        "https://intranet",
+    ],
+)
+def test_local_or_insecure_public_base_url_is_refused(url):
+    assert public_base_url_problem(url)
+    with pytest.raises(ConfigurationError, match="PUBLIC_BASE_URL"):
+        load_config(dict(GOOD, PUBLIC_BASE_URL=url))
+
+
+@pytest.mark.parametrize("url", ["https://orderhook.example.com", "https://8.8.8.8/hooks", "https://[2001:4860::8888]"])
+def test_public_https_url_is_accepted(url):
+    assert public_base_url_problem(url) is None
+    assert load_config(dict(GOOD, PUBLIC_BASE_URL=url)).public_base_url == url
+
+
+@pytest.mark.parametrize(("token", "why"), [(None, "not set"), ("short-token", "shorter than 16")])
+def test_missing_or_short_postback_token_is_refused(token, why):
+    env = dict(GOOD)
+    env.pop("POSTBACK_TOKEN")
+    if token:
+        env["POSTBACK_TOKEN"] = token
+    with pytest.raises(ConfigurationError, match=f"POSTBACK_TOKEN.*{why}"):
+        load_config(env)
+
+
+def test_kite_without_secret_is_refused():
+    env = dict(GOOD)
+    env.pop("KITE_API_SECRET")
+    with pytest.raises(ConfigurationError, match="KITE_API_SECRET"):
+        load_config(env)
+    assert load_config(dict(env, KITE_APPS="1234:abc")).kite_secret_for("1234") == "abc"
+
+
+def test_every_problem_is_named_at_once():
+    with pytest.raises(ConfigurationError) as raised:
+        load_config({"APP_ENV": "production"})
+    message = str(raised.value)
+    for name in ("PUBLIC_BASE_URL", "POSTBACK_TOKEN", "KITE_API_SECRET"):
+        assert name in message
+
+
+def test_development_starts_with_a_loud_warning(caplog):
+    config = load_config({"APP_ENV": "development", "PUBLIC_BASE_URL": "http://localhost:8000"})
+    assert config.is_development
+    assert "development" in caplog.text and "PUBLIC_BASE_URL" in caplog.text
+
+
+def test_bad_values_name_their_variable():
+    with pytest.raises(ConfigurationError, match="FORWARD_RETRY_SCHEDULE"):
+        load_config(dict(GOOD, FORWARD_RETRY_SCHEDULE="5,soon"))
+    with pytest.raises(ConfigurationError, match="FEEDS"):
+        load_config(dict(GOOD, FEEDS="kite,upstox"))
+    with pytest.raises(ConfigurationError, match="APP_ENV"):
+        load_config(dict(GOOD, APP_ENV="staging"))
+
+
+def test_secrets_stay_out_of_repr():
+    config = load_config(dict(GOOD, ADMIN_TOKEN="admin-secret-value"))
+    assert "kite-secret" not in repr(config) and "admin-secret-value" not in repr(config)
+
+
+def _import_wsgi(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_importing_wsgi_fails_on_a_local_public_base_url():
+    result = _import_wsgi(dict(GOOD, PUBLIC_BASE_URL="https://localhost", PATH="/usr/bin:/bin"))
+    assert result.returncode != 0
+    assert "PUBLIC_BASE_URL" in result.stderr and "https://" in result.stderr
+
+
+def test_gunicorn_refuses_to_come_up_half_configured(tmp_path):
+    from tests.procs import VENV_BIN, free_port
+
+    env = dict(GOOD, PATH=f"{VENV_BIN}:/usr/bin:/bin", PUBLIC_BASE_URL="https://192.168.0.5")
+    command = f"gunicorn wsgi:app --bind 127.0.0.1:{free_port()} --preload"
+    result = subprocess.run(["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "PUBLIC_BASE_URL" in result.stderr

@@ -1,0 +1,128 @@
+"""Forwarding end to end: real worker processes, real local consumers that fail on purpose."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import requests
+from standardwebhooks.webhooks import Webhook
+
+from tests.conftest import ADMIN_TOKEN, FORWARD_SECRET, KITE_SECRET, make_env
+from tests.helpers import load_fixture, sign_kite
+from tests.procs import Consumer, Process, free_port, start_web, wait_until
+
+pytestmark = pytest.mark.e2e
+SEED = load_fixture("kite_postback_complete.json")
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+def launch(redis_client, redis_url, sqlite_url, tmp_path):
+    started: list = []
+
+    def _launch(*consumers: Consumer, schedule: str = "1,1", timeout: str = "5"):
+        env = make_env(
+            redis_url,
+            sqlite_url,
+            tmp_path,
+            FORWARD_URLS=",".join(c.url for c in consumers),
+            FORWARD_RETRY_SCHEDULE=schedule,
+            FORWARD_TIMEOUT_SECONDS=timeout,
+        )
+        port = free_port()
+        started.append(start_web(env, tmp_path, port))
+        worker = Process("worker", env, tmp_path)
+        started.append(worker)
+        return f"http://127.0.0.1:{port}", worker
+
+    yield _launch
+    for process in started:
+        process.stop()
+
+
+def send(base: str, **changes) -> str:
+    answer = requests.post(f"{base}/postbacks/kite", data=json.dumps(sign_kite(dict(SEED, **changes), KITE_SECRET)))
+    assert answer.status_code == 202, answer.text
+    return answer.json()["id"]
+
+
+def verified(consumer: Consumer) -> list[dict]:
+    """Every request the consumer got, each checked with the reference Standard Webhooks library."""
+    return [Webhook(FORWARD_SECRET).verify(r["body"], r["headers"]) for r in consumer.requests]
+
+
+def test_500_twice_then_200(launch):
+    consumer = Consumer(lambda n, _req: (500 if n <= 2 else 200, {}, 0))
+    base, worker = launch(consumer)
+    event_id = send(base)
+    wait_until(lambda: len(consumer.requests) >= 3, 20, message=worker.log())
+    time.sleep(1.5)
+    assert len(consumer.requests) == 3
+    assert {r["headers"]["webhook-id"] for r in consumer.requests} == {event_id}
+    assert [p["id"] for p in verified(consumer)] == [event_id] * 3
+    gaps = [b["at"] - a["at"] for a, b in zip(consumer.requests, consumer.requests[1:], strict=False)]
+    assert all(0.8 <= gap <= 3 for gap in gaps), gaps
+    delivered = requests.get(f"{base}/api/deliveries", params={"status": "delivered"}, headers=AUTH).json()
+    assert delivered["count"] == 1 and delivered["deliveries"][0]["attempts"] == 3
+
+
+def test_always_500_is_dead_lettered_then_redriven(launch):
+    state = {"fail": True}
+    consumer = Consumer(lambda n, _req: (500 if state["fail"] else 200, {}, 0))
+    base, worker = launch(consumer)
+    event_id = send(base)
+
+    def dead() -> bool:
+        failed = requests.get(f"{base}/api/deliveries", params={"status": "failed"}, headers=AUTH, timeout=2).json()
+        return failed["count"] == 1
+
+    wait_until(dead, 20, message=worker.log())
+    assert len(consumer.requests) == 3
+    failed = requests.get(f"{base}/api/deliveries", params={"status": "failed"}, headers=AUTH).json()["deliveries"][0]
+    assert [a["status_code"] for a in failed["attempt_log"]] == [500, 500, 500]
+    state["fail"] = False
+    assert requests.post(f"{base}/api/deliveries/{failed['id']}/retry", headers=AUTH).status_code == 202
+    wait_until(lambda: len(consumer.requests) == 4, 20, message=worker.log())
+    assert consumer.requests[-1]["headers"]["webhook-id"] == event_id
+    verified(consumer)
+
+
+def test_a_slow_consumer_does_not_delay_the_others(launch):
+    slow = Consumer(lambda n, _req: (200, {}, 2.5))
+    fast = Consumer()
+    base, worker = launch(slow, fast)
+    sent_at = time.time()
+    for minute in range(5):
+        send(
+            base,
+            exchange_update_timestamp=f"2022-03-03 09:2{minute}:25",
+            filled_quantity=minute,
+            quantity=10,
+            status="OPEN",
+        )
+    wait_until(lambda: len(fast.requests) == 5, 10, message=worker.log())
+    assert max(r["at"] for r in fast.requests) - sent_at < 2.0
+    wait_until(lambda: len(slow.requests) == 5, 30, message=worker.log())
+
+
+def test_a_consumer_that_was_down_receives_everything_when_back(launch):
+    state = {"down": True}
+    consumer = Consumer(lambda n, _req: (503 if state["down"] else 200, {"Retry-After": "1"}, 0))
+    base, worker = launch(consumer, schedule="1,1,1,1,1,1,1,1,1,1")
+    ids = {
+        send(base, status="OPEN", quantity=10, filled_quantity=n, exchange_update_timestamp=f"2022-03-03 09:24:3{n}")
+        for n in range(4)
+    }
+    wait_until(lambda: len(consumer.requests) >= 8, 20, message=worker.log())
+    state["down"] = False
+
+    def all_delivered() -> bool:
+        answer = requests.get(f"{base}/api/deliveries", params={"status": "delivered"}, headers=AUTH, timeout=2)
+        return answer.json()["count"] == 4
+
+    wait_until(all_delivered, 30, message=worker.log())
+    delivered = requests.get(f"{base}/api/deliveries", params={"status": "delivered"}, headers=AUTH).json()
+    assert {d["event_id"] for d in delivered["deliveries"]} == ids
+    assert {p["id"] for p in verified(consumer) if p} == ids

@@ -1,0 +1,126 @@
+"""The order state machine: any arrival order of an order's updates ends in the same final state."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.events import OrderEvent, OrderStatus
+from app.state import apply_event, public_view
+
+TERMINAL = OrderStatus.TERMINAL
+
+
+def event(status: str, filled: int, quantity: int, second: int, avg: float | None = None, **extra) -> dict:
+    """A normalized event dict as the pipeline stores it."""
+    return OrderEvent(
+        broker="kite",
+        source="postback",
+        order_id="O1",
+        status=status,
+        broker_status=status,
+        received_at=f"2026-01-01T00:00:{second:02d}.000000Z",
+        raw={},
+        quantity=quantity,
+        filled_quantity=filled,
+        average_price=avg,
+        exchange_time=f"2026-01-01T03:30:{second:02d}.000000Z",
+        **extra,
+    ).to_dict()
+
+
+@st.composite
+def lifecycles(draw):
+    """A realistic life of one order: placed, opened, filled in steps, then one terminal outcome."""
+    quantity = draw(st.integers(1, 500))
+    fills = sorted(set(draw(st.lists(st.integers(1, quantity), max_size=5))))
+    outcome = draw(st.sampled_from(["FILLED", "CANCELLED", "REJECTED", "OPEN"]))
+    second = 0
+    events = [event(OrderStatus.PENDING, 0, quantity, second)]
+    if outcome == "REJECTED":
+        return events + [event(OrderStatus.REJECTED, 0, quantity, 1)]
+    second += 1
+    events.append(event(OrderStatus.OPEN, 0, quantity, second))
+    for filled in fills:
+        if filled >= quantity:
+            break
+        second += 1
+        events.append(event(OrderStatus.PARTIALLY_FILLED, filled, quantity, second, avg=100.0 + filled / 1000))
+    last_fill = events[-1]["filled_quantity"]
+    second += 1
+    if outcome == "FILLED":
+        events.append(event(OrderStatus.FILLED, quantity, quantity, second, avg=100.5))
+    elif outcome == "CANCELLED":
+        events.append(event(OrderStatus.CANCELLED, last_fill, quantity, second, avg=events[-1]["average_price"]))
+    return events
+
+
+def fold(events: list[dict]) -> dict:
+    """Apply events one by one, checking the invariants after each."""
+    state = None
+    for item in events:
+        before = state
+        state = apply_event(state, item)
+        if before is not None:
+            if before["status"] in TERMINAL:
+                assert state["status"] == before["status"], "a terminal status was left"
+            assert state["filled_quantity"] >= before["filled_quantity"], "filled quantity went down"
+    return state
+
+
+def summary(state: dict) -> tuple:
+    return (
+        state["status"],
+        state["filled_quantity"],
+        state["pending_quantity"],
+        state["average_price"],
+        state["quantity"],
+        state["event_count"],
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), life=lifecycles())
+def test_any_arrival_order_with_duplicates_gives_the_same_final_state(data, life):
+    expected = summary(fold(life))
+    arrivals = life + data.draw(st.lists(st.sampled_from(life), max_size=4))
+    shuffled = data.draw(st.permutations(arrivals))
+    got = fold(shuffled)
+    assert summary(got)[:5] == expected[:5]
+    assert got["event_count"] == len(arrivals)
+
+
+def test_partial_fill_after_complete_does_not_reopen():
+    """Kite forum comment/33971: a partial fill arrived after COMPLETE."""
+    done = event(OrderStatus.FILLED, 10, 10, 5, avg=101.0)
+    late = event(OrderStatus.PARTIALLY_FILLED, 4, 10, 3, avg=100.0)
+    state = fold([done, late])
+    assert (state["status"], state["filled_quantity"], state["average_price"]) == ("FILLED", 10, 101.0)
+
+
+def test_cancel_after_partial_fill_keeps_the_fill():
+    state = fold([event("OPEN", 0, 10, 1), event("PARTIALLY_FILLED", 4, 10, 2, avg=99.0), event("CANCELLED", 4, 10, 3)])
+    assert (state["status"], state["filled_quantity"], state["pending_quantity"]) == ("CANCELLED", 4, 0)
+
+
+def test_partially_filled_comes_from_quantities():
+    state = fold([event("OPEN", 0, 10, 1), event("OPEN", 3, 10, 2)])
+    assert state["status"] == "PARTIALLY_FILLED" and state["pending_quantity"] == 7
+
+
+def test_modification_changes_price_not_status():
+    trigger = event("TRIGGER_PENDING", 0, 10, 1)
+    trigger["price"] = 100.0
+    modify = event("OPEN", 0, 10, 2, modified=True)
+    modify["price"] = 105.0
+    state = fold([trigger, modify])
+    assert state["status"] == "TRIGGER_PENDING" and state["price"] == 105.0
+
+
+def test_pending_after_open_is_ignored():
+    state = fold([event("OPEN", 0, 10, 2), event("PENDING", 0, 10, 1)])
+    assert state["status"] == "OPEN"
+
+
+def test_public_view_hides_bookkeeping():
+    assert not [k for k in public_view(fold([event("OPEN", 0, 1, 1)])) if k.startswith("_")]
