@@ -17,7 +17,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError
 from app.config import Config
 from app.events import OrderEvent, OrderStatus
 from app.exceptions import PostbackPayloadError, UnknownTokenError
-from app.parsing import canonical_keys, loads_object
+from app.parsing import canonical_key, canonical_keys, loads_object
 
 
 class BrokerSchema(Schema):
@@ -75,7 +75,10 @@ class BrokerAdapter:
         try:
             return self.schema.load(canonical_keys(payload))
         except ValidationError as exc:
-            raise PostbackPayloadError(f"invalid {self.name} order update: {_flatten(exc.messages)}") from None
+            spelled = {canonical_key(str(key)): str(key) for key in reversed(list(payload))}
+            messages = exc.messages if isinstance(exc.messages, dict) else {"body": exc.messages}
+            named = {spelled.get(key, key): value for key, value in messages.items()}
+            raise PostbackPayloadError(f"invalid {self.name} order update: {_flatten(named)}") from None
 
     def event_from_payload(self, payload: dict[str, Any], *, source: str, received_at: str) -> OrderEvent:
         """Validate and normalize one parsed payload (the path postbacks and feeds share)."""

@@ -1,0 +1,87 @@
+"""HTTP edges: size limit, malformed bodies, unknown URLs, methods, health and the admin API's gate."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import KITE_SECRET, POSTBACK_TOKEN
+from tests.helpers import load_fixture, sign_kite
+
+SEED = load_fixture("kite_postback_complete.json")
+
+
+def assert_json_error(response, status: int, *words: str) -> None:
+    assert response.status_code == status, response.get_data(as_text=True)
+    error = response.get_json()["error"]
+    for word in words:
+        assert word in error
+
+
+def test_body_over_64_kib_is_413(client, redis_client):
+    payload = sign_kite(dict(SEED, tag="x" * (65 * 1024)), KITE_SECRET)
+    assert_json_error(client.post("/postbacks/kite", data=json.dumps(payload)), 413, "64 KiB")
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b"", ("empty",)),
+        (b"{", ("not valid JSON",)),
+        (b"[1, 2]", ("JSON object",)),
+        (b"\xff\xfe\x00", ("UTF-8",)),
+        (b'{"order_id": NaN}', ("NaN",)),
+        (b"[" * 5000 + b"]" * 5000, ("nested too deeply",)),
+        (b"order_id=1&status=COMPLETE", ("not valid JSON",)),
+    ],
+)
+def test_malformed_bodies_are_400(client, redis_client, body, words):
+    assert_json_error(client.post("/postbacks/kite", data=body), 400, *words)
+    assert_json_error(client.post(f"/postbacks/dhan/{POSTBACK_TOKEN}", data=body), 400)
+
+
+def test_kite_fields_of_the_wrong_type_are_400_after_a_valid_checksum(client, redis_client):
+    payload = sign_kite(dict(SEED, quantity="ten"), KITE_SECRET)
+    assert_json_error(client.post("/postbacks/kite", data=json.dumps(payload)), 400, "quantity")
+    payload = sign_kite(dict(SEED, filled_quantity=10**30), KITE_SECRET)
+    assert_json_error(client.post("/postbacks/kite", data=json.dumps(payload)), 400, "filled_quantity")
+
+
+def test_unknown_broker_and_wrong_method_are_json(client):
+    assert_json_error(client.post("/postbacks/upstox/abc"), 404, "upstox")
+    assert_json_error(client.get("/postbacks/kite"), 405)
+    assert_json_error(client.get("/nowhere"), 404)
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.get_json()["checks"] == {"redis": "ok", "database": "ok"}
+
+
+def test_readyz_is_503_when_the_database_is_gone(app, services):
+    import sqlalchemy as sa
+
+    services.engine = sa.create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    app.extensions["orderhook"] = services
+    answer = app.test_client().get("/readyz")
+    assert answer.status_code == 503 and answer.get_json()["checks"]["database"].startswith("unavailable")
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic abc", "Bearer"])
+def test_admin_api_needs_the_bearer_token(client, header):
+    headers = {"Authorization": header} if header else {}
+    for url in ("/api/orders", "/api/orders/kite/1", "/api/deliveries"):
+        assert_json_error(client.get(url, headers=headers), 401, "Bearer")
+
+
+def test_orders_filters_are_checked(client, admin_headers):
+    assert_json_error(client.get("/api/orders?limit=0", headers=admin_headers), 400, "limit")
+    assert_json_error(client.get("/api/orders?status=DONE", headers=admin_headers), 400, "status")
+    assert_json_error(client.get("/api/orders?broker=upstox", headers=admin_headers), 400, "broker")
+    assert_json_error(client.get("/api/orders/kite/nope", headers=admin_headers), 404, "nope")
+    assert client.get("/api/orders?limit=5&status=filled", headers=admin_headers).get_json() == {
+        "orders": [],
+        "count": 0,
+    }
