@@ -17,7 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
-from app.config import ROOT, load_config
+from app.config import ROOT, Config, load_config
 from app.db import upgrade
 from app.redis_conn import ensure_embedded_redis
 
@@ -64,9 +64,8 @@ def prepare_environment() -> dict[str, str]:
     return env
 
 
-def banner(env: dict[str, str]) -> str:
-    """What to register with each broker, and how to look around."""
-    config = load_config(env)
+def banner(config: Config, env: dict[str, str]) -> str:
+    """What to register with each broker, and how to look around (the admin token stays in its file)."""
     lines = [
         "",
         "Orderhook is starting (development mode).",
@@ -74,7 +73,8 @@ def banner(env: dict[str, str]) -> str:
         f"  Kite       {config.postback_url('kite')}",
         f"  Dhan       {config.postback_url('dhan')}",
         f"  Flattrade  {config.postback_url('flattrade')}",
-        f"Admin API:   curl -H 'Authorization: Bearer {config.admin_token}' {config.public_base_url}/api/orders",
+        "Admin API:   curl -H \"Authorization: Bearer $ADMIN_TOKEN\" " + f"{config.public_base_url}/api/orders",
+        "             (ADMIN_TOKEN is in .env or instance/dev-secrets.json)",
         f"Redis:       {'embedded (' + env['REDIS_URL'] + ')' if 'instance' in env['REDIS_URL'] else env['REDIS_URL']}",
         f"Database:    {config.database_url.split('@')[-1]}",
         "Secrets were generated into instance/dev-secrets.json; set them in .env to choose your own.",
@@ -103,8 +103,9 @@ def _pump(name: str, stream) -> None:
 def main() -> int:
     """Run until Ctrl-C or until a process exits, then stop the others."""
     env = prepare_environment()
-    upgrade(load_config(env).database_url)
-    print(banner(env), flush=True)
+    config = load_config(env)
+    upgrade(config.database_url)
+    print(banner(config, env), flush=True)
     children: dict[str, subprocess.Popen] = {}
     for name, command in procfile().items():
         child = subprocess.Popen(
