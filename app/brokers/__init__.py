@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from app.brokers.base import BrokerAdapter
+from app.brokers.dhan import DhanAdapter
+from app.brokers.flattrade import FlattradeAdapter
+from app.brokers.jainam import JainamAdapter
 from app.brokers.kite import KiteAdapter
 from app.config import Config
 
 ADAPTERS: dict[str, type[BrokerAdapter]] = {
     "kite": KiteAdapter,
+    "dhan": DhanAdapter,
+    "flattrade": FlattradeAdapter,
+    "jainam": JainamAdapter,
 }
 
 

@@ -1,0 +1,219 @@
+"""Flattrade and other Noren OMS postbacks: Noren `om` keys and the Tiqs camelCase shape.
+
+Docs: finserv-docs / gopocket Noren order feed, https://docs.tiqs.in/documentation/postbacks (seed 001);
+brokers.md §5. The Tiqs shape is a 1:1 camelCase rename of the Noren `om` message (§5.2), so it is
+renamed onto the Noren keys and both share one schema and one status map.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import pre_load
+
+from app.brokers.base import BrokerAdapter, BrokerSchema, by_quantity
+from app.events import OrderEvent, OrderStatus
+from app.parsing import LenientInt, LenientNumber, LenientStr, blank_to_none, epoch_to_utc_iso, ist_to_utc_iso
+
+# exch_tm is "dd-mm-YYYY hh:MM:SS" in IST; "01-01-1980 00:00:00" means none (brokers.md §5.1, seed 001).
+NOREN_TIME_FORMATS = ("%d-%m-%Y %H:%M:%S",)
+
+# Tiqs camelCase key (canonical) -> Noren key (canonical) (brokers.md §5.2: a 1:1 rename).
+TIQS_TO_NOREN = {
+    "id": "norenordno",
+    "userid": "uid",
+    "exchange": "exch",
+    "symbol": "tsym",
+    "price": "prc",
+    "product": "prd",
+    "transactiontype": "trantype",
+    "order": "prctyp",
+    "retention": "ret",
+    "avgprice": "avgprc",
+    "fillqty": "flqty",
+    "fillprice": "flprc",
+    "fillid": "flid",
+    "filltime": "fltm",
+    "reason": "rejreason",
+    "exchangeorderid": "exchordid",
+    "triggerprice": "trgprc",
+    "exchangetime": "exchtm",
+    "timestamp": "tm",
+    "disclosedqty": "dscqty",
+}
+TIQS_TYPE = "orderupdate"
+REQUIRED_KEYS = ("norenordno", "status")
+
+# prctyp -> normalized order type (brokers.md §5.1).
+ORDER_TYPES = {"LMT": "LIMIT", "MKT": "MARKET", "SL-LMT": "SL", "SL-MKT": "SL-M"}
+# prd/pcode letters -> the usual product names; others pass through upper-cased.
+PRODUCTS = {"C": "CNC", "I": "MIS", "M": "NRML", "H": "CO", "B": "BO"}
+SIDES = {"B": "BUY", "S": "SELL", "BUY": "BUY", "SELL": "SELL"}
+
+_ORDER_ID_REQUIRED = (
+    'missing: expected Noren keys (norenordno, status, qty, ...) or the camelCase shape (id with "type": '
+    '"orderUpdate", status, qty, ...)'
+)
+
+
+class NorenOrderSchema(BrokerSchema):
+    """The Noren `om` field set (brokers.md §5.1); every value arrives as a string."""
+
+    order_id = LenientStr(data_key="norenordno", required=True, error_messages={"required": _ORDER_ID_REQUIRED})
+    status = LenientStr(data_key="status", required=True)
+    report_type = LenientStr(data_key="reporttype", load_default=None)
+    uid = LenientStr(data_key="uid", load_default=None)
+    actid = LenientStr(data_key="actid", load_default=None)
+    exchange = LenientStr(data_key="exch", load_default=None)
+    symbol = LenientStr(data_key="tsym", load_default=None)
+    product = LenientStr(data_key="prd", load_default=None)
+    side = LenientStr(data_key="trantype", load_default=None)
+    order_type = LenientStr(data_key="prctyp", load_default=None)
+    quantity = LenientInt(data_key="qty", load_default=None)
+    fill_shares = LenientInt(data_key="fillshares", load_default=None)
+    price = LenientNumber(data_key="prc", load_default=None)
+    trigger_price = LenientNumber(data_key="trgprc", load_default=None)
+    average_price = LenientNumber(data_key="avgprc", load_default=None)
+    reason = LenientStr(data_key="rejreason", load_default=None)
+    exchange_order_id = LenientStr(data_key="exchordid", load_default=None)
+    remarks = LenientStr(data_key="remarks", load_default=None)
+    exchange_time = LenientStr(data_key="exchtm", load_default=None)
+    epoch_time = LenientStr(data_key="tm", load_default=None)
+
+    @pre_load
+    def to_noren_keys(self, data: Any, **kwargs: Any) -> Any:
+        """Rename the Tiqs camelCase shape onto Noren keys; Noren keys win where both are present."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "prd" not in data and "pcode" in data:  # Flattrade spells prd as pcode (§5.1)
+            data["prd"] = data["pcode"]
+        if "norenordno" not in data and _is_tiqs(data):
+            for camel, noren in TIQS_TO_NOREN.items():
+                if camel in data:
+                    data.setdefault(noren, data[camel])
+        for key in REQUIRED_KEYS:  # a blank id or status counts as missing, not as null
+            if blank_to_none(data.get(key)) is None:
+                data.pop(key, None)
+        return data
+
+
+class FlattradeAdapter(BrokerAdapter):
+    """Noren postbacks are unsigned (brokers.md §1 finding 3): the secret path token is the gate."""
+
+    name = "flattrade"
+    path_token = True
+    schema = NorenOrderSchema()
+
+    # Map Noren status: normalized (brokers.md §5.3), keys as map_status spells them (upper case,
+    # "_" as a space). OPEN and COMPLETE are then checked against the quantities in _status().
+    STATUS_MAP = {
+        "ORDER ACK": OrderStatus.PENDING,
+        "ORDER PENDING": OrderStatus.PENDING,
+        "PENDING": OrderStatus.PENDING,
+        "AMO OPEN": OrderStatus.PENDING,
+        "OPEN": OrderStatus.OPEN,
+        "TRIGGER PENDING": OrderStatus.TRIGGER_PENDING,
+        # A modified AMO is still waiting for the market, like AMO OPEN; the flag marks the modify.
+        "AMO MODIFIED": OrderStatus.PENDING,
+        "COMPLETE": OrderStatus.FILLED,
+        "CANCELED": OrderStatus.CANCELLED,
+        "CANCELLED": OrderStatus.CANCELLED,
+        "AMO CANCELED": OrderStatus.CANCELLED,
+        "AMO CANCELLED": OrderStatus.CANCELLED,
+        "REJECTED": OrderStatus.REJECTED,
+    }
+    #: Raw statuses that announce a modification rather than a new resting state (§2, §5.3).
+    MODIFY_STATUSES = frozenset({"AMO MODIFIED"})
+    #: reporttype of a modify ack ([unconfirmed] in §5.1; harmless when absent).
+    MODIFY_REPORT_TYPES = frozenset({"REPLACED"})
+
+    def normalize(self, data: dict[str, Any], raw: Any, *, source: str, received_at: str) -> OrderEvent:
+        """Noren fields to the event; the status needs fillshares against qty (brokers.md §5.3)."""
+        broker_status = data["status"].upper()
+        quantity = data["quantity"]
+        filled = self._filled(broker_status, quantity, data["fill_shares"])
+        status = self._status(broker_status, quantity, filled)
+        return OrderEvent(
+            broker=self.name,
+            source=source,
+            order_id=data["order_id"],
+            status=status,
+            broker_status=broker_status,
+            received_at=received_at,
+            raw=raw,
+            account_id=data["actid"] or data["uid"],
+            exchange_order_id=data["exchange_order_id"],
+            side=SIDES.get((data["side"] or "").upper()),
+            exchange=_upper(data["exchange"]),
+            symbol=data["symbol"],
+            product=_product(data["product"]),
+            order_type=_order_type(data["order_type"]),
+            quantity=quantity,
+            filled_quantity=filled,
+            pending_quantity=_pending(status, quantity, filled),
+            price=data["price"],
+            trigger_price=data["trigger_price"],
+            average_price=data["average_price"],
+            reason=data["reason"],
+            tag=data["remarks"],
+            exchange_time=_exchange_time(data["exchange_time"], data["epoch_time"]),
+            modified=self._modified(broker_status, data["report_type"]),
+        )
+
+    def _filled(self, broker_status: str, quantity: int | None, fill_shares: int | None) -> int | None:
+        """fillshares is cumulative (flqty is this fill only); COMPLETE without it means all of qty."""
+        if fill_shares is None and self.map_status(broker_status) == OrderStatus.FILLED:
+            return quantity
+        return fill_shares
+
+    def _status(self, broker_status: str, quantity: int | None, filled: int | None) -> str:
+        """Normalized status; COMPLETE "can be a partial fill" (seed 001), so quantities decide (§2, §5.3)."""
+        status = self.map_status(broker_status)
+        if status is None:
+            raise self.unknown_status(broker_status)
+        return by_quantity(status, quantity, filled)
+
+    def _modified(self, broker_status: str, report_type: str | None) -> bool:
+        """AMO MODIFIED (and a Replaced report) flag a modification, not a new state (§2, §5.3)."""
+        key = " ".join(broker_status.replace("_", " ").split())
+        return key in self.MODIFY_STATUSES or (report_type or "").upper() in self.MODIFY_REPORT_TYPES
+
+
+def _is_tiqs(data: dict[str, Any]) -> bool:
+    """The Tiqs camelCase shape: an `id` and `"type": "orderUpdate"` (brokers.md §5.2)."""
+    kind = data.get("type")
+    return blank_to_none(data.get("id")) is not None and isinstance(kind, str) and kind.strip().lower() == TIQS_TYPE
+
+
+def _order_type(value: str | None) -> str | None:
+    """LIMIT / MARKET / SL / SL-M from prctyp."""
+    if not value:
+        return None
+    return ORDER_TYPES.get(value.upper(), value.upper())
+
+
+def _product(value: str | None) -> str | None:
+    """CNC / MIS / NRML / CO / BO from the Noren product letter; other codes as given."""
+    if not value:
+        return None
+    return PRODUCTS.get(value.upper(), value.upper())
+
+
+def _pending(status: str, quantity: int | None, filled: int | None) -> int | None:
+    """Noren sends no pending figure: none on a closed order, else qty - fillshares when both are known."""
+    if status in OrderStatus.TERMINAL:
+        return 0
+    if quantity is not None and filled is not None:
+        return max(quantity - filled, 0)
+    return None
+
+
+def _exchange_time(exch_tm: str | None, tm: str | None) -> str | None:
+    """exch_tm (IST) as UTC; when blank or the 01-01-1980 sentinel, the OMS time `tm` (epoch seconds)."""
+    return ist_to_utc_iso(exch_tm, NOREN_TIME_FORMATS) or epoch_to_utc_iso(tm)
+
+
+def _upper(value: str | None) -> str | None:
+    """Upper-case codes (exchange)."""
+    return value.upper() if value else None

@@ -1,0 +1,282 @@
+"""Jainam protrade order-status feed: ODIN/OMEx `ORD_NRML` and `TRD_MSG` frames.
+
+Docs: https://protrade.jainam.in/apidocs/Webhooks (seed 000); brokers.md §6. Jainam has no HTTP
+postback in the contract; the `feeds` process (workers/feeds/jainam.py) is its inlet, but the adapter
+keeps the path-token template so a webhook, once its subscribe API is known, needs no new code.
+
+Per-deployment settings (docs/feeds-env.md):
+- JAINAM_STATUS_MAP: `code:STATUS,...` merged over table (a) of brokers.md §6 (the numeric codes
+  differ between ODIN deployments; 15 is a surveillance reject).
+- JAINAM_PRICE_DIVISOR: prices arrive in paise per OMEx (seed 000: OrderPrice 227000 for ADANIENT,
+  which traded near ₹2270), so the default divides by 100; set 1 where a deployment sends rupees.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, ClassVar
+
+from app.brokers.base import BrokerAdapter, BrokerSchema, by_quantity
+from app.config import Config
+from app.events import OrderEvent, OrderStatus
+from app.exceptions import ConfigurationError, PostbackPayloadError
+from app.parsing import LenientInt, LenientNumber, LenientStr, ist_to_utc_iso
+
+log = logging.getLogger(__name__)
+
+#: A modification flag rather than a resting state (brokers.md §2); accepted as a JAINAM_STATUS_MAP value.
+MODIFIED = "MODIFIED"
+
+# Table (a) of brokers.md §6: Codifi ODIN OrderStatusConstants, the best guess for protrade.
+# 8 (suppressed from push), 21 STOPPED and 22 CONVERTED have no known meaning: left out, so they are
+# logged as unknown and reconciled by hand instead of guessed.
+DEFAULT_NUMERIC_STATUSES: dict[int, str] = {
+    5: OrderStatus.OPEN,  # "PENDING" at the exchange: OPEN, or PARTIALLY_FILLED from quantities
+    6: OrderStatus.CANCELLED,
+    7: OrderStatus.FILLED,  # COMPLETED; PARTIALLY_FILLED if the quantities say so
+    9: OrderStatus.REJECTED,
+    10: OrderStatus.REJECTED,
+    11: OrderStatus.REJECTED,
+    12: OrderStatus.REJECTED,
+    14: OrderStatus.PENDING,  # A.ACCEPT [inferred]
+    15: OrderStatus.REJECTED,  # surveillance reject (seed 000)
+    16: MODIFIED,
+    17: OrderStatus.CANCELLED,
+    18: OrderStatus.PENDING,  # AMO SUBMITTED
+    19: OrderStatus.CANCELLED,  # AMO CANCELLED
+    20: OrderStatus.FILLED,  # COMPLETED
+}
+
+# Table (c): the Indira (Codifi) live feed sends words, plus the words table (a) names its codes by.
+STRING_STATUSES: dict[str, str] = {
+    "ADMIN PENDING": OrderStatus.PENDING,
+    "A.ACCEPT": OrderStatus.PENDING,
+    "AMO SUBMITTED": OrderStatus.PENDING,
+    "PENDING": OrderStatus.OPEN,
+    "OPEN": OrderStatus.OPEN,
+    "EXECUTED": OrderStatus.FILLED,
+    "COMPLETED": OrderStatus.FILLED,
+    "COMPLETE": OrderStatus.FILLED,
+    "CANCELLED": OrderStatus.CANCELLED,
+    "CANCELED": OrderStatus.CANCELLED,
+    "AMO CANCELLED": OrderStatus.CANCELLED,
+    "REJECTED": OrderStatus.REJECTED,
+    "A.REJECTED": OrderStatus.REJECTED,
+    "ORDER ERROR": OrderStatus.REJECTED,
+    "MODIFIED": MODIFIED,
+}
+
+# Exchange and side codes (brokers.md §6, ORD_NRML fields).
+EXCHANGES = {"1": "NSE", "2": "BSE", "3": "MCX", "4": "NCDEX", "5": "MCX-SX"}
+SIDES = {"1": "BUY", "2": "SELL", "B": "BUY", "S": "SELL", "BUY": "BUY", "SELL": "SELL"}
+GTD_EXPIRED = 4
+
+# "01-Feb-2025 16.26.05" (seed 000), "08-May-2026 11:55:20" (OrderEntryTime), "2026-05-08 11:55:20" (TradeTime).
+JAINAM_TIME_FORMATS = ("%d-%b-%Y %H.%M.%S", "%d-%b-%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%d-%m-%Y %H:%M:%S")
+DEFAULT_PRICE_DIVISOR = 100.0
+
+
+class JainamOrderSchema(BrokerSchema):
+    """ORD_NRML and TRD_MSG over canonical keys; every number may come as a number or a string."""
+
+    message_type = LenientStr(data_key="messagetype", load_default=None)
+    unique_code = LenientStr(data_key="uniquecode", load_default=None)
+    order_number = LenientStr(data_key="ordernumber", load_default=None)
+    exchange = LenientStr(data_key="exchange", load_default=None)
+    symbol = LenientStr(data_key="symbol", load_default=None)
+    buy_sell = LenientStr(data_key="buysell", load_default=None)
+    original_qty = LenientInt(data_key="orderoriginalqty", load_default=None)
+    pending_qty = LenientInt(data_key="pendingqty", load_default=None)
+    traded_qty = LenientInt(data_key="tradedqty", load_default=None)
+    quantity_traded_today = LenientInt(data_key="quantitytradedtoday", load_default=None)
+    trade_qty = LenientInt(data_key="tradeqty", load_default=None)
+    order_price = LenientNumber(data_key="orderprice", load_default=None)
+    trigger_price = LenientNumber(data_key="triggerprice", load_default=None)
+    traded_price = LenientNumber(data_key="tradedprice", load_default=None)
+    order_type = LenientStr(data_key="ordertype", load_default=None)
+    order_status = LenientStr(data_key="orderstatus", load_default=None)
+    gtd_order_status = LenientInt(data_key="gtdorderstatus", load_default=None)
+    reason = LenientStr(data_key="reason", load_default=None)
+    ucc = LenientStr(data_key="ucc", load_default=None)
+    user_id = LenientStr(data_key="userid", load_default=None)
+    product = LenientStr(data_key="product", load_default=None)
+    user_remarks = LenientStr(data_key="userremarks", load_default=None)
+    order_entry_time = LenientStr(data_key="orderentrytime", load_default=None)
+    last_modified_time = LenientStr(data_key="lastmodifiedtime", load_default=None)
+    trade_time = LenientStr(data_key="tradetime", load_default=None)
+
+
+class JainamAdapter(BrokerAdapter):
+    """Unsigned ODIN frames; the numeric status table and the price unit are per deployment."""
+
+    name = "jainam"
+    path_token = True
+    schema = JainamOrderSchema()
+    STATUS_MAP: ClassVar[dict[str, str]] = STRING_STATUSES
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self.numeric_statuses = parse_status_map(config.get("JAINAM_STATUS_MAP"))
+        self.price_divisor = parse_price_divisor(config.get("JAINAM_PRICE_DIVISOR"))
+
+    def normalize(self, data: dict[str, Any], raw: Any, *, source: str, received_at: str) -> OrderEvent:
+        """One ORD_NRML or TRD_MSG frame as the normalized event (brokers.md §6 'Jainam mapping')."""
+        order_id = _order_id(data)
+        quantity = data["original_qty"]
+        filled = _filled(data)
+        broker_status = data["order_status"]
+        status, modified = self._status(data, quantity, filled)
+        trigger_price = self._price(data["trigger_price"])
+        return OrderEvent(
+            broker=self.name,
+            source=source,
+            order_id=order_id,
+            status=status,
+            broker_status=broker_status,
+            received_at=received_at,
+            raw=raw,
+            account_id=data["ucc"] or data["user_id"],
+            exchange_order_id=_nonzero(data["order_number"]),
+            side=_side(data["buy_sell"]),
+            exchange=_exchange(data["exchange"]),
+            symbol=data["symbol"],
+            product=(data["product"] or "").upper() or None,
+            order_type=data["order_type"],
+            quantity=quantity,
+            filled_quantity=filled,
+            pending_quantity=data["pending_qty"],
+            price=self._price(data["order_price"]),
+            trigger_price=trigger_price,
+            average_price=self._average_price(data, filled),
+            reason=data["reason"],
+            tag=None if data["user_remarks"] in (None, "-1") else data["user_remarks"],
+            exchange_time=ist_to_utc_iso(
+                data["last_modified_time"] or data["trade_time"] or data["order_entry_time"], JAINAM_TIME_FORMATS
+            ),
+            modified=modified,
+        )
+
+    def _status(self, data: dict[str, Any], quantity: int | None, filled: int | None) -> tuple[str, bool]:
+        """Normalized status and the modified flag; quantities decide partial fills (brokers.md §2)."""
+        if data["gtd_order_status"] == GTD_EXPIRED:
+            return OrderStatus.EXPIRED, False
+        raw = data["order_status"]
+        if raw is None:
+            return self._status_from_trade(data, quantity, filled), False
+        mapped = self._lookup(raw)
+        if mapped is None:
+            log.warning("jainam: unknown OrderStatus %r (set JAINAM_STATUS_MAP to map it)", raw)
+            raise self.unknown_status(raw)
+        modified = mapped == MODIFIED
+        status = OrderStatus.OPEN if modified else mapped
+        if status == OrderStatus.OPEN and not filled and (self._price(data["trigger_price"]) or 0) > 0:
+            # No TRIGGER_PENDING code exists: infer it for an untriggered stop order (brokers.md §6).
+            status = OrderStatus.TRIGGER_PENDING
+        return by_quantity(status, quantity, filled), modified
+
+    def _status_from_trade(self, data: dict[str, Any], quantity: int | None, filled: int | None) -> str:
+        """A TRD_MSG without OrderStatus still says how much is filled."""
+        if (data["message_type"] or "").upper() == "TRD_MSG" and filled:
+            return by_quantity(OrderStatus.PARTIALLY_FILLED, quantity, filled)
+        raise PostbackPayloadError("invalid jainam order update: OrderStatus: Missing data for required field.")
+
+    def _lookup(self, raw: str) -> str | None:
+        """A numeric code through the deployment's table, else a status word."""
+        code = _as_code(raw)
+        if code is not None:
+            return self.numeric_statuses.get(code)
+        return self.map_status(raw)
+
+    def _price(self, value: float | None) -> float | None:
+        """Rupees from the wire unit (paise by default)."""
+        return None if value is None else round(value / self.price_divisor, 6)
+
+    def _average_price(self, data: dict[str, Any], filled: int | None) -> float | None:
+        """Jainam sends no average; a trade that makes up the whole fill gives it exactly (brokers.md §6)."""
+        if data["traded_price"] and filled and data["trade_qty"] == filled:
+            return self._price(data["traded_price"])
+        return None
+
+    def unknown_status(self, raw_status: str | None) -> PostbackPayloadError:
+        """A 400 naming both the numeric codes and the words this deployment knows."""
+        codes = sorted(self.numeric_statuses)
+        return PostbackPayloadError(
+            f"unknown jainam OrderStatus {raw_status!r}; known codes {codes} (JAINAM_STATUS_MAP) "
+            f"and words {sorted(STRING_STATUSES)}"
+        )
+
+
+def parse_status_map(value: str) -> dict[int, str]:
+    """Table (a), with `code:STATUS,...` from JAINAM_STATUS_MAP replacing or adding entries."""
+    table = dict(DEFAULT_NUMERIC_STATUSES)
+    allowed = (*OrderStatus.ALL, MODIFIED)
+    for item in (part.strip() for part in (value or "").split(",")):
+        if not item:
+            continue
+        code, sep, status = item.partition(":")
+        status = status.strip().upper()
+        if not sep or not code.strip().isdigit() or status not in allowed:
+            raise ConfigurationError(
+                f"JAINAM_STATUS_MAP must look like '5:OPEN,7:FILLED,15:REJECTED' with statuses from "
+                f"{list(allowed)} (got the entry {item!r})"
+            )
+        table[int(code)] = status
+    return table
+
+
+def parse_price_divisor(value: str) -> float:
+    """JAINAM_PRICE_DIVISOR: 100 when prices come in paise (default), 1 for rupees."""
+    if not (value or "").strip():
+        return DEFAULT_PRICE_DIVISOR
+    try:
+        divisor = float(value)
+    except ValueError:
+        divisor = 0.0
+    if not divisor > 0 or divisor == float("inf"):
+        raise ConfigurationError(f"JAINAM_PRICE_DIVISOR must be a positive number such as 100 or 1 (got {value!r})")
+    return divisor
+
+
+def _order_id(data: dict[str, Any]) -> str:
+    """UniqueCode (the OMS id), else the exchange OrderNumber ("0" means none yet)."""
+    order_id = data["unique_code"] or _nonzero(data["order_number"])
+    if order_id is None:
+        raise PostbackPayloadError("invalid jainam order update: UniqueCode: Missing data for required field.")
+    return order_id
+
+
+def _filled(data: dict[str, Any]) -> int | None:
+    """Cumulative filled quantity: QuantityTradedToday (TRD_MSG) or TradedQTY, whichever is larger."""
+    values = [v for v in (data["quantity_traded_today"], data["traded_qty"]) if v is not None]
+    return max(values) if values else None
+
+
+def _as_code(raw: str) -> int | None:
+    """5, "5" and 5.0 (Choice FINX sample) are code 5; words are None."""
+    try:
+        number = float(raw)
+    except ValueError:
+        return None
+    return int(number) if math.isfinite(number) and number == int(number) else None
+
+
+def _nonzero(value: str | None) -> str | None:
+    """ODIN writes "0" for an id that does not exist yet."""
+    return None if value in (None, "0") else value
+
+
+def _side(value: str | None) -> str | None:
+    """Buy_Sell 1 BUY, 2 SELL (also B/S and the words)."""
+    if value is None:
+        return None
+    code = _as_code(value)
+    return SIDES.get(str(code) if code is not None else value.upper())
+
+
+def _exchange(value: str | None) -> str | None:
+    """1 NSE, 2 BSE, 3 MCX, 4 NCDEX, 5 MCX-SX; a name passes through upper-cased."""
+    if value is None:
+        return None
+    code = _as_code(value)
+    return EXCHANGES.get(str(code)) if code is not None else value.upper()
