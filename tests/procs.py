@@ -42,6 +42,7 @@ class Process:
 
     def __init__(self, name: str, env: dict[str, str], log_dir: Path, command: str | None = None) -> None:
         self.name = name
+        self.env = env
         self.log_path = log_dir / f"{name}.log"
         full_env = dict(os.environ)
         full_env.update(env)

@@ -126,3 +126,24 @@ def test_a_consumer_that_was_down_receives_everything_when_back(launch):
     delivered = requests.get(f"{base}/api/deliveries", params={"status": "delivered"}, headers=AUTH).json()
     assert {d["event_id"] for d in delivered["deliveries"]} == ids
     assert {p["id"] for p in verified(consumer) if p} == ids
+
+
+def test_a_delivery_whose_worker_dies_mid_attempt_is_attempted_again(launch, tmp_path):
+    consumer = Consumer(lambda n, _req: (200, {}, 2.0 if n == 1 else 0))
+    base, worker = launch(consumer, timeout="3")
+    event_id = send(base)
+    wait_until(lambda: len(consumer.requests) == 1, 15, message=worker.log())
+    worker.kill_group()  # SIGKILL while the attempt is in flight
+    (tmp_path / "again").mkdir()
+    replacement = Process("worker", worker.env, tmp_path / "again")
+    try:
+        wait_until(lambda: len(consumer.requests) >= 2, 40, message=replacement.log())
+        assert {r["headers"]["webhook-id"] for r in consumer.requests} == {event_id}
+
+        def delivered() -> bool:
+            answer = requests.get(f"{base}/api/deliveries", params={"status": "delivered"}, headers=AUTH, timeout=2)
+            return answer.json()["count"] == 1
+
+        wait_until(delivered, 15, message=replacement.log())
+    finally:
+        replacement.stop()

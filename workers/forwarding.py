@@ -223,7 +223,7 @@ def forward_due(consumer_id: str) -> int:
     """RQ job: send this consumer's due deliveries until none is due; returns attempts made."""
     services = get_services()
     client = services.redis
-    lease = Lease(client, LEASE_PREFIX + consumer_id, int((services.config.forward_timeout + 30) * 1000))
+    lease = Lease(client, LEASE_PREFIX + consumer_id, int(visibility_seconds(services.config.forward_timeout) * 1000))
     acquired = lease.acquire()
     client.delete(QUEUED_PREFIX + consumer_id)
     if not acquired:
@@ -245,10 +245,15 @@ def forward_due(consumer_id: str) -> int:
     return attempts
 
 
+def visibility_seconds(timeout: float) -> float:
+    """How long a claimed delivery stays invisible: well past one attempt's timeout, short enough to redo soon."""
+    return 2 * timeout + 5
+
+
 def claim_due(client: redis.Redis, consumer_id: str, timeout: float) -> list[int]:
     """Claim due deliveries: they become due again by themselves if this worker dies mid-attempt."""
     now = time.time()
-    ids = client.eval(_CLAIM, 1, DUE_PREFIX + consumer_id, now, CLAIM_BATCH, now + timeout + 30)
+    ids = client.eval(_CLAIM, 1, DUE_PREFIX + consumer_id, now, CLAIM_BATCH, now + visibility_seconds(timeout))
     return [int(i) for i in ids]
 
 
