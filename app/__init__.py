@@ -9,10 +9,16 @@ from flask import Flask
 from app.config import Config, load_config
 from app.services import Services, set_services
 
+log = logging.getLogger(__name__)
 
-def create_app(config: Config | None = None, services: Services | None = None) -> Flask:
+
+def create_app(config: Config | None = None, services: Services | None = None, *, migrate: bool | None = None) -> Flask:
     """Build the web app; configuration is checked here, so `import wsgi` fails on a bad one."""
+    if migrate is None:
+        migrate = config is None
     config = config or load_config()
+    if migrate:
+        _migrate(config)
     services = services or Services.build(config)
     set_services(services)
     app = Flask(__name__, instance_path=str(config.instance_path))
@@ -29,6 +35,18 @@ def create_app(config: Config | None = None, services: Services | None = None) -
 
     register_cli(app)
     return app
+
+
+def _migrate(config: Config) -> None:
+    """Apply migrations at start-up; a database that is down now is reported by /readyz, not fatal."""
+    from sqlalchemy.exc import OperationalError
+
+    from app.db import upgrade
+
+    try:
+        upgrade(config.database_url)
+    except OperationalError as exc:
+        log.warning("database unavailable at start-up (%s); /readyz answers 503 until it is", type(exc.orig).__name__)
 
 
 def _configure_logging() -> None:

@@ -5,6 +5,9 @@ The schema is owned by Alembic (migrations/); these table objects mirror the lat
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -134,7 +137,7 @@ def make_engine(url: str) -> Engine:
 
 
 def upgrade(url: str) -> None:
-    """Bring the database to the latest Alembic revision (idempotent)."""
+    """Bring the database to the latest Alembic revision (idempotent; web and worker may race to it)."""
     from alembic import command
     from alembic.config import Config as AlembicConfig
 
@@ -142,4 +145,36 @@ def upgrade(url: str) -> None:
     cfg.set_main_option("script_location", str(ROOT / "migrations"))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     cfg.attributes["configure_logger"] = False
-    command.upgrade(cfg, "head")
+    with _migration_lock(url):
+        command.upgrade(cfg, "head")
+
+
+@contextmanager
+def _migration_lock(url: str) -> Iterator[None]:
+    """One migrator at a time: a file lock beside SQLite, an advisory lock on PostgreSQL."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if not path or path == ":memory:":
+            yield
+            return
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{path}.migrate.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+        return
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(72731901)"))
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(72731901)"))
+    finally:
+        engine.dispose()
+
+
+def schema_ready(engine: Engine) -> None:
+    """Raise unless the migrated schema is there (readiness: tables exist, not just a connection)."""
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify
+
+from app.db import schema_ready
 
 bp = Blueprint("health", __name__)
 
@@ -24,9 +25,8 @@ def readyz():
 
 
 def _db_ping(engine) -> None:
-    """SELECT 1 on a pooled connection."""
-    with engine.connect() as conn:
-        conn.execute(sa.text("SELECT 1"))
+    """The database answers and its schema is migrated."""
+    schema_ready(engine)
 
 
 def _check(probe) -> str:
