@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from app.config import Config
 from app.db import consumers, deliveries, delivery_attempts, events, utcnow
 from app.services import get_services
+from workers import shutdown
 from workers.leases import Lease, kick
 from workers.queues import FORWARD_QUEUE, queue
 
@@ -232,7 +233,7 @@ def forward_due(consumer_id: str) -> int:
     try:
         deadline = time.monotonic() + MAX_JOB_SECONDS
         idle_since = time.monotonic()
-        while time.monotonic() < deadline and time.monotonic() - idle_since < IDLE_EXIT_SECONDS:
+        while shutdown.keep_going(deadline, idle_since, IDLE_EXIT_SECONDS):
             claimed = claim_due(client, consumer_id, services.config.forward_timeout)
             if not claimed:
                 time.sleep(0.02)

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from app.ingest import STREAM
 from app.services import get_services
 from app.store import QueuedEvent, StoredBatch, persist_batch
-from workers import forwarding
+from workers import forwarding, shutdown
 from workers.leases import Lease
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def drain_ingest() -> int:
         deadline = time.monotonic() + MAX_JOB_SECONDS
         stored += _drain(client, lease, "0", deadline)  # entries a dead drain left pending
         idle_since = time.monotonic()
-        while time.monotonic() < deadline and time.monotonic() - idle_since < IDLE_EXIT_SECONDS:
+        while shutdown.keep_going(deadline, idle_since, IDLE_EXIT_SECONDS):
             count = _drain(client, lease, ">", deadline, block_ms=200)
             if count:
                 stored += count
@@ -78,7 +78,7 @@ def drain_ingest() -> int:
 def _drain(client: redis.Redis, lease: Lease, start: str, deadline: float, block_ms: int | None = None) -> int:
     """Read and store batches from `start` ('0' = our pending entries, '>' = new ones)."""
     stored = 0
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not shutdown.requested.is_set():
         reply = client.xreadgroup(GROUP, CONSUMER, {STREAM: start}, count=BATCH, block=block_ms)
         entries = reply[0][1] if reply else []
         if not entries:

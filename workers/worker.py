@@ -18,6 +18,7 @@ from rq import SimpleWorker
 from app.config import load_config
 from app.db import upgrade
 from app.services import Services, set_services
+from workers import shutdown
 from workers.dispatcher import Dispatcher
 from workers.queues import QUEUE_NAMES, queue
 
@@ -32,13 +33,22 @@ def worker_count(config) -> int:
     return max(2, min(8, 1 + len(config.forward_urls)))
 
 
+class OrderhookWorker(SimpleWorker):
+    """SimpleWorker whose warm shutdown also tells our looping jobs to wrap up after their current batch."""
+
+    def request_stop(self, signum, frame) -> None:
+        """RQ's SIGTERM/SIGINT handler, plus our flag."""
+        shutdown.requested.set()
+        super().request_stop(signum, frame)
+
+
 def run_rq_worker(index: int) -> None:
     """Child process: build services after the fork and work the queues until told to stop."""
     config = load_config()
     services = Services.build(config)
     set_services(services)
     queues = [queue(services.redis, name) for name in QUEUE_NAMES]
-    worker = SimpleWorker(queues, connection=services.redis, name=f"orderhook-{os.getpid()}-{index}")
+    worker = OrderhookWorker(queues, connection=services.redis, name=f"orderhook-{os.getpid()}-{index}")
     worker.work(logging_level="WARNING", with_scheduler=False)
 
 
