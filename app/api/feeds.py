@@ -1,0 +1,108 @@
+"""GET /api/feeds (each connector's state) and the Dhan web login-frame endpoints (interface.md).
+
+The login frame is a web-session credential: it is accepted as base64 text, checked, encrypted into
+its own file (app/secrets_store.py), and never read back. GET shows only its size and when it was stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import redis
+from flask import Blueprint, current_app, jsonify, request
+
+from app.api.auth import require_admin
+from app.api.errors import error_response
+from app.secrets_store import DhanWebFrameStore, SecretKeyUnavailable, StoredFrameUnreadable, decode_login_frame
+from workers.feeds.status import STALE_AFTER_SECONDS, FeedState, read_status
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("feeds", __name__, url_prefix="/api/feeds")
+
+
+@bp.get("")
+@require_admin
+def list_feeds():
+    """Each connector in FEEDS: connected or not, last message time, reconnect count, last error."""
+    services = current_app.extensions["orderhook"]
+    try:
+        feeds = [_feed_view(services.redis, name) for name in services.config.feeds]
+        for feed in feeds:
+            if feed["name"] == "dhan_web":
+                feed["login_frame_stored"] = DhanWebFrameStore(services.config).exists()
+    except redis.RedisError:
+        return error_response(503, "Redis is not answering, so the feeds' state cannot be read; retry shortly")
+    return jsonify(feeds=feeds, count=len(feeds))
+
+
+@bp.put("/dhan-web/login-frame")
+@require_admin
+def put_login_frame():
+    """Store the 703-byte frame sent as base64 text; 201 the first time, 200 when it replaces one."""
+    store = _store()
+    try:
+        frame = decode_login_frame(request.get_data(cache=False))
+    except ValueError as exc:
+        return error_response(400, str(exc))
+    replacing = store.exists()
+    try:
+        info = store.store(frame)
+    except SecretKeyUnavailable as exc:
+        return error_response(503, str(exc))
+    log.info("Dhan web login frame stored (%d bytes); the dhan_web feed reconnects with it", info.size)
+    return jsonify(info.to_dict()), 200 if replacing else 201
+
+
+@bp.get("/dhan-web/login-frame")
+@require_admin
+def get_login_frame():
+    """Only the size and the time it was stored; never the frame."""
+    try:
+        info = _store().info()
+    except SecretKeyUnavailable as exc:
+        return error_response(503, str(exc))
+    except StoredFrameUnreadable as exc:
+        return error_response(409, str(exc))
+    if info is None:
+        return error_response(404, "no Dhan web login frame is stored; PUT its base64 text to this URL")
+    return jsonify(info.to_dict())
+
+
+def _store() -> DhanWebFrameStore:
+    """The frame store for this process's configuration."""
+    return DhanWebFrameStore(current_app.extensions["orderhook"].config)
+
+
+def _feed_view(client: redis.Redis, name: str) -> dict:
+    """The published state, with `stale` when the feeds process stopped refreshing it."""
+    status = read_status(client, name)
+    if status is None:
+        return {
+            "name": name,
+            "state": "not_started",
+            "connected": False,
+            "last_message_at": None,
+            "reconnects": 0,
+            "last_error": None,
+        }
+    status.setdefault("last_message_at", None)
+    status.setdefault("last_error", None)
+    status["stale"] = status.get("state") not in (FeedState.STOPPED,) and _older_than(
+        status.get("updated_at"), STALE_AFTER_SECONDS
+    )
+    if status["stale"]:
+        status["connected"] = False
+    return status
+
+
+def _older_than(iso: str | None, seconds: float) -> bool:
+    """True when an ISO time is missing or more than `seconds` ago."""
+    if not iso:
+        return True
+    try:
+        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return True
+    return (datetime.now(UTC) - moment).total_seconds() > seconds

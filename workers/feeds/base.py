@@ -1,0 +1,458 @@
+"""The shared WebSocket connector: connect, log in, keep alive, normalize, queue, reconnect.
+
+Every broker module fills in a few hooks (URL, login frames, keepalive, how a frame holds order
+updates); this class owns the rest, the same for all:
+
+- each order update goes through the broker adapter's `event_from_payload` (source "websocket") and
+  `ingestor.submit`, the one atomic dedup + enqueue step a postback also takes, so the same update by
+  postback and by WebSocket is one event (interface.md);
+- after any drop it reconnects with exponential backoff and jitter; an authentication refusal (HTTP
+  401/403 at the handshake, a refusing login answer, or a policy/auth close code) stops the retries and
+  says so, since retrying a refused token only gets an account locked;
+- tokens, URLs with tokens and login frames are never logged: every error text is redacted first and
+  the `websockets` library logger is held at WARNING (its DEBUG lines carry the request line and frames);
+- state goes to a Redis hash per connector (workers/feeds/status.py) for `GET /api/feeds`.
+
+brokers.md §1 finding 1: there is no replay after a reconnect; reconciling against the REST order
+book is not done here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from app.config import Config
+from app.exceptions import ConfigurationError, NotDurableError, PostbackError
+from app.parsing import utc_now_iso
+from app.services import Services
+from workers.feeds.status import FeedState, StatusPublisher
+
+log = logging.getLogger("workers.feeds")
+
+# The library's DEBUG output includes the handshake request line (Kite's token is in the query) and
+# frame contents (the Dhan web login frame): keep it at WARNING whatever the root level is.
+WIRE_LOG = logging.getLogger("workers.feeds.wire")
+WIRE_LOG.setLevel(logging.WARNING)
+
+#: HTTP answers to the WebSocket handshake that mean "these credentials are refused".
+AUTH_HTTP_STATUSES = frozenset({401, 403})
+#: Close codes that mean the same: 1008 policy violation and the customary 4001/4003/4401/4403.
+AUTH_CLOSE_CODES = frozenset({1008, 4001, 4003, 4401, 4403})
+#: A session that lasted this long resets the backoff to its base.
+STABLE_SESSION_SECONDS = 60.0
+MAX_ERROR_LENGTH = 300
+#: RFC 6455 code for a connection lost without a close frame.
+ABNORMAL_CLOSURE = 1006
+
+
+class FeedAuthError(Exception):
+    """The broker refused the credentials: retrying cannot help until they change."""
+
+
+class FeedDisconnected(Exception):
+    """The connection ended (closed by the broker, keepalive unanswered...): reconnect."""
+
+
+def seconds_setting(config: Config, name: str, default: float, *, minimum: float = 0.0) -> float:
+    """A positive number of seconds from the environment, or a ConfigurationError naming the variable."""
+    raw = config.get(name).strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (value > minimum) or value == float("inf"):
+        raise ConfigurationError(f"{name} must be a number of seconds greater than {minimum:g} (got {raw!r})")
+    return value
+
+
+@dataclass(frozen=True)
+class FeedSettings:
+    """Timing shared by all connectors (docs/feeds-env.md); tests shorten them."""
+
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+    connect_timeout: float = 10.0
+    login_timeout: float = 10.0
+
+    @classmethod
+    def from_config(cls, config: Config) -> FeedSettings:
+        """FEEDS_BACKOFF_BASE_SECONDS, FEEDS_BACKOFF_MAX_SECONDS, FEEDS_CONNECT/LOGIN_TIMEOUT_SECONDS."""
+        base = seconds_setting(config, "FEEDS_BACKOFF_BASE_SECONDS", cls.backoff_base)
+        return cls(
+            backoff_base=base,
+            backoff_max=max(base, seconds_setting(config, "FEEDS_BACKOFF_MAX_SECONDS", cls.backoff_max)),
+            connect_timeout=seconds_setting(config, "FEEDS_CONNECT_TIMEOUT_SECONDS", cls.connect_timeout),
+            login_timeout=seconds_setting(config, "FEEDS_LOGIN_TIMEOUT_SECONDS", cls.login_timeout),
+        )
+
+
+def backoff_delay(attempt: int, base: float, maximum: float) -> float:
+    """Exponential backoff with "equal jitter": half the capped delay fixed, half random."""
+    cap = min(maximum, base * (2 ** min(attempt, 32)))
+    return cap / 2 + random.uniform(0, cap / 2)
+
+
+def with_query(url: str, **params: str) -> str:
+    """The URL with query parameters added (existing ones kept; ours win on a clash)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
+    query += list(params.items())
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+def json_text(value: Any) -> str:
+    """Compact JSON, as the brokers' docs spell their frames (issue 4)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def parse_json(message: str | bytes) -> Any:
+    """A frame's JSON (text or UTF-8 bytes); ValueError when it is not JSON."""
+    text = message.decode("utf-8") if isinstance(message, bytes) else message
+    return json.loads(text)
+
+
+class FeedConnector:
+    """One broker WebSocket: subclasses declare names and fill in the hooks below."""
+
+    #: Connector name, as listed in FEEDS.
+    name: ClassVar[str] = ""
+    #: Adapter that normalizes this feed's updates (services.adapters key).
+    broker: ClassVar[str] = ""
+    #: The variable holding the WebSocket URL (defaults to the broker's real address, app/config.py).
+    url_variable: ClassVar[str] = ""
+    #: Variables that must be set for the connector to start.
+    required: ClassVar[tuple[str, ...]] = ()
+    #: Variables whose values must never appear in logs or in the published state.
+    secret_variables: ClassVar[tuple[str, ...]] = ()
+    #: websockets' own ping interval (None: the connector keeps the connection alive itself).
+    ping_interval: ClassVar[float | None] = 20.0
+    #: Origin header to send (the Dhan web feed expects its web app's).
+    origin: ClassVar[str | None] = None
+    #: What the user must do after an authentication refusal.
+    auth_hint: ClassVar[str] = "renew the credentials and restart the feeds process"
+
+    def __init__(self, services: Services, stop: asyncio.Event, settings: FeedSettings | None = None) -> None:
+        self.services = services
+        self.config = services.config
+        self.stop = stop
+        self.settings = settings or FeedSettings.from_config(services.config)
+        self.status = StatusPublisher(services.redis, self.name, self.broker)
+        #: Set to drop the current connection and reconnect at once (dhan_web: a new login frame).
+        self.wake = asyncio.Event()
+        self.attempt = 0
+        self._runtime_secrets: set[str] = set()
+        self.load_settings()
+
+    # Subclass implementation:
+
+    def load_settings(self) -> None:
+        """Read and check connector-specific settings (raise ConfigurationError)."""
+
+    async def url(self) -> str:
+        """The URL to connect to (may call the broker first, as Jainam's token does)."""
+        return self.setting(self.url_variable)
+
+    async def login(self, ws: ClientConnection) -> None:
+        """Send the login/subscribe frames and wait for an acknowledgement where the broker sends one."""
+
+    def keepalives(self, ws: ClientConnection) -> list[Coroutine[Any, Any, None]]:
+        """Coroutines that keep the connection alive while it is open (heartbeats, pings)."""
+        return []
+
+    def order_payloads(self, message: str | bytes) -> list[dict[str, Any]]:
+        """The order updates a frame carries ([] for acks, market data, other types); ValueError if garbled."""
+        raise NotImplementedError(f"{type(self).__name__} must implement order_payloads()")
+
+    async def prepare(self) -> bool:
+        """Before each attempt: False to skip it (the hook waited for what was missing)."""
+        return True
+
+    async def after_auth_failure(self) -> bool:
+        """After a refusal: True to try again (the hook waited for new credentials), False to stop."""
+        return False
+
+    # Shared steps:
+
+    @property
+    def adapter(self):
+        """This feed's broker adapter."""
+        return self.services.adapters[self.broker]
+
+    def setting(self, name: str) -> str:
+        """A variable from the environment (stripped)."""
+        return self.config.get(name).strip()
+
+    def missing_settings(self) -> list[str]:
+        """Required variables that are not set."""
+        return [name for name in self.required if not self.setting(name)]
+
+    def add_secret(self, value: str) -> None:
+        """Redact a value learnt at run time (e.g. a session token) from every message."""
+        if value:
+            self._runtime_secrets.add(value)
+
+    def redact(self, text: str) -> str:
+        """The text with every known secret replaced by ***."""
+        secrets = {self.setting(name) for name in self.secret_variables} | self._runtime_secrets
+        spellings = {form for s in secrets if len(s) >= 4 for form in (s, quote(s, safe=""), quote_plus(s))}
+        for secret in sorted(spellings, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
+
+    def describe(self, exc: BaseException) -> str:
+        """A short, redacted account of what went wrong, fit for logs and the API."""
+        if isinstance(exc, (FeedAuthError, FeedDisconnected)):
+            text = str(exc)
+        elif isinstance(exc, InvalidStatus):
+            text = f"the broker answered the WebSocket handshake with HTTP {exc.response.status_code}"
+        elif isinstance(exc, TimeoutError):
+            text = f"timed out ({exc})" if str(exc) else "timed out"
+        else:
+            text = f"{type(exc).__name__}: {exc}"
+        return self.redact(text)[:MAX_ERROR_LENGTH]
+
+    async def run(self) -> None:
+        """Connect, serve, and reconnect until stopped, refused, or misconfigured."""
+        await self.status.reset()
+        missing = self.missing_settings()
+        if missing:
+            message = f"not started: set {', '.join(missing)}"
+            log.error("%s feed %s", self.name, message)
+            await self.status.update(state=FeedState.MISCONFIGURED, last_error=message, last_error_at=utc_now_iso())
+            return
+        log.info("%s feed starting", self.name)
+        try:
+            await self._loop()
+        finally:
+            await self.status.update(connected=False)
+
+    async def _loop(self) -> None:
+        """The reconnect loop."""
+        while not self.stop.is_set():
+            self.wake.clear()
+            await self.status.update(state=FeedState.RUNNING, connected=False)
+            if not await self.prepare():
+                continue
+            started = asyncio.get_running_loop().time()
+            try:
+                interrupted = await self._race(self.session())
+            except FeedAuthError as exc:
+                if not await self._auth_refused(exc):
+                    return
+                continue
+            except Exception as exc:  # noqa: BLE001 - any drop means reconnect; the reason is published
+                error: str | None = self.describe(exc)
+            else:
+                error = None if interrupted else "the broker closed the connection"
+            await self.status.update(connected=False)
+            if self.stop.is_set():
+                break
+            if self.wake.is_set():
+                log.info("%s feed: reconnecting with the new credentials", self.name)
+                await self.status.count("reconnects", last_error=error)
+                continue
+            await self._back_off(error or "connection ended", asyncio.get_running_loop().time() - started)
+        await self.status.update(state=FeedState.STOPPED, connected=False)
+        log.info("%s feed stopped", self.name)
+
+    async def _auth_refused(self, exc: FeedAuthError) -> bool:
+        """Publish the refusal loudly; True when the connector should carry on (after_auth_failure)."""
+        message = self.describe(exc)
+        log.error(
+            "%s feed: AUTHENTICATION REFUSED by the broker (%s); not retrying: %s", self.name, message, self.auth_hint
+        )
+        await self.status.update(
+            state=FeedState.AUTH_FAILED, connected=False, last_error=message, last_error_at=utc_now_iso()
+        )
+        self.attempt = 0
+        return await self.after_auth_failure()
+
+    async def _back_off(self, error: str, session_seconds: float) -> None:
+        """Count the reconnect, publish why, then wait (stop or wake cut the wait short)."""
+        if session_seconds >= STABLE_SESSION_SECONDS:
+            self.attempt = 0
+        delay = backoff_delay(self.attempt, self.settings.backoff_base, self.settings.backoff_max)
+        self.attempt += 1
+        log.warning("%s feed: %s; reconnecting in %.2f s", self.name, error, delay)
+        await self.status.count("reconnects", last_error=error, last_error_at=utc_now_iso())
+        await self.pause(delay)
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep, but return early on stop or wake."""
+        await self._first_of(asyncio.sleep(seconds), timeout=None)
+
+    async def wait_for_wake(self) -> None:
+        """Block until woken (new credentials) or stopped."""
+        await self._first_of(None, timeout=None)
+
+    async def _first_of(self, work: Awaitable[Any] | None, *, timeout: float | None) -> None:
+        """Wait for `work`, stop or wake, whichever comes first."""
+        tasks = [asyncio.ensure_future(self.stop.wait()), asyncio.ensure_future(self.wake.wait())]
+        if work is not None:
+            tasks.append(asyncio.ensure_future(work))
+        try:
+            await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _race(self, session: Coroutine[Any, Any, None]) -> bool:
+        """Run a session until it ends (its exception propagates) or stop/wake interrupts it (True)."""
+        task = asyncio.ensure_future(session)
+        waiters = [asyncio.ensure_future(self.stop.wait()), asyncio.ensure_future(self.wake.wait())]
+        try:
+            done, _ = await asyncio.wait([task, *waiters], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            if not task.done():
+                task.cancel()
+            await asyncio.gather(task, *waiters, return_exceptions=True)
+        if task in done:
+            task.result()
+            return False
+        return True
+
+    async def session(self) -> None:
+        """One connection: open, log in, then read and keep alive until it ends."""
+        url = await self.url()
+        try:
+            async with connect(url, **self.connect_options()) as ws:
+                await asyncio.wait_for(self.login(ws), timeout=self.settings.login_timeout)
+                self.raise_if_refused(ws)
+                await self.status.update(connected=True, connected_at=utc_now_iso())
+                log.info("%s feed connected", self.name)
+                await self._serve(ws)
+        except InvalidStatus as exc:
+            if exc.response.status_code in AUTH_HTTP_STATUSES:
+                raise FeedAuthError(f"the broker refused the connection with HTTP {exc.response.status_code}") from None
+            raise
+        except ConnectionClosed as exc:
+            raise self.closed_error(exc.rcvd.code if exc.rcvd else None, exc.rcvd.reason if exc.rcvd else "") from None
+
+    def connect_options(self) -> dict[str, Any]:
+        """websockets.connect options: timeouts, keepalive, the muted wire logger."""
+        return {
+            "open_timeout": self.settings.connect_timeout,
+            "ping_interval": self.ping_interval,
+            "ping_timeout": self.ping_interval,
+            "close_timeout": 2,
+            "max_size": 2**20,
+            "origin": self.origin,
+            "logger": WIRE_LOG,
+        }
+
+    async def _serve(self, ws: ClientConnection) -> None:
+        """Read frames while the keepalives run; whichever ends first ends the session."""
+        tasks = [asyncio.ensure_future(self._read(ws))]
+        tasks += [asyncio.ensure_future(keepalive) for keepalive in self.keepalives(ws)]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            task.result()
+
+    async def _read(self, ws: ClientConnection) -> None:
+        """Handle every frame; when the broker closes, say how (an auth close code stops retries)."""
+        async for message in ws:
+            await self.on_message(message)
+        self.raise_if_refused(ws)
+        raise self.closed_error(ws.close_code, ws.close_reason or "")
+
+    def raise_if_refused(self, ws: ClientConnection) -> None:
+        """A connection the broker already closed with an auth code is a refusal."""
+        if ws.close_code in AUTH_CLOSE_CODES:
+            raise self.closed_error(ws.close_code, ws.close_reason or "")
+
+    def closed_error(self, code: int | None, reason: str) -> Exception:
+        """The exception for a close: FeedAuthError for auth close codes, else FeedDisconnected."""
+        if code is None or code == ABNORMAL_CLOSURE:
+            return FeedDisconnected("the connection dropped without a closing handshake")
+        detail = f"code {code}" + (f", {reason[:120]!r}" if reason else "")
+        if code in AUTH_CLOSE_CODES:
+            return FeedAuthError(f"the broker closed the connection refusing the login ({detail})")
+        return FeedDisconnected(f"the broker closed the connection ({detail})")
+
+    async def on_message(self, message: str | bytes) -> None:
+        """One frame: count it, pull out its order updates, queue each."""
+        await self.status.count("messages", last_message_at=utc_now_iso())
+        try:
+            payloads = self.order_payloads(message)
+        except (ValueError, TypeError, AttributeError) as exc:
+            await self._invalid(f"a frame that is not a valid message ({type(exc).__name__})")
+            return
+        raw = message if isinstance(message, bytes) else message.encode("utf-8")
+        for payload in payloads:
+            await self.ingest(payload, raw)
+
+    async def ingest(self, payload: dict[str, Any], raw: bytes) -> None:
+        """Normalize through the adapter and queue through the one dedup + enqueue step."""
+        try:
+            event = self.adapter.event_from_payload(payload, source="websocket", received_at=utc_now_iso())
+        except PostbackError as exc:
+            await self._invalid(exc.message)
+            return
+        except Exception as exc:  # noqa: BLE001 - one odd update must not cost the connection
+            log.exception("%s feed: the %s adapter failed on an update", self.name, self.broker)
+            await self._invalid(f"the adapter failed ({type(exc).__name__})")
+            return
+        is_new = await self.submit(event, raw)
+        if is_new is not None:
+            await self.status.count("events" if is_new else "duplicates", last_event_at=utc_now_iso())
+
+    async def submit(self, event: Any, raw: bytes) -> bool | None:
+        """ingestor.submit off the loop; while Redis is away, hold the update and retry (a feed cannot replay)."""
+        attempt = 0
+        while True:
+            try:
+                return await asyncio.to_thread(self.services.ingestor.submit, event, raw)
+            except NotDurableError as exc:
+                if self.stop.is_set():
+                    log.error("%s feed: update for order %s LOST at shutdown: %s", self.name, event.order_id, exc)
+                    return None
+                delay = backoff_delay(attempt, self.settings.backoff_base, self.settings.backoff_max)
+                attempt += 1
+                log.error("%s feed: %s; holding order %s, retry in %.1f s", self.name, exc, event.order_id, delay)
+                await self._first_of(asyncio.sleep(delay), timeout=None)
+
+    async def _invalid(self, message: str) -> None:
+        """A frame or update that could not be used: logged and counted, never fatal."""
+        text = self.redact(message)[:MAX_ERROR_LENGTH]
+        log.warning("%s feed: skipped an update: %s", self.name, text)
+        await self.status.count("invalid", last_invalid=text, last_invalid_at=utc_now_iso())
+
+    async def receive_json(self, ws: ClientConnection, accept: Callable[[Any], bool]) -> Any:
+        """The next JSON frame for which `accept` is true (others are skipped); the caller bounds the wait."""
+        while True:
+            message = await ws.recv()
+            try:
+                data = parse_json(message)
+            except ValueError:
+                continue
+            if accept(data):
+                return data
+
+    async def repeat(self, interval: float, action: Callable[[], Awaitable[None]]) -> None:
+        """Run `action` every `interval` seconds, on time (not drifting by the time each send takes)."""
+        loop = asyncio.get_running_loop()
+        due = loop.time() + interval
+        while True:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            await action()
+            due += interval
