@@ -85,3 +85,7 @@ def test_orders_filters_are_checked(client, admin_headers):
         "orders": [],
         "count": 0,
     }
+
+
+def test_jainam_has_no_http_postback_route(client):
+    assert_json_error(client.post(f"/postbacks/jainam/{POSTBACK_TOKEN}", data=b"{}"), 404, "jainam")

@@ -17,7 +17,7 @@ def receive(broker: str, token: str | None):
     """Take one broker postback; the raw body is read once, before anything is trusted."""
     services: Services = current_app.extensions["orderhook"]
     adapter = services.adapters.get(broker)
-    if adapter is None or (token is not None and not adapter.path_token):
+    if adapter is None or not adapter.http_postbacks or (token is not None and not adapter.path_token):
         return jsonify(error=f"unknown postback URL: no broker {broker!r} here"), 404
     if adapter.path_token and token is None:
         raise UnknownTokenError(f"unknown postback URL: {broker} postbacks go to /postbacks/{broker}/<POSTBACK_TOKEN>")

@@ -32,6 +32,8 @@ class BrokerAdapter:
 
     #: Broker name as it appears in URLs and events.
     name: ClassVar[str] = ""
+    #: False for brokers that only push over a WebSocket (Jainam): no HTTP postback route then.
+    http_postbacks: ClassVar[bool] = True
     #: Unsigned brokers (brokers.md §1 finding 3) are gated by the secret POSTBACK_TOKEN in the path.
     path_token: ClassVar[bool] = True
     #: Repair keys without values before parsing (Dhan's documented sample, brokers.md §4.1).

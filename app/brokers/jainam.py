@@ -111,6 +111,8 @@ class JainamAdapter(BrokerAdapter):
     """Unsigned ODIN frames; the numeric status table and the price unit are per deployment."""
 
     name = "jainam"
+    # Jainam has no HTTP postback, only the order status WebSocket (brokers.md §6).
+    http_postbacks = False
     path_token = True
     schema = JainamOrderSchema()
     STATUS_MAP: ClassVar[dict[str, str]] = STRING_STATUSES
