@@ -6,6 +6,7 @@ The schema is owned by Alembic (migrations/); these table objects mirror the lat
 from __future__ import annotations
 
 import fcntl
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -145,8 +146,14 @@ def upgrade(url: str) -> None:
     cfg.set_main_option("script_location", str(ROOT / "migrations"))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     cfg.attributes["configure_logger"] = False
-    with _migration_lock(url):
-        command.upgrade(cfg, "head")
+    alembic_log = logging.getLogger("alembic")
+    level = alembic_log.level
+    alembic_log.setLevel(logging.WARNING)  # its INFO lines say nothing a user needs at every start
+    try:
+        with _migration_lock(url):
+            command.upgrade(cfg, "head")
+    finally:
+        alembic_log.setLevel(level)
 
 
 @contextmanager

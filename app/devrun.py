@@ -19,7 +19,7 @@ from pathlib import Path
 
 from app.config import ROOT, Config, load_config
 from app.db import upgrade
-from app.redis_conn import ensure_embedded_redis
+from app.redis_conn import answers, ensure_embedded_redis
 
 PROCESSES = ("web", "worker", "feeds")
 
@@ -58,7 +58,10 @@ def prepare_environment() -> dict[str, str]:
         env.setdefault(key, value)
     env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{env['PORT']}")
     if not env.get("REDIS_URL"):
+        already_running = (instance / "redis.sock").exists() and answers(f"unix://{instance / 'redis.sock'}")
         env["REDIS_URL"] = ensure_embedded_redis(instance)
+        if not already_running:
+            env["_ORDERHOOK_STARTED_REDIS"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     return env
@@ -73,7 +76,7 @@ def banner(config: Config, env: dict[str, str]) -> str:
         f"  Kite       {config.postback_url('kite')}",
         f"  Dhan       {config.postback_url('dhan')}",
         f"  Flattrade  {config.postback_url('flattrade')}",
-        "Admin API:   curl -H \"Authorization: Bearer $ADMIN_TOKEN\" " + f"{config.public_base_url}/api/orders",
+        'Admin API:   curl -H "Authorization: Bearer $ADMIN_TOKEN" ' + f"{config.public_base_url}/api/orders",
         "             (ADMIN_TOKEN is in .env or instance/dev-secrets.json)",
         f"Redis:       {'embedded (' + env['REDIS_URL'] + ')' if 'instance' in env['REDIS_URL'] else env['REDIS_URL']}",
         f"Database:    {config.database_url.split('@')[-1]}",
@@ -103,6 +106,7 @@ def _pump(name: str, stream) -> None:
 def main() -> int:
     """Run until Ctrl-C or until a process exits, then stop the others."""
     env = prepare_environment()
+    started_redis = bool(env.pop("_ORDERHOOK_STARTED_REDIS", None))
     config = load_config(env)
     upgrade(config.database_url)
     print(banner(config, env), flush=True)
@@ -133,7 +137,19 @@ def main() -> int:
             child.wait(30)
         except subprocess.TimeoutExpired:
             child.kill()
+    if started_redis:
+        _stop_embedded_redis(env["REDIS_URL"])
     return 0
+
+
+def _stop_embedded_redis(url: str) -> None:
+    """Shut down the embedded redis-server this run started (it writes its AOF first)."""
+    import redis
+
+    try:
+        redis.Redis.from_url(url).shutdown()
+    except redis.RedisError:
+        pass
 
 
 if __name__ == "__main__":

