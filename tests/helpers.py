@@ -62,3 +62,16 @@ def _anything_due(services: Services) -> bool:
     return any(
         forwarding.has_due(services.redis, raw.decode()) for raw in services.redis.smembers(forwarding.CONSUMERS_KEY)
     )
+
+
+def body(payload: dict) -> bytes:
+    """A JSON request body."""
+    return json.dumps(payload).encode()
+
+
+def content(event) -> dict:
+    """The event without what depends on the delivery (source, arrival time, raw body)."""
+    data = event.to_dict()
+    for key in ("source", "received_at", "raw"):
+        data.pop(key)
+    return data

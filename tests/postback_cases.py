@@ -71,3 +71,39 @@ class PostbackSecurityCases:
         for request in (self.forged_request(), self.missing_request(), self.tampered_request()):
             text = self._post(client, request).get_data(as_text=True)
             assert KITE_SECRET not in text and POSTBACK_TOKEN not in text
+
+
+class TokenSecurityCases(PostbackSecurityCases):
+    """The suite for brokers gated by the POSTBACK_TOKEN path segment: set `broker` and `sample_body`."""
+
+    broker = ""
+    sample_body = b""
+
+    def _url(self, token: str | None) -> str:
+        return f"/postbacks/{self.broker}" + (f"/{token}" if token is not None else "")
+
+    def valid_request(self):
+        from tests.conftest import POSTBACK_TOKEN
+
+        return self._url(POSTBACK_TOKEN), self.sample_body
+
+    def forged_request(self):
+        return self._url("tok_made_up_by_someone_0000"), self.sample_body
+
+    def missing_request(self):
+        return self._url(None), self.sample_body
+
+    def tampered_request(self):
+        from tests.conftest import POSTBACK_TOKEN
+
+        return self._url(one_char_changed(POSTBACK_TOKEN)), self.sample_body
+
+    def wrong_token_request(self):
+        from tests.conftest import random_token
+
+        return self._url(random_token()), self.sample_body
+
+
+def one_char_changed(token: str) -> str:
+    """The token with its last character changed."""
+    return token[:-1] + ("0" if token[-1] != "0" else "1")

@@ -12,9 +12,9 @@ from app.config import load_config
 from app.events import OrderStatus
 from app.exceptions import PostbackPayloadError
 from app.ingest import STREAM
-from tests.conftest import POSTBACK_TOKEN, random_token
-from tests.helpers import fixture_bytes, load_fixture
-from tests.postback_cases import PostbackSecurityCases
+from tests.conftest import POSTBACK_TOKEN
+from tests.helpers import body, content, fixture_bytes, load_fixture
+from tests.postback_cases import TokenSecurityCases
 
 #: Dhan's own documented sample (seed 002), byte for byte: `"legName": ,` makes it invalid JSON.
 DOC_SAMPLE = fixture_bytes("dhan_postback_doc_sample.txt")
@@ -30,22 +30,6 @@ URL = f"/postbacks/dhan/{POSTBACK_TOKEN}"
 RECEIVED = "2026-01-01T00:00:00.000000Z"
 
 
-def body(payload: dict) -> bytes:
-    return json.dumps(payload).encode()
-
-
-def one_char_changed(token: str) -> str:
-    return token[:-1] + ("0" if token[-1] != "0" else "1")
-
-
-def content(event) -> dict:
-    """The event without what depends on the delivery (source, arrival time, raw body)."""
-    data = event.to_dict()
-    for key in ("source", "received_at", "raw"):
-        data.pop(key)
-    return data
-
-
 @pytest.fixture
 def adapter(env) -> DhanAdapter:
     return DhanAdapter(load_config(env))
@@ -59,24 +43,9 @@ def websocket(adapter: DhanAdapter, data: dict):
     return adapter.event_from_payload(data, source="websocket", received_at=RECEIVED)
 
 
-class TestDhanSecurity(PostbackSecurityCases):
-    forged_status = 404
-    missing_status = 404
-
-    def valid_request(self):
-        return URL, DOC_SAMPLE
-
-    def forged_request(self):
-        return "/postbacks/dhan/tok_made_up_by_someone_0000", DOC_SAMPLE
-
-    def missing_request(self):
-        return "/postbacks/dhan", DOC_SAMPLE
-
-    def tampered_request(self):
-        return f"/postbacks/dhan/{one_char_changed(POSTBACK_TOKEN)}", DOC_SAMPLE
-
-    def wrong_token_request(self):
-        return f"/postbacks/dhan/{random_token()}", DOC_SAMPLE
+class TestDhanSecurity(TokenSecurityCases):
+    broker = "dhan"
+    sample_body = DOC_SAMPLE
 
 
 # The documented sample (seed 002) and a TRADED postback

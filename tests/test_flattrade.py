@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from app.brokers.flattrade import FlattradeAdapter
@@ -11,9 +9,9 @@ from app.config import load_config
 from app.events import OrderStatus
 from app.exceptions import PostbackPayloadError
 from app.ingest import STREAM
-from tests.conftest import POSTBACK_TOKEN, random_token
-from tests.helpers import load_fixture
-from tests.postback_cases import PostbackSecurityCases
+from tests.conftest import POSTBACK_TOKEN
+from tests.helpers import body, content, load_fixture
+from tests.postback_cases import TokenSecurityCases
 
 SAMPLES = ("pending", "canceled", "open", "rejected", "complete", "trigger_pending")
 #: The six Tiqs camelCase samples of seed 001, verbatim.
@@ -25,22 +23,6 @@ URL = f"/postbacks/flattrade/{POSTBACK_TOKEN}"
 RECEIVED = "2026-01-01T00:00:00.000000Z"
 
 
-def body(payload: dict) -> bytes:
-    return json.dumps(payload).encode()
-
-
-def one_char_changed(token: str) -> str:
-    return token[:-1] + ("0" if token[-1] != "0" else "1")
-
-
-def content(event) -> dict:
-    """The event without what depends on the delivery (source, arrival time, raw body)."""
-    data = event.to_dict()
-    for key in ("source", "received_at", "raw"):
-        data.pop(key)
-    return data
-
-
 @pytest.fixture
 def adapter(env) -> FlattradeAdapter:
     return FlattradeAdapter(load_config(env))
@@ -50,24 +32,9 @@ def postback(adapter: FlattradeAdapter, payload: dict):
     return adapter.event_from_payload(payload, source="postback", received_at=RECEIVED)
 
 
-class TestFlattradeSecurity(PostbackSecurityCases):
-    forged_status = 404
-    missing_status = 404
-
-    def valid_request(self):
-        return URL, body(TIQS["complete"])
-
-    def forged_request(self):
-        return "/postbacks/flattrade/tok_made_up_by_someone_0000", body(TIQS["complete"])
-
-    def missing_request(self):
-        return "/postbacks/flattrade", body(TIQS["complete"])
-
-    def tampered_request(self):
-        return f"/postbacks/flattrade/{one_char_changed(POSTBACK_TOKEN)}", body(TIQS["complete"])
-
-    def wrong_token_request(self):
-        return f"/postbacks/flattrade/{random_token()}", body(TIQS["complete"])
+class TestFlattradeSecurity(TokenSecurityCases):
+    broker = "flattrade"
+    sample_body = body(TIQS["complete"])
 
 
 # The six seed samples: every normalized field
