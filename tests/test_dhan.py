@@ -10,7 +10,6 @@ import pytest
 from app.brokers.dhan import DhanAdapter
 from app.config import load_config
 from app.events import OrderStatus
-from app.exceptions import PostbackPayloadError
 from app.ingest import STREAM
 from tests.conftest import POSTBACK_TOKEN
 from tests.helpers import body, content, fixture_bytes, load_fixture
@@ -246,12 +245,12 @@ def test_cancelled_without_a_filled_figure_leaves_it_unknown(adapter):
     assert (event.status, event.filled_quantity, event.pending_quantity) == (OrderStatus.CANCELLED, None, 0)
 
 
-def test_unknown_status_is_a_clear_400(adapter, client, redis_client):
-    with pytest.raises(PostbackPayloadError, match="unknown dhan order status 'TELEPORTED'"):
-        postback(adapter, dict(TRADED, orderStatus="TELEPORTED"))
+def test_unknown_status_is_stored_without_moving_the_state(adapter, client, redis_client, caplog):
+    event = postback(adapter, dict(TRADED, orderStatus="TELEPORTED", filled_qty=0))
+    assert (event.status, event.broker_status) == (OrderStatus.PENDING, "TELEPORTED")
+    assert "unknown order status 'TELEPORTED'" in caplog.text
     response = client.post(URL, data=body(dict(TRADED, orderStatus="TELEPORTED")), content_type="application/json")
-    assert response.status_code == 400 and "TELEPORTED" in response.get_json()["error"]
-    assert redis_client.xlen(STREAM) == 0
+    assert response.status_code == 202 and redis_client.xlen(STREAM) == 1
 
 
 # Field maps

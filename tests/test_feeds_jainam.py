@@ -88,11 +88,12 @@ def test_status_table_a_and_indira_words(code, traded, expected, modified):
 
 
 @pytest.mark.parametrize("code", [8, 21, 22, "SOMETHING"])
-def test_unknown_codes_are_refused_not_guessed(code, caplog):
-    """8, 21 STOPPED and 22 CONVERTED have no known meaning: logged and refused (brokers.md §2)."""
-    with caplog.at_level(logging.WARNING), pytest.raises(PostbackPayloadError, match="JAINAM_STATUS_MAP"):
-        normalize(jainam_order(OrderStatus=code))
-    assert "unknown OrderStatus" in caplog.text
+def test_unknown_codes_are_kept_but_never_move_the_state(code, caplog):
+    """8, 21 STOPPED and 22 CONVERTED have no known meaning: logged, stored as PENDING (brokers.md §2)."""
+    with caplog.at_level(logging.WARNING):
+        event = normalize(jainam_order(OrderStatus=code))
+    assert event.status == OrderStatus.PENDING and event.broker_status == str(code)
+    assert "JAINAM_STATUS_MAP" in caplog.text
 
 
 def test_status_map_override_per_deployment():

@@ -7,7 +7,6 @@ import pytest
 from app.brokers.flattrade import FlattradeAdapter
 from app.config import load_config
 from app.events import OrderStatus
-from app.exceptions import PostbackPayloadError
 from app.ingest import STREAM
 from tests.conftest import POSTBACK_TOKEN
 from tests.helpers import body, content, load_fixture
@@ -256,12 +255,12 @@ def test_replaced_report_flags_a_modification(adapter):
     assert (event.status, event.modified, event.price) == (OrderStatus.OPEN, True, 22480.0)
 
 
-def test_unknown_status_is_a_clear_400(adapter, client, redis_client):
-    with pytest.raises(PostbackPayloadError, match="unknown flattrade order status 'TELEPORTED'"):
-        postback(adapter, dict(NOREN["open"], status="TELEPORTED"))
+def test_unknown_status_is_stored_without_moving_the_state(adapter, client, redis_client, caplog):
+    event = postback(adapter, dict(NOREN["open"], status="TELEPORTED"))
+    assert (event.status, event.broker_status) == (OrderStatus.PENDING, "TELEPORTED")
+    assert "unknown order status 'TELEPORTED'" in caplog.text
     response = client.post(URL, data=body(dict(TIQS["open"], status="TELEPORTED")), content_type="application/json")
-    assert response.status_code == 400 and "TELEPORTED" in response.get_json()["error"]
-    assert redis_client.xlen(STREAM) == 0
+    assert response.status_code == 202 and redis_client.xlen(STREAM) == 1
 
 
 # Field maps

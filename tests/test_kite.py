@@ -9,7 +9,7 @@ import pytest
 from app.brokers.kite import KiteAdapter, kite_checksum
 from app.config import load_config
 from app.events import OrderStatus
-from app.exceptions import PostbackPayloadError, PostbackVerificationError
+from app.exceptions import PostbackVerificationError
 from tests.conftest import KITE_SECRET, POSTBACK_TOKEN
 from tests.helpers import load_fixture, sign_kite
 from tests.postback_cases import PostbackSecurityCases
@@ -97,10 +97,13 @@ def test_status_map(env, raw, quantity, filled, order_type, expected, modified):
     assert (event.status, event.modified) == (expected, modified)
 
 
-def test_unknown_status_is_a_clear_400(env):
+def test_unknown_status_is_stored_without_moving_the_state(env, caplog):
     adapter = KiteAdapter(load_config(env))
-    with pytest.raises(PostbackPayloadError, match="unknown kite order status 'TELEPORTED'"):
-        adapter.event_from_payload(dict(SEED, status="TELEPORTED"), source="postback", received_at="x")
+    event = adapter.event_from_payload(dict(SEED, status="TELEPORTED"), source="postback", received_at="x")
+    assert (event.status, event.broker_status) == (OrderStatus.FILLED, "TELEPORTED")  # 1 of 1 filled
+    fresh = dict(SEED, status="TELEPORTED", filled_quantity=0)
+    assert adapter.event_from_payload(fresh, source="postback", received_at="x").status == OrderStatus.PENDING
+    assert "unknown order status 'TELEPORTED'" in caplog.text
 
 
 def test_several_apps_use_their_own_secret(env):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -18,6 +19,8 @@ from app.config import Config
 from app.events import OrderEvent, OrderStatus
 from app.exceptions import PostbackPayloadError, UnknownTokenError
 from app.parsing import canonical_key, canonical_keys, loads_object
+
+log = logging.getLogger(__name__)
 
 
 class BrokerSchema(Schema):
@@ -101,10 +104,16 @@ class BrokerAdapter:
             return None
         return self.STATUS_MAP.get(" ".join(str(raw_status).upper().replace("_", " ").split()))
 
-    def unknown_status(self, raw_status: str | None) -> PostbackPayloadError:
-        """A 400 for a status this adapter cannot place (the raw body is still refused, never half-stored)."""
-        known = sorted({k for k in self.STATUS_MAP})
-        return PostbackPayloadError(f"unknown {self.name} order status {raw_status!r}; expected one of {known}")
+    def unmapped_status(self, raw_status: str | None, quantity: int | None, filled: int | None) -> str:
+        """A status word not in the map: keep the update, never let it move the state (brokers.md §2).
+
+        The event is stored with the raw word in broker_status and a status that cannot advance the
+        order: PENDING (the lowest rank), or what the quantities prove when something is filled.
+        """
+        log.warning("%s: unknown order status %r; stored, state not advanced by it", self.name, raw_status)
+        if filled and filled > 0:
+            return by_quantity(OrderStatus.OPEN, quantity, filled)
+        return OrderStatus.PENDING
 
 
 def by_quantity(status: str, quantity: int | None, filled: int | None) -> str:

@@ -194,9 +194,7 @@ class DhanAdapter(BrokerAdapter):
 
     def _status(self, broker_status: str, order_type: str | None, quantity: int | None, filled: int | None) -> str:
         """Normalized status for a Dhan status word, checked against the quantities (brokers.md §2, §4.4)."""
-        status = self.map_status(broker_status)
-        if status is None:
-            raise self.unknown_status(broker_status)
+        status = self.map_status(broker_status) or self.unmapped_status(broker_status, quantity, filled)
         # Dhan documents no trigger status; a resting stop order with no fill is waiting for its
         # trigger (§4.4, [inferred]).
         if status == OrderStatus.OPEN and order_type in STOP_ORDER_TYPES and not filled:

@@ -169,9 +169,7 @@ class FlattradeAdapter(BrokerAdapter):
 
     def _status(self, broker_status: str, quantity: int | None, filled: int | None) -> str:
         """Normalized status; COMPLETE "can be a partial fill" (seed 001), so quantities decide (§2, §5.3)."""
-        status = self.map_status(broker_status)
-        if status is None:
-            raise self.unknown_status(broker_status)
+        status = self.map_status(broker_status) or self.unmapped_status(broker_status, quantity, filled)
         return by_quantity(status, quantity, filled)
 
     def _modified(self, broker_status: str, report_type: str | None) -> bool:

@@ -168,8 +168,8 @@ class JainamAdapter(BrokerAdapter):
             return self._status_from_trade(data, quantity, filled), False
         mapped = self._lookup(raw)
         if mapped is None:
-            log.warning("jainam: unknown OrderStatus %r (set JAINAM_STATUS_MAP to map it)", raw)
-            raise self.unknown_status(raw)
+            log.warning("jainam: OrderStatus %r is not in the table (set JAINAM_STATUS_MAP to map it)", raw)
+            return self.unmapped_status(raw, quantity, filled), False
         modified = mapped == MODIFIED
         status = OrderStatus.OPEN if modified else mapped
         if status == OrderStatus.OPEN and not filled and (self._price(data["trigger_price"]) or 0) > 0:
@@ -199,14 +199,6 @@ class JainamAdapter(BrokerAdapter):
         if data["traded_price"] and filled and data["trade_qty"] == filled:
             return self._price(data["traded_price"])
         return None
-
-    def unknown_status(self, raw_status: str | None) -> PostbackPayloadError:
-        """A 400 naming both the numeric codes and the words this deployment knows."""
-        codes = sorted(self.numeric_statuses)
-        return PostbackPayloadError(
-            f"unknown jainam OrderStatus {raw_status!r}; known codes {codes} (JAINAM_STATUS_MAP) "
-            f"and words {sorted(STRING_STATUSES)}"
-        )
 
 
 def parse_status_map(value: str) -> dict[int, str]:

@@ -142,9 +142,7 @@ class KiteAdapter(BrokerAdapter):
     ) -> tuple[str, bool]:
         """Normalized status and the modified flag for a Kite status word."""
         key = " ".join(broker_status.upper().replace("_", " ").split())
-        status = self.map_status(key)
-        if status is None:
-            raise self.unknown_status(broker_status)
+        status = self.map_status(key) or self.unmapped_status(broker_status, quantity, filled)
         modified = key in self.MODIFY_STATUSES and not (filled and filled > 0 and key == "UPDATE")
         if modified and (order_type or "").upper() in ("SL", "SL-M"):
             status = OrderStatus.TRIGGER_PENDING
