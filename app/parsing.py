@@ -29,10 +29,20 @@ def decode_text(body: bytes) -> str:
         raise PostbackPayloadError(f"body is not valid UTF-8 (byte {exc.start})") from None
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are all different: a repeated key would let two readers see two values."""
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise ValueError(f"key {repeated!r} appears twice")
+    return data
+
+
 def loads(text: str) -> Any:
     """json.loads that turns every kind of hostile input into a 400."""
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except RecursionError:
         raise PostbackPayloadError("body is nested too deeply to be an order update") from None
     except ValueError as exc:
@@ -85,10 +95,18 @@ def canonical_key(key: str) -> str:
 
 
 def canonical_keys(data: dict[str, Any]) -> dict[str, Any]:
-    """Top-level keys folded with canonical_key; the first spelling wins on a clash."""
+    """Top-level keys folded with canonical_key; two spellings of one key are refused (400).
+
+    Refusing matters for Kite: the checksum and the schema must read the very same order_id.
+    """
     folded: dict[str, Any] = {}
+    spelled: dict[str, str] = {}
     for key, value in data.items():
-        folded.setdefault(canonical_key(str(key)), value)
+        name = canonical_key(str(key))
+        if name in folded:
+            raise PostbackPayloadError(f"fields {spelled[name]!r} and {key!r} are the same field given twice")
+        folded[name] = value
+        spelled[name] = str(key)
     return folded
 
 
@@ -148,7 +166,7 @@ class LenientStr(fields.Field):
         if isinstance(value, float) and not math.isfinite(value):
             raise self.make_error("invalid")
         text = str(value).strip()
-        if len(text) > 1024:
+        if len(text) > 1024 or "\x00" in text:
             raise self.make_error("invalid")
         return text
 

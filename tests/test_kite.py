@@ -136,3 +136,28 @@ def test_checksum_case_and_whitespace_do_not_matter_but_content_does(client, red
     payload["checksum"] = payload["checksum"][:-1] + ("0" if payload["checksum"][-1] != "0" else "1")
     payload["status"] = "REJECTED"
     assert client.post("/postbacks/kite", data=body(payload)).status_code == 403
+
+
+def test_a_second_spelling_of_a_signed_field_cannot_slip_past_the_checksum(client, redis_client):
+    genuine = sign_kite(SEED, KITE_SECRET)
+    forged = {"orderId": "999999999999999", "Status": "CANCELLED", **genuine}
+    answer = client.post("/postbacks/kite", data=body(forged))
+    assert answer.status_code == 400 and "given twice" in answer.get_json()["error"]
+    repeated = body(genuine)[:-1] + b', "order_id": "999999999999999"}'
+    answer = client.post("/postbacks/kite", data=repeated)
+    assert answer.status_code == 400 and "appears twice" in answer.get_json()["error"]
+    assert redis_client.xlen("oh:ingest") == 0
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"order_id": ""}, "order_id"),
+        ({"status": "  "}, "status is blank"),
+        ({"user_id": "u" * 129}, "account_id is longer"),
+        ({"tradingsymbol": "SB\u0000IN"}, "tradingsymbol"),
+    ],
+)
+def test_what_could_not_be_stored_is_refused_up_front(client, redis_client, changes, words):
+    answer = client.post("/postbacks/kite", data=body(sign_kite(dict(SEED, **changes), KITE_SECRET)))
+    assert answer.status_code == 400 and words in answer.get_json()["error"], answer.get_json()

@@ -77,17 +77,24 @@ class BrokerAdapter:
         """Run the wire schema over canonical keys; a ValidationError becomes a 400 naming the fields."""
         if self.schema is None:
             raise NotImplementedError(f"{type(self).__name__} must declare a schema")
+        spelled = {canonical_key(str(key)): str(key) for key in payload}
         try:
-            return self.schema.load(canonical_keys(payload))
+            data = self.schema.load(canonical_keys(payload))
         except ValidationError as exc:
-            spelled = {canonical_key(str(key)): str(key) for key in reversed(list(payload))}
             messages = exc.messages if isinstance(exc.messages, dict) else {"body": exc.messages}
             named = {spelled.get(key, key): value for key, value in messages.items()}
             raise PostbackPayloadError(f"invalid {self.name} order update: {_flatten(named)}") from None
+        for name, declared in self.schema.fields.items():
+            if declared.required and data.get(name) is None:
+                key = declared.data_key or name
+                raise PostbackPayloadError(f"invalid {self.name} order update: {spelled.get(key, key)} is blank")
+        return data
 
     def event_from_payload(self, payload: dict[str, Any], *, source: str, received_at: str) -> OrderEvent:
         """Validate and normalize one parsed payload (the path postbacks and feeds share)."""
-        return self.normalize(self.validate(payload), payload, source=source, received_at=received_at)
+        event = self.normalize(self.validate(payload), payload, source=source, received_at=received_at)
+        _check_storable(self.name, event)
+        return event
 
     def receive(self, body: bytes, headers: Mapping[str, str], *, token: str | None, received_at: str) -> OrderEvent:
         """The whole postback path up to (not including) the queue: gate, parse, verify, normalize."""
@@ -124,6 +131,19 @@ def by_quantity(status: str, quantity: int | None, filled: int | None) -> str:
         if quantity and filled is not None and filled >= quantity:
             return OrderStatus.FILLED
     return status
+
+
+MAX_ID_LENGTH = 128  # the width of the order_id and account_id columns (app/db.py)
+
+
+def _check_storable(broker: str, event: OrderEvent) -> None:
+    """Refuse (400) what could be acknowledged but never stored: an empty or over-long order or account id."""
+    if not event.order_id:
+        raise PostbackPayloadError(f"invalid {broker} order update: the order id is blank")
+    for name in ("order_id", "account_id", "exchange_order_id"):
+        value = getattr(event, name)
+        if value is not None and len(value) > MAX_ID_LENGTH:
+            raise PostbackPayloadError(f"invalid {broker} order update: {name} is longer than {MAX_ID_LENGTH}")
 
 
 def _flatten(messages: Any) -> str:

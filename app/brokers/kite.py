@@ -15,7 +15,7 @@ from marshmallow import fields
 from app.brokers.base import BrokerAdapter, BrokerSchema, by_quantity
 from app.events import OrderEvent, OrderStatus
 from app.exceptions import PostbackPayloadError, PostbackVerificationError
-from app.parsing import LenientInt, LenientNumber, LenientStr, ist_to_utc_iso
+from app.parsing import LenientInt, LenientNumber, LenientStr, canonical_keys, ist_to_utc_iso
 
 # "YYYY-MM-DD HH:MM:SS" in IST (brokers.md §3.1).
 KITE_TIME_FORMATS = ("%Y-%m-%d %H:%M:%S",)
@@ -79,18 +79,20 @@ class KiteAdapter(BrokerAdapter):
 
     def verify(self, body: bytes, payload: dict[str, Any], headers: Mapping[str, str]) -> None:
         """Checksum over the strings as received, before anything else in the payload is trusted."""
-        checksum = payload.get("checksum")
+        # The very values the schema will read (keys folded the same way, two spellings refused).
+        fields = canonical_keys(payload)
+        checksum = fields.get("checksum")
         if checksum is None or checksum == "":
             raise PostbackVerificationError(
                 "Kite postback called without a checksum; Kite signs every postback", status_code=401
             )
-        order_id, order_timestamp = payload.get("order_id"), payload.get("order_timestamp")
+        order_id, order_timestamp = fields.get("orderid"), fields.get("ordertimestamp")
         if not isinstance(order_id, (str, int)) or isinstance(order_id, bool) or not isinstance(order_timestamp, str):
             raise PostbackPayloadError("Kite postback needs order_id and order_timestamp to verify its checksum")
-        secret = self.config.kite_secret_for(_app_id(payload))
+        secret = self.config.kite_secret_for(_app_id(fields))
         if not secret:
             raise PostbackVerificationError(
-                f"no api_secret configured for Kite app_id {_app_id(payload)!r} "
+                f"no api_secret configured for Kite app_id {_app_id(fields)!r} "
                 "(check the KITE_API_SECRET or KITE_APPS setting)",
                 status_code=403,
             )
@@ -154,9 +156,9 @@ def kite_checksum(order_id: str, order_timestamp: str, api_secret: str) -> str:
     return hashlib.sha256((order_id + order_timestamp + api_secret).encode()).hexdigest()
 
 
-def _app_id(payload: dict[str, Any]) -> str | None:
-    """The app a postback is for (KITE_APPS selects the secret by it)."""
-    app_id = payload.get("app_id")
+def _app_id(fields: dict[str, Any]) -> str | None:
+    """The app a postback is for (KITE_APPS selects the secret by it); fields are canonical keys."""
+    app_id = fields.get("appid")
     return None if app_id is None or isinstance(app_id, (dict, list)) else str(app_id)
 
 
