@@ -89,3 +89,30 @@ def test_orders_filters_are_checked(client, admin_headers):
 
 def test_jainam_has_no_http_postback_route(client):
     assert_json_error(client.post(f"/postbacks/jainam/{POSTBACK_TOKEN}", data=b"{}"), 404, "jainam")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/orders?limit=²",
+        "/api/deliveries/99999999999999999999",
+        "/api/orders?account_id=a%00b",
+        "/api/orders/kite/a%00",
+    ],
+)
+def test_odd_admin_queries_are_4xx(client, admin_headers, url):
+    answer = client.get(url, headers=admin_headers)
+    assert 400 <= answer.status_code < 500 and answer.is_json
+    assert client.post("/api/deliveries/99999999999999999999/retry", headers=admin_headers).status_code == 404
+
+
+def test_an_internal_error_does_not_log_the_postback_token(client, redis_client, caplog, monkeypatch):
+    from app.brokers.dhan import DhanAdapter
+
+    def boom(*_args, **_kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(DhanAdapter, "normalize", boom)
+    answer = client.post(f"/postbacks/dhan/{POSTBACK_TOKEN}", data=b'{"orderId": "1", "orderStatus": "PENDING"}')
+    assert answer.status_code == 500 and answer.is_json
+    assert "/postbacks/<broker>/<token>" in caplog.text and POSTBACK_TOKEN not in caplog.text

@@ -12,6 +12,7 @@ from app.db import as_utc, consumers, deliveries, delivery_attempts
 
 bp = Blueprint("deliveries", __name__, url_prefix="/api")
 STATUSES = ("pending", "delivered", "failed")
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
 
 
 @bp.get("/deliveries")
@@ -41,6 +42,8 @@ def list_deliveries():
 @require_admin
 def get_delivery(delivery_id: int):
     """One delivery and every attempt made."""
+    if delivery_id > MAX_ID:
+        return error_response(404, f"no delivery {delivery_id}")
     with _services().engine.connect() as conn:
         row = conn.execute(sa.select(deliveries).where(deliveries.c.id == delivery_id)).first()
         if row is None:
@@ -54,6 +57,8 @@ def retry_delivery(delivery_id: int):
     """Redrive one failed (dead-lettered) delivery: pending again, due now, a fresh retry schedule."""
     from workers.forwarding import redrive
 
+    if delivery_id > MAX_ID:
+        return error_response(404, f"no delivery {delivery_id}")
     services = _services()
     with services.engine.connect() as conn:
         row = conn.execute(sa.select(deliveries).where(deliveries.c.id == delivery_id)).first()

@@ -63,7 +63,18 @@ def register(app: Flask) -> None:
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response
 
+    @app.before_request
+    def _refuse_nul():
+        """NUL cannot be stored or looked up (PostgreSQL refuses it): a 400, before any query."""
+        if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
+            return error_response(400, "the URL contains a NUL character")
+        return None
+
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
-        log.exception("unexpected error on %s %s", request.method, request.path)
-        return error_response(500, "internal error; the update was not acknowledged, please retry")
+        # The route pattern, not the path: postback paths carry POSTBACK_TOKEN.
+        route = request.url_rule.rule if request.url_rule else "(no route)"
+        log.exception("unexpected error on %s %s", request.method, route)
+        if request.path.startswith("/postbacks/"):
+            return error_response(500, "internal error; the update was not acknowledged, please retry")
+        return error_response(500, "internal error")

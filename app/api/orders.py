@@ -18,7 +18,7 @@ MAX_LIMIT = 1000
 def parse_limit(default: int = 100):
     """`limit` as 1..1000, or an error response."""
     raw = request.args.get("limit", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
         return None, error_response(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
     return int(raw), None
 
