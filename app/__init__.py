@@ -24,6 +24,9 @@ def create_app(config: Config | None = None, services: Services | None = None, *
     app = Flask(__name__, instance_path=str(config.instance_path))
     app.config.update(MAX_CONTENT_LENGTH=config.max_body_bytes, JSON_SORT_KEYS=False)
     app.json.sort_keys = False
+    # No redirects: a broker posting to a mistyped URL gets a JSON 404 it can log, not a 308 it may not follow.
+    app.url_map.merge_slashes = False
+    app.url_map.strict_slashes = False
     app.extensions["orderhook"] = services
     _configure_logging()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import logging
 import os
@@ -100,6 +102,8 @@ def _parse_kite_apps(value: str) -> dict[str, str]:
 
 def _parse_schedule(value: str) -> tuple[float, ...]:
     """`5,300,1800` -> (5.0, 300.0, 1800.0); each a non-negative number of seconds."""
+    if not _split_list(value):
+        raise ConfigurationError("FORWARD_RETRY_SCHEDULE must list seconds between attempts, e.g. '5,300,1800'")
     try:
         schedule = tuple(float(part) for part in _split_list(value))
     except ValueError:
@@ -135,18 +139,36 @@ def _host_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | 
                 address = ipaddress.IPv4Address(socket.inet_aton(host))
             except OSError:
                 return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        return address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        return _embedded_ipv4(address) or address
     return address
+
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_SIIT = ipaddress.IPv6Network("::ffff:0:0:0/96")
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address inside a mapped, compatible (::a.b.c.d), SIIT or NAT64 IPv6 address."""
+    if address.ipv4_mapped:
+        return address.ipv4_mapped
+    value = int(address)
+    if value >> 32 == 0 and value > 1 or address in _NAT64 or address in _SIIT:
+        return ipaddress.IPv4Address(value & 0xFFFFFFFF)
+    return None
 
 
 def public_base_url_problem(url: str) -> str | None:
     """Why brokers cannot call this URL, or None; reads the URL only (no DNS lookup)."""
     if not url:
         return "it is not set"
+    if not url.isascii() or any(ch in url for ch in "\\%") or any(ord(ch) < 33 for ch in url):
+        return "it must be a plain ASCII URL (no spaces, backslashes, percent-escapes or non-ASCII characters)"
     parts = urlsplit(url)
     if parts.scheme != "https":
         return f"it must start with https:// (got scheme {parts.scheme or 'none'!r})"
+    if "@" in parts.netloc:
+        return "it must not carry user information (user@host)"
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
         return "it has no host name"
@@ -173,6 +195,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         raise ConfigurationError(f"FEEDS names unknown connectors {unknown_feeds}; choose from {list(KNOWN_FEEDS)}")
     try:
         forward_timeout = float(env.get("FORWARD_TIMEOUT_SECONDS") or 5)
+        if forward_timeout != forward_timeout:
+            raise ValueError("nan")
     except ValueError:
         raise ConfigurationError("FORWARD_TIMEOUT_SECONDS must be a number of seconds") from None
     config = Config(
@@ -229,12 +253,41 @@ def config_problems(config: Config) -> list[str]:
         )
     elif any(not re.fullmatch(r"[A-Za-z0-9_\-.~]+", token) for token in config.postback_tokens):
         problems.append("POSTBACK_TOKEN may only hold URL-safe characters (letters, digits, - _ . ~).")
+    problems += forward_problems(config)
+    if config.admin_token and len(config.admin_token) < MIN_TOKEN_LENGTH:
+        problems.append(f"ADMIN_TOKEN is shorter than {MIN_TOKEN_LENGTH} characters. Set it to a longer random secret.")
     if not config.kite_api_secret and not config.kite_apps:
         problems.append(
             "KITE_API_SECRET is not set (nor KITE_APPS). Set KITE_API_SECRET to your Kite Connect app's "
             "api_secret, or KITE_APPS=app_id:api_secret,... for several apps; Kite postbacks cannot be "
             "verified without it."
         )
+    return problems
+
+
+def forward_problems(config: Config) -> list[str]:
+    """FORWARD_URLS must be http(s) URLs and FORWARD_SECRET a whsec_ key, or events go out unsigned."""
+    problems = []
+    for url in config.forward_urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            problems.append(f"FORWARD_URLS: {url!r} is not an http(s) URL with a host.")
+    if config.forward_urls and not config.forward_secret:
+        problems.append(
+            "FORWARD_SECRET is not set while FORWARD_URLS is: set it to a whsec_ key so consumers can verify "
+            "deliveries (see .env.example for a command that makes one)."
+        )
+    for key in config.forward_secret.split():
+        encoded = key[len("whsec_") :] if key.startswith("whsec_") else key
+        try:
+            decoded = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            decoded = b""
+        if len(decoded) < 16:
+            problems.append("FORWARD_SECRET must be whsec_ followed by the base64 of 24-64 random bytes.")
+            break
+    if not (0 < config.forward_timeout <= 300):
+        problems.append("FORWARD_TIMEOUT_SECONDS must be a number of seconds between 0 and 300.")
     return problems
 
 

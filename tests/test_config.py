@@ -44,6 +44,14 @@ GOOD = {
         "https://[::ffff:127.0.0.1]",
         "https://LOCALHOST.",
         "https://intranet",
+        "https://１２７.0.0.1",
+        "https://foo.ｌｏｃａｌ",
+        "https://foo.local%2e",
+        "https://127.0.0.1\\@example.com",
+        "https://user@127.0.0.1",
+        "https://[::127.0.0.1]",
+        "https://[::ffff:0:7f00:1]",
+        "https://[64:ff9b::7f00:1]",
     ],
 )
 def test_local_or_insecure_public_base_url_is_refused(url):
@@ -124,3 +132,20 @@ def test_gunicorn_refuses_to_come_up_half_configured(tmp_path):
     result = subprocess.run(["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "PUBLIC_BASE_URL" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("changes", "name"),
+    [
+        ({"FORWARD_URLS": "https://c.example.com/h"}, "FORWARD_SECRET is not set"),
+        ({"FORWARD_URLS": "c.example.com/h", "FORWARD_SECRET": "whsec_" + "A" * 32}, "FORWARD_URLS"),
+        ({"FORWARD_SECRET": "whsec_not*base64"}, "FORWARD_SECRET must be"),
+        ({"FORWARD_TIMEOUT_SECONDS": "0"}, "FORWARD_TIMEOUT_SECONDS"),
+        ({"FORWARD_TIMEOUT_SECONDS": "nan"}, "FORWARD_TIMEOUT_SECONDS"),
+        ({"FORWARD_RETRY_SCHEDULE": ","}, "FORWARD_RETRY_SCHEDULE"),
+        ({"ADMIN_TOKEN": "a"}, "ADMIN_TOKEN"),
+    ],
+)
+def test_forwarding_and_admin_settings_are_checked(changes, name):
+    with pytest.raises(ConfigurationError, match=name):
+        load_config(dict(GOOD, **changes))
