@@ -7,7 +7,8 @@ so the state is a join over the events seen, not "the last one wins":
 - filled_quantity is the largest ever reported, and average_price goes with it;
 - among working statuses the most advanced wins (PENDING < OPEN = TRIGGER_PENDING), later exchange
   time breaking ties; PARTIALLY_FILLED and FILLED follow from the quantities;
-- a modification (`modified`) updates prices and quantities but never the status.
+- prices and quantities come from the update with the latest exchange time, modifications included;
+- a modification (`modified`) proves the order is live (at least OPEN) but never sets a status beyond that.
 """
 
 from __future__ import annotations
@@ -30,8 +31,19 @@ AMENDABLE = ("quantity", "price", "trigger_price")
 
 
 def _status_key(event: dict[str, Any]) -> tuple:
-    """Which working status is further along: rank, then exchange time, then id (deterministic)."""
-    return (OrderStatus.RANK.get(event["status"], 0), event.get("exchange_time") or "", event.get("id") or "")
+    """Which working status is further along: rank, then exchange time, then id (deterministic).
+
+    A modification counts as evidence of a live order only: at most rank 1, and it loses every tie.
+    """
+    rank = OrderStatus.RANK.get(event["status"], 0)
+    if event.get("modified"):
+        return (min(rank, 1), "", "")
+    return (rank, event.get("exchange_time") or "", event.get("id") or "")
+
+
+def _amend_key(event: dict[str, Any]) -> tuple:
+    """Which update's prices and quantities are the latest."""
+    return (event.get("exchange_time") or "", event.get("id") or "")
 
 
 def _fill_key(event: dict[str, Any]) -> tuple:
@@ -55,6 +67,7 @@ def new_state(event: dict[str, Any]) -> dict[str, Any]:
         event_count=0,
         _status_key=list(_status_key(event)),
         _fill_key=list(_fill_key(event)),
+        _amend_key=list(_amend_key(event)),
     )
     return _derive(state)
 
@@ -76,21 +89,21 @@ def apply_event(state: dict[str, Any] | None, event: dict[str, Any]) -> dict[str
         state["filled_quantity"] = max(state.get("filled_quantity") or 0, event.get("filled_quantity") or 0)
         if event.get("average_price") is not None:
             state["average_price"] = event["average_price"]
-    if state["status"] in OrderStatus.TERMINAL:
-        return _derive(state)
-    if event["status"] in OrderStatus.TERMINAL and not event.get("modified"):
-        _adopt(state, event)
-    elif not event.get("modified") and list(_status_key(event)) > state["_status_key"]:
-        _adopt(state, event)
-    elif event.get("modified") and (event.get("exchange_time") or "") >= (state.get("exchange_time") or ""):
+    if list(_amend_key(event)) > state.get("_amend_key", []):
+        state["_amend_key"] = list(_amend_key(event))
         for name in AMENDABLE:
             if event.get(name) is not None:
                 state[name] = event[name]
+    if state["status"] in OrderStatus.TERMINAL:
+        return _derive(state)
+    terminal = event["status"] in OrderStatus.TERMINAL and not event.get("modified")
+    if terminal or list(_status_key(event)) > state["_status_key"]:
+        _adopt(state, event)
     return _derive(state)
 
 
 def _adopt(state: dict[str, Any], event: dict[str, Any]) -> None:
-    """Take status, reason and amendable figures from the event that now leads."""
+    """Take status and reason from the event that now leads."""
     state["_status_key"] = list(_status_key(event))
     state["status"] = event["status"]
     state["broker_status"] = event.get("broker_status")
@@ -98,9 +111,6 @@ def _adopt(state: dict[str, Any], event: dict[str, Any]) -> None:
     state["exchange_time"] = event.get("exchange_time") or state.get("exchange_time")
     if event.get("reason") is not None:
         state["reason"] = event["reason"]
-    for name in AMENDABLE:
-        if event.get(name) is not None:
-            state[name] = event[name]
 
 
 def _derive(state: dict[str, Any]) -> dict[str, Any]:

@@ -31,27 +31,33 @@ def event(status: str, filled: int, quantity: int, second: int, avg: float | Non
 
 @st.composite
 def lifecycles(draw):
-    """A realistic life of one order: placed, opened, filled in steps, then one terminal outcome."""
+    """A realistic life of one order: placed, opened, modified and filled in steps, then one outcome."""
     quantity = draw(st.integers(1, 500))
-    fills = sorted(set(draw(st.lists(st.integers(1, quantity), max_size=5))))
+    fills = [f for f in sorted(set(draw(st.lists(st.integers(1, quantity), max_size=5)))) if f < quantity]
     outcome = draw(st.sampled_from(["FILLED", "CANCELLED", "REJECTED", "OPEN"]))
-    second = 0
-    events = [event(OrderStatus.PENDING, 0, quantity, second)]
     if outcome == "REJECTED":
-        return events + [event(OrderStatus.REJECTED, 0, quantity, 1)]
-    second += 1
-    events.append(event(OrderStatus.OPEN, 0, quantity, second))
-    for filled in fills:
-        if filled >= quantity:
-            break
-        second += 1
-        events.append(event(OrderStatus.PARTIALLY_FILLED, filled, quantity, second, avg=100.0 + filled / 1000))
-    last_fill = events[-1]["filled_quantity"]
-    second += 1
+        return [event(OrderStatus.PENDING, 0, quantity, 0), event(OrderStatus.REJECTED, 0, quantity, 1)]
+    steps = [("OPEN", 0)] + [("FILL", filled) for filled in fills]
+    for _ in range(draw(st.integers(0, 3))):  # modifications (Kite UPDATE without a fill) anywhere after placing
+        steps.insert(draw(st.integers(0, len(steps))), ("MODIFY", None))
+    events = [event(OrderStatus.PENDING, 0, quantity, 0, price=100.0)]
+    filled, price = 0, 100.0
+    for second, (kind, value) in enumerate(steps, start=1):
+        if kind == "MODIFY":
+            price += 1
+            events.append(event(OrderStatus.OPEN, filled, quantity, second, modified=True, price=price))
+        elif kind == "OPEN":
+            events.append(event(OrderStatus.OPEN, 0, quantity, second, price=price))
+        else:
+            filled = value
+            avg = 100.0 + filled / 1000
+            events.append(event(OrderStatus.PARTIALLY_FILLED, filled, quantity, second, avg, price=price))
+    second = len(steps) + 1
     if outcome == "FILLED":
-        events.append(event(OrderStatus.FILLED, quantity, quantity, second, avg=100.5))
+        events.append(event(OrderStatus.FILLED, quantity, quantity, second, avg=100.5, price=price))
     elif outcome == "CANCELLED":
-        events.append(event(OrderStatus.CANCELLED, last_fill, quantity, second, avg=events[-1]["average_price"]))
+        avg = events[-1]["average_price"] if filled else None
+        events.append(event(OrderStatus.CANCELLED, filled, quantity, second, avg, price=price))
     return events
 
 
@@ -75,6 +81,7 @@ def summary(state: dict) -> tuple:
         state["pending_quantity"],
         state["average_price"],
         state["quantity"],
+        state["price"],
         state["event_count"],
     )
 
@@ -86,7 +93,7 @@ def test_any_arrival_order_with_duplicates_gives_the_same_final_state(data, life
     arrivals = life + data.draw(st.lists(st.sampled_from(life), max_size=4))
     shuffled = data.draw(st.permutations(arrivals))
     got = fold(shuffled)
-    assert summary(got)[:5] == expected[:5]
+    assert summary(got)[:6] == expected[:6]
     assert got["event_count"] == len(arrivals)
 
 
@@ -106,6 +113,19 @@ def test_cancel_after_partial_fill_keeps_the_fill():
 def test_partially_filled_comes_from_quantities():
     state = fold([event("OPEN", 0, 10, 1), event("OPEN", 3, 10, 2)])
     assert state["status"] == "PARTIALLY_FILLED" and state["pending_quantity"] == 7
+
+
+def test_modification_after_placing_proves_the_order_is_live_in_any_order():
+    placed = event("PENDING", 0, 10, 1)
+    modify = event("OPEN", 0, 10, 2, modified=True)
+    assert fold([placed, modify])["status"] == fold([modify, placed])["status"] == "OPEN"
+
+
+def test_a_stale_modification_does_not_undo_a_later_one():
+    opened = event("OPEN", 0, 10, 1)
+    first = event("OPEN", 0, 10, 3, modified=True, price=101.0)
+    second = event("OPEN", 0, 10, 4, modified=True, price=102.0)
+    assert fold([opened, second, first])["price"] == fold([first, opened, second])["price"] == 102.0
 
 
 def test_modification_changes_price_not_status():
