@@ -147,3 +147,32 @@ def test_a_delivery_whose_worker_dies_mid_attempt_is_attempted_again(launch, tmp
         wait_until(delivered, 15, message=replacement.log())
     finally:
         replacement.stop()
+
+
+def test_a_consumer_that_times_out_gets_each_delivery_exactly_per_schedule(launch):
+    consumer = Consumer(lambda n, _req: (200, {}, 1.5))  # answers after the 1 s timeout, every time
+    base, worker = launch(consumer, schedule="1,1", timeout="1")
+    ids = {
+        send(
+            base,
+            status="OPEN",
+            quantity=100,
+            filled_quantity=n,
+            exchange_update_timestamp=f"2022-03-03 09:2{n // 10}:{n % 10}0",
+        )
+        for n in range(20)
+    }
+
+    def all_failed() -> bool:
+        answer = requests.get(f"{base}/api/deliveries", params={"status": "failed"}, headers=AUTH, timeout=2)
+        return answer.json()["count"] == 20
+
+    wait_until(all_failed, 90, message=worker.log())
+    per_id: dict[str, int] = {}
+    for request in consumer.requests:
+        per_id[request["headers"]["webhook-id"]] = per_id.get(request["headers"]["webhook-id"], 0) + 1
+    assert set(per_id) == ids and set(per_id.values()) == {3}, per_id
+    failed = requests.get(f"{base}/api/deliveries", params={"status": "failed"}, headers=AUTH).json()["deliveries"]
+    assert {d["attempts"] for d in failed} == {3}
+    assert {len(d["attempt_log"]) for d in failed} == {3}
+    assert all(a["error"].startswith("timed out") for d in failed for a in d["attempt_log"])

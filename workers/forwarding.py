@@ -10,6 +10,7 @@ Each consumer has its own job and lease, so a slow or dead consumer never delays
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -40,8 +41,10 @@ DUE_PREFIX = "oh:due:"
 LEASE_PREFIX = "oh:fwd:lease:"
 QUEUED_PREFIX = "oh:fwd:queued:"
 CONSUMERS_KEY = "oh:consumers"
-CLAIM_BATCH = 64
 PARALLEL_PER_CONSUMER = 8
+# One claim is one round of parallel sends, so a batch lasts at most about one timeout, well inside
+# the claim's visibility (2 x timeout + 5 s): a slow consumer is never sent the same delivery twice.
+CLAIM_BATCH = PARALLEL_PER_CONSUMER
 MAX_JOB_SECONDS = 20.0
 IDLE_EXIT_SECONDS = 1.0
 JITTER = 0.1  # "small jitter": +-10 % of each scheduled delay
@@ -59,11 +62,17 @@ return ids
 
 
 def signing_keys(forward_secret: str) -> list[bytes]:
-    """The decoded keys of FORWARD_SECRET (several, space-separated, during a rotation)."""
+    """The decoded keys of FORWARD_SECRET (several, space-separated, during a rotation).
+
+    Production refuses an undecodable key at start-up (app/config.py); development skips it, loudly.
+    """
     keys = []
     for item in forward_secret.split():
         encoded = item[len("whsec_") :] if item.startswith("whsec_") else item
-        keys.append(base64.b64decode(encoded))
+        try:
+            keys.append(base64.b64decode(encoded, validate=True))
+        except (binascii.Error, ValueError):
+            log.error("a FORWARD_SECRET key is not valid base64 and is not used for signing")
     return keys
 
 
@@ -74,8 +83,11 @@ def sign(keys: list[bytes], msg_id: str, timestamp: int, body: bytes) -> str:
 
 
 def event_body(event: dict[str, Any]) -> bytes:
-    """The exact bytes sent (and signed) for an event."""
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+    """The exact bytes sent (and signed) for an event: UTF-8, or ASCII escapes if the text cannot be."""
+    try:
+        return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+    except UnicodeEncodeError:  # a lone surrogate somewhere in the raw payload
+        return json.dumps(event, separators=(",", ":")).encode()
 
 
 def webhook_headers(keys: list[bytes], event_id: str, body: bytes, now: float | None = None) -> dict[str, str]:
@@ -286,21 +298,36 @@ def send_batch(config: Config, engine: sa.Engine, client: redis.Redis, consumer_
 
 
 def attempt(url: str, event: dict[str, Any], keys: list[bytes], timeout: float) -> Outcome:
-    """One signed POST; never raises."""
-    body = event_body(event)
-    headers = webhook_headers(keys, event["id"], body)
+    """One signed POST; never raises (a failure of any kind is an outcome to record and retry)."""
     started = time.perf_counter()
     try:
-        response = _session().post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
+        body = event_body(event)
+        headers = webhook_headers(keys, event["id"], body)
+        # stream=True: the answer's status is enough, and a consumer dripping a body cannot hold us.
+        response = _session().post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False, stream=True)
     except requests.Timeout:
         return Outcome(None, _ms(started), f"timed out after {timeout:g}s")
     except requests.RequestException as exc:
         return Outcome(None, _ms(started), f"{type(exc).__name__}: {_short(str(exc))}")
+    except Exception as exc:  # noqa: BLE001 - never let one delivery stall the consumer's queue
+        log.exception("forward attempt to a consumer failed unexpectedly")
+        return Outcome(None, _ms(started), f"{type(exc).__name__}: {_short(str(exc))}")
     latency = _ms(started)
     retry_after = parse_retry_after(response.headers.get("Retry-After")) if response.status_code in (429, 503) else None
     error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
-    response.close()
+    _finish(response)
     return Outcome(response.status_code, latency, error, retry_after)
+
+
+def _finish(response: requests.Response) -> None:
+    """Read a short answer so the keep-alive connection is reused; drop anything longer unread."""
+    try:
+        if int(response.headers.get("Content-Length", "-1")) in range(0, 4097):
+            response.content  # noqa: B018 - reading the body returns the connection to the pool
+    except (ValueError, requests.RequestException):
+        pass
+    finally:
+        response.close()
 
 
 def record_outcomes(
@@ -354,21 +381,25 @@ def record_outcomes(
                 due_again[str(row.id)] = due.timestamp()
         updates.append(update)
     with engine.begin() as conn:
-        conn.execute(delivery_attempts.insert(), attempt_rows)
-        conn.execute(
-            deliveries.update()
-            .where(deliveries.c.id == sa.bindparam("d_id"))
-            .values(
-                status=sa.bindparam("status"),
-                attempts=sa.bindparam("attempts"),
-                last_status_code=sa.bindparam("last_status_code"),
-                last_error=sa.bindparam("last_error"),
-                delivered_at=sa.bindparam("delivered_at"),
-                next_attempt_at=sa.bindparam("next_attempt_at"),
-                updated_at=now,
-            ),
-            updates,
-        )
+        recorded = set()
+        for update in updates:
+            delivery_id = update.pop("d_id")
+            # Guarded by the attempt count read before sending: if another job recorded this
+            # delivery meanwhile, this outcome is not counted twice.
+            changed = conn.execute(
+                deliveries.update()
+                .where(
+                    deliveries.c.id == delivery_id,
+                    deliveries.c.attempts == update["attempts"] - 1,
+                    deliveries.c.status == "pending",
+                )
+                .values(updated_at=now, **update)
+            ).rowcount
+            if changed:
+                recorded.add(delivery_id)
+        rows_to_insert = [row for row in attempt_rows if row["delivery_id"] in recorded]
+        if rows_to_insert:
+            conn.execute(delivery_attempts.insert(), rows_to_insert)
     pipe = client.pipeline(transaction=False)
     if finished:
         pipe.zrem(DUE_PREFIX + consumer_id, *[str(i) for i in finished])

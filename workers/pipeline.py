@@ -16,7 +16,8 @@ import time
 import redis
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from app.ingest import STREAM
+from app.events import OrderEvent
+from app.ingest import DEDUP_PREFIX, STREAM
 from app.services import get_services
 from app.store import QueuedEvent, StoredBatch, persist_batch
 from workers import forwarding, shutdown
@@ -65,11 +66,10 @@ def drain_ingest() -> int:
             if count:
                 stored += count
                 idle_since = time.monotonic()
-            if not lease.refresh():
-                log.warning("persist lease lapsed; stopping this drain")
-                break
     except DatabaseAway:
         log.warning("database still unavailable; the queued updates stay pending in Redis for the next drain")
+    except LeaseLost:
+        log.warning("persist lease lapsed during a batch; stopping this drain (the next one carries on)")
     finally:
         lease.release()
     return stored
@@ -84,6 +84,8 @@ def _drain(client: redis.Redis, lease: Lease, start: str, deadline: float, block
         if not entries:
             return stored
         stored += _store_entries(client, lease, entries, deadline)
+        if not lease.refresh():
+            raise LeaseLost
         if start == ">" and len(entries) < BATCH:
             return stored
     return stored
@@ -116,6 +118,10 @@ def _store_entries(client: redis.Redis, lease: Lease, entries: list, deadline: f
 
 class DatabaseAway(Exception):
     """The database did not come back before the job's deadline; entries stay pending."""
+
+
+class LeaseLost(Exception):
+    """This drain held the stream too long and its lease lapsed: stop, another drain may have started."""
 
 
 def _persist_one_by_one(lease: Lease, batch: list[QueuedEvent], deadline: float, bad: list) -> StoredBatch:
@@ -162,7 +168,11 @@ def _is_connectivity_error(exc: DBAPIError) -> bool:
 
 
 def _dead_letter(client: redis.Redis, bad: list) -> None:
-    """Keep undecodable entries aside (with the reason) instead of blocking the stream on them."""
+    """Keep unstorable entries aside (with the reason), and forget their dedup key so a resend is taken."""
     for entry_id, fields, reason in bad:
         log.error("ingest entry %s cannot be stored: %s", entry_id, reason)
         client.xadd(DEAD_STREAM, {**fields, b"reason": reason.encode(), b"entry": entry_id})
+        try:
+            client.delete(DEDUP_PREFIX + OrderEvent.from_dict(json.loads(fields[b"e"])).dedup_key)
+        except (KeyError, TypeError, ValueError):
+            pass
