@@ -212,3 +212,19 @@ def test_deliveries_api_needs_the_bearer_token_and_valid_filters(client):
     assert client.post("/api/deliveries/1/retry").status_code == 401
     assert client.get("/api/deliveries?status=lost", headers=AUTH).status_code == 400
     assert client.post("/api/deliveries/999/retry", headers=AUTH).status_code == 404
+
+
+@responses.activate
+def test_pending_deliveries_come_back_after_redis_loses_them(fwd):
+    from workers import pipeline
+
+    services, client = fwd(schedule="0")
+    responses.post(CONSUMER, status=200)
+    post(client)
+    post(client, status="REJECTED", filled_quantity=0)
+    pipeline.drain_ingest()  # stores both events and their deliveries...
+    services.redis.flushdb()  # ...then Redis loses its copy of what is due
+    assert len(deliveries_of(services, status="pending")) == 2
+    assert forwarding.resync_pending(services.redis, services.engine, page=1) == 2
+    run_pipeline(services)
+    assert len(deliveries_of(services, status="delivered")) == 2 and len(responses.calls) == 2

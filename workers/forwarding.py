@@ -29,7 +29,7 @@ import requests
 import sqlalchemy as sa
 
 from app.config import Config
-from app.db import consumers, deliveries, delivery_attempts, events, utcnow
+from app.db import as_utc, consumers, deliveries, delivery_attempts, events, utcnow
 from app.services import get_services
 from workers import shutdown
 from workers.leases import Lease, kick
@@ -190,24 +190,31 @@ def has_due(client: redis.Redis, cid: str, now: float | None = None) -> bool:
     return bool(client.zrangebyscore(DUE_PREFIX + cid, "-inf", now or time.time(), start=0, num=1))
 
 
-def resync_pending(client: redis.Redis, engine: sa.Engine, limit: int = 5000) -> int:
-    """Put pending deliveries the database knows back into Redis (after a Redis loss or a crash)."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(deliveries.c.id, deliveries.c.consumer_id, deliveries.c.next_attempt_at)
-            .where(deliveries.c.status == "pending")
-            .order_by(deliveries.c.id)
-            .limit(limit)
-        ).all()
-    if not rows:
-        return 0
-    pipe = client.pipeline(transaction=False)
-    for row in rows:
-        due = row.next_attempt_at.replace(tzinfo=row.next_attempt_at.tzinfo or UTC) if row.next_attempt_at else utcnow()
-        pipe.zadd(DUE_PREFIX + row.consumer_id, {str(row.id): due.timestamp()}, nx=True)
-        pipe.sadd(CONSUMERS_KEY, row.consumer_id)
-    pipe.execute()
-    return len(rows)
+def resync_pending(client: redis.Redis, engine: sa.Engine, page: int = 5000, max_pages: int = 40) -> int:
+    """Put every pending delivery the database knows back into Redis (after a Redis loss or a crash).
+
+    ZADD NX leaves deliveries Redis already has (and their claims) alone; pages keep each query small.
+    """
+    total, after = 0, 0
+    for _ in range(max_pages):
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(deliveries.c.id, deliveries.c.consumer_id, deliveries.c.next_attempt_at)
+                .where(deliveries.c.status == "pending", deliveries.c.id > after)
+                .order_by(deliveries.c.id)
+                .limit(page)
+            ).all()
+        if not rows:
+            break
+        pipe = client.pipeline(transaction=False)
+        for row in rows:
+            due = as_utc(row.next_attempt_at) or utcnow()
+            pipe.zadd(DUE_PREFIX + row.consumer_id, {str(row.id): due.timestamp()}, nx=True)
+            pipe.sadd(CONSUMERS_KEY, row.consumer_id)
+        pipe.execute()
+        total += len(rows)
+        after = rows[-1].id
+    return total
 
 
 # The job:
