@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask
+from flask import Flask, Request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.config import Config, load_config
 from app.services import Services, set_services
 
 log = logging.getLogger(__name__)
+
+
+class BoundedRequest(Request):
+    """Werkzeug cuts a chunked body (no Content-Length) at MAX_CONTENT_LENGTH instead of refusing it: 413 it."""
+
+    def get_data(self, *args, **kwargs):
+        data = super().get_data(*args, **kwargs)
+        limit = self.max_content_length
+        if limit is not None and self.content_length is None and len(data) >= limit:
+            raise RequestEntityTooLarge()
+        return data
 
 
 def create_app(config: Config | None = None, services: Services | None = None, *, migrate: bool | None = None) -> Flask:
@@ -22,6 +34,7 @@ def create_app(config: Config | None = None, services: Services | None = None, *
     services = services or Services.build(config)
     set_services(services)
     app = Flask(__name__, instance_path=str(config.instance_path))
+    app.request_class = BoundedRequest
     app.config.update(MAX_CONTENT_LENGTH=config.max_body_bytes, JSON_SORT_KEYS=False)
     app.json.sort_keys = False
     # No redirects: a broker posting to a mistyped URL gets a JSON 404 it can log, not a 308 it may not follow.

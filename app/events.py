@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
 from typing import Any
 
 
@@ -77,7 +78,7 @@ class OrderEvent:
     #: True when the update is a modification (Kite UPDATE without a fill, Noren AMO MODIFIED...).
     modified: bool = False
 
-    @property
+    @cached_property
     def dedup_key(self) -> str:
         """The update's content, not its delivery: the same update by postback and WebSocket is one event."""
         content = [
@@ -93,7 +94,7 @@ class OrderEvent:
         ]
         return hashlib.sha256(json.dumps(content, separators=(",", ":")).encode()).hexdigest()
 
-    @property
+    @cached_property
     def id(self) -> str:
         """Stable event id, derived from the content so every arrival of an update gets the same one."""
         return "evt_" + self.dedup_key[:32]

@@ -39,10 +39,19 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return data
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def loads(text: str) -> Any:
     """json.loads that turns every kind of hostile input into a 400."""
     try:
-        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+        data = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+        if _SURROGATE_ESCAPE.search(text):
+            # A lone surrogate escape decodes to text no database or consumer can take; pairs are fine.
+            json.dumps(data, ensure_ascii=False).encode()
+        return data
+    except UnicodeEncodeError:
+        raise PostbackPayloadError("body is not valid JSON: it escapes a lone UTF-16 surrogate") from None
     except RecursionError:
         raise PostbackPayloadError("body is nested too deeply to be an order update") from None
     except ValueError as exc:

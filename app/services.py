@@ -37,7 +37,7 @@ class Services:
             config=config,
             redis=client,
             engine=make_engine(config.database_url),
-            ingestor=Ingestor(client, dedup_ttl=config.dedup_ttl_seconds),
+            ingestor=Ingestor(client, dedup_ttl=config.dedup_ttl_seconds, spool_dir=config.instance_path / "spool"),
             adapters={name: adapter(config) for name, adapter in ADAPTERS.items()},
         )
 

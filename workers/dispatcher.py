@@ -68,8 +68,13 @@ class Dispatcher:
         while not self.stop.is_set():
             try:
                 self.tick()
-                # Sleep until a new entry arrives (or 100 ms pass, for due retries and lapsed leases).
-                self.client.xread({STREAM: "$"}, count=1, block=100)
+                if self.client.exists(pipeline.LEASE_KEY):
+                    # A drain runs and reads new entries itself: waking on each one would cost several
+                    # Redis round trips per postback.
+                    self.stop.wait(0.1)
+                else:
+                    # Sleep until a new entry arrives (or 100 ms pass, for due retries and lapsed leases).
+                    self.client.xread({STREAM: "$"}, count=1, block=100)
             except redis.RedisError as exc:
                 log.warning("dispatcher: Redis unavailable (%s); retrying", type(exc).__name__)
                 self.stop.wait(0.5)

@@ -34,6 +34,9 @@ BATCH = int(os.environ.get("PERSIST_BATCH", "500"))
 LEASE_MS = 15_000
 MAX_JOB_SECONDS = 20.0
 IDLE_EXIT_SECONDS = 1.0
+# After a short batch, let a burst gather: each transaction has a fixed cost of ~10 statements, and
+# with ingest sharing the cores batches otherwise average ~6 events (docs/performance.md).
+LINGER_SECONDS = float(os.environ.get("PERSIST_LINGER_MS", "20")) / 1000
 DB_BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 
@@ -87,6 +90,7 @@ def _drain(client: redis.Redis, lease: Lease, start: str, deadline: float, block
         if not lease.refresh():
             raise LeaseLost
         if start == ">" and len(entries) < BATCH:
+            time.sleep(LINGER_SECONDS)
             return stored
     return stored
 

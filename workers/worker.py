@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 
 from rq import SimpleWorker
 
@@ -23,6 +24,7 @@ from workers.dispatcher import Dispatcher
 from workers.queues import QUEUE_NAMES, queue
 
 log = logging.getLogger("workers")
+RESPAWN_CHECK_SECONDS = 1.0
 
 
 def worker_count(config) -> int:
@@ -52,6 +54,17 @@ def run_rq_worker(index: int) -> None:
     worker.work(logging_level="WARNING", with_scheduler=False)
 
 
+def respawn_exited(children: list, context) -> None:
+    """Replace an RQ worker that exited: RQ quits when Redis drops mid-job, and nothing else restarts it."""
+    for index, child in enumerate(children):
+        if child.exitcode is not None:
+            log.warning(
+                "RQ worker %d (pid %s) exited with code %s; starting a new one", index, child.pid, child.exitcode
+            )
+            children[index] = context.Process(target=run_rq_worker, args=(index,), daemon=False)
+            children[index].start()
+
+
 def main() -> int:
     """Start children and the dispatcher; stop all on SIGTERM/SIGINT."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -78,7 +91,11 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     log.info("worker up: %d RQ SimpleWorkers on %s", len(children), ", ".join(QUEUE_NAMES))
-    dispatcher.run()
+    loop = threading.Thread(target=dispatcher.run, name="dispatcher", daemon=True)
+    loop.start()
+    while not dispatcher.stop.wait(RESPAWN_CHECK_SECONDS):
+        respawn_exited(children, context)
+    loop.join(timeout=10)
     for child in children:
         child.join(timeout=60)
     return 0

@@ -67,6 +67,12 @@ def register(app: Flask) -> None:
     def _refuse_nul():
         """NUL cannot be stored or looked up (PostgreSQL refuses it): a 400, before any query."""
         if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
+            if request.path.startswith("/api/"):
+                from app.api.auth import unauthorized
+
+                refused = unauthorized()
+                if refused is not None:
+                    return refused
             return error_response(400, "the URL contains a NUL character")
         return None
 
