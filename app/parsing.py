@@ -6,6 +6,7 @@ import json
 import math
 import re
 from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 from marshmallow import fields
@@ -98,9 +99,18 @@ def repair_missing_values(text: str) -> str:
     return "".join(out)
 
 
+_CANONICAL: dict[str, str] = {}
+_CANONICAL_CACHE_SIZE = 4096  # brokers use a few hundred key spellings; hostile keys are not kept
+
+
 def canonical_key(key: str) -> str:
     """`orderId`, `order_id`, `OrderId` and `ORDER_ID` are one field (brokers.md §4.2: docs differ from wire)."""
-    return key.replace("_", "").replace("-", "").lower()
+    folded = _CANONICAL.get(key)
+    if folded is None:
+        folded = key.replace("_", "").replace("-", "").lower()
+        if len(_CANONICAL) < _CANONICAL_CACHE_SIZE and len(key) <= 64:
+            _CANONICAL[key] = folded
+    return folded
 
 
 def canonical_keys(data: dict[str, Any]) -> dict[str, Any]:
@@ -186,6 +196,19 @@ _NULL_TIME = re.compile(r"^(0000-00-00|0001-01-01|01-01-1980|1980-01-01)")
 
 def ist_to_utc_iso(value: Any, formats: tuple[str, ...]) -> str | None:
     """An exchange time in IST (as brokers send it) as UTC ISO 8601, or None for blanks and sentinels."""
+    if isinstance(value, str) and len(value) <= 40:
+        return _ist_text_to_utc_iso(value, formats)
+    return _ist_to_utc_iso(value, formats)
+
+
+@lru_cache(maxsize=4096)
+def _ist_text_to_utc_iso(value: str, formats: tuple[str, ...]) -> str | None:
+    """Cached: updates of one burst share their seconds, and strptime is slow."""
+    return _ist_to_utc_iso(value, formats)
+
+
+def _ist_to_utc_iso(value: Any, formats: tuple[str, ...]) -> str | None:
+    """The uncached conversion."""
     value = blank_to_none(value)
     if value is None:
         return None

@@ -77,18 +77,25 @@ class BrokerAdapter:
         """Run the wire schema over canonical keys; a ValidationError becomes a 400 naming the fields."""
         if self.schema is None:
             raise NotImplementedError(f"{type(self).__name__} must declare a schema")
-        spelled = {canonical_key(str(key)): str(key) for key in payload}
         try:
             data = self.schema.load(canonical_keys(payload))
         except ValidationError as exc:
             messages = exc.messages if isinstance(exc.messages, dict) else {"body": exc.messages}
+            spelled = _spellings(payload)
             named = {spelled.get(key, key): value for key, value in messages.items()}
             raise PostbackPayloadError(f"invalid {self.name} order update: {_flatten(named)}") from None
-        for name, declared in self.schema.fields.items():
-            if declared.required and data.get(name) is None:
-                key = declared.data_key or name
-                raise PostbackPayloadError(f"invalid {self.name} order update: {spelled.get(key, key)} is blank")
+        for name in self._required:
+            if data.get(name) is None:
+                key = self.schema.fields[name].data_key or name
+                raise PostbackPayloadError(
+                    f"invalid {self.name} order update: {_spellings(payload).get(key, key)} is blank"
+                )
         return data
+
+    @property
+    def _required(self) -> tuple[str, ...]:
+        """Names of the schema's required fields (a blank one is as good as missing)."""
+        return tuple(name for name, declared in self.schema.fields.items() if declared.required)
 
     def event_from_payload(self, payload: dict[str, Any], *, source: str, received_at: str) -> OrderEvent:
         """Validate and normalize one parsed payload (the path postbacks and feeds share)."""
@@ -131,6 +138,11 @@ def by_quantity(status: str, quantity: int | None, filled: int | None) -> str:
         if quantity and filled is not None and filled >= quantity:
             return OrderStatus.FILLED
     return status
+
+
+def _spellings(payload: dict[str, Any]) -> dict[str, str]:
+    """Canonical key -> the key as the broker spelled it (for error messages)."""
+    return {canonical_key(str(key)): str(key) for key in payload}
 
 
 MAX_ID_LENGTH = 128  # the width of the order_id and account_id columns (app/db.py)
