@@ -4,7 +4,7 @@ Docs: https://protrade.jainam.in/apidocs/Webhooks (seed 000); brokers.md §6. Ja
 postback in the contract; the `feeds` process (workers/feeds/jainam.py) is its inlet, but the adapter
 keeps the path-token template so a webhook, once its subscribe API is known, needs no new code.
 
-Per-deployment settings (docs/feeds-env.md):
+Per-deployment settings (.env.example):
 - JAINAM_STATUS_MAP: `code:STATUS,...` merged over table (a) of brokers.md §6 (the numeric codes
   differ between ODIN deployments; 15 is a surveillance reject).
 - JAINAM_PRICE_DIVISOR: prices arrive in paise per OMEx (seed 000: OrderPrice 227000 for ADANIENT,

@@ -79,7 +79,7 @@ def seconds_setting(config: Config, name: str, default: float, *, minimum: float
 
 @dataclass(frozen=True)
 class FeedSettings:
-    """Timing shared by all connectors (docs/feeds-env.md); tests shorten them."""
+    """Timing shared by all connectors (.env.example); tests shorten them."""
 
     backoff_base: float = 1.0
     backoff_max: float = 60.0
