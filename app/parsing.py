@@ -136,7 +136,16 @@ def blank_to_none(value: Any) -> Any:
     return value
 
 
-class LenientNumber(fields.Field):
+class _Optional(fields.Field):
+    """Broker fields are optional unless declared required: a missing one loads as None."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if not kwargs.get("required"):
+            kwargs.setdefault("load_default", None)
+        super().__init__(*args, **kwargs)
+
+
+class LenientNumber(_Optional):
     """A number that may arrive as a JSON number or a numeric string; blanks are null."""
 
     integral = False
@@ -171,7 +180,7 @@ class LenientInt(LenientNumber):
     default_error_messages = {"invalid": "Not a valid whole number.", "range": "Number is out of range."}
 
 
-class LenientStr(fields.Field):
+class LenientStr(_Optional):
     """Text that may arrive as a number; blanks are null, surrounding space is dropped."""
 
     default_error_messages = {"invalid": "Not a valid string."}

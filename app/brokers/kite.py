@@ -10,8 +10,6 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import fields
-
 from app.brokers.base import BrokerAdapter, BrokerSchema, by_quantity
 from app.events import OrderEvent, OrderStatus
 from app.exceptions import PostbackPayloadError, PostbackVerificationError
@@ -26,26 +24,25 @@ class KiteOrderSchema(BrokerSchema):
 
     order_id = LenientStr(data_key="orderid", required=True)
     status = LenientStr(data_key="status", required=True)
-    user_id = LenientStr(data_key="userid", load_default=None)
-    app_id = LenientStr(data_key="appid", load_default=None)
-    exchange_order_id = LenientStr(data_key="exchangeorderid", load_default=None)
-    status_message = LenientStr(data_key="statusmessage", load_default=None)
-    order_timestamp = LenientStr(data_key="ordertimestamp", load_default=None)
-    exchange_update_timestamp = LenientStr(data_key="exchangeupdatetimestamp", load_default=None)
-    exchange_timestamp = LenientStr(data_key="exchangetimestamp", load_default=None)
-    exchange = LenientStr(data_key="exchange", load_default=None)
-    tradingsymbol = LenientStr(data_key="tradingsymbol", load_default=None)
-    order_type = LenientStr(data_key="ordertype", load_default=None)
-    transaction_type = LenientStr(data_key="transactiontype", load_default=None)
-    product = LenientStr(data_key="product", load_default=None)
-    quantity = LenientInt(data_key="quantity", load_default=None)
-    filled_quantity = LenientInt(data_key="filledquantity", load_default=None)
-    pending_quantity = LenientInt(data_key="pendingquantity", load_default=None)
-    price = LenientNumber(data_key="price", load_default=None)
-    trigger_price = LenientNumber(data_key="triggerprice", load_default=None)
-    average_price = LenientNumber(data_key="averageprice", load_default=None)
-    tag = LenientStr(data_key="tag", load_default=None)
-    meta = fields.Raw(data_key="meta", load_default=None)
+    user_id = LenientStr(data_key="userid")
+    app_id = LenientStr(data_key="appid")
+    exchange_order_id = LenientStr(data_key="exchangeorderid")
+    status_message = LenientStr(data_key="statusmessage")
+    order_timestamp = LenientStr(data_key="ordertimestamp")
+    exchange_update_timestamp = LenientStr(data_key="exchangeupdatetimestamp")
+    exchange_timestamp = LenientStr(data_key="exchangetimestamp")
+    exchange = LenientStr(data_key="exchange")
+    tradingsymbol = LenientStr(data_key="tradingsymbol")
+    order_type = LenientStr(data_key="ordertype")
+    transaction_type = LenientStr(data_key="transactiontype")
+    product = LenientStr(data_key="product")
+    quantity = LenientInt(data_key="quantity")
+    filled_quantity = LenientInt(data_key="filledquantity")
+    pending_quantity = LenientInt(data_key="pendingquantity")
+    price = LenientNumber(data_key="price")
+    trigger_price = LenientNumber(data_key="triggerprice")
+    average_price = LenientNumber(data_key="averageprice")
+    tag = LenientStr(data_key="tag")
 
 
 class KiteAdapter(BrokerAdapter):
