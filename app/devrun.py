@@ -51,12 +51,12 @@ def prepare_environment() -> dict[str, str]:
     except ImportError:  # pragma: no cover - python-dotenv is pinned
         pass
     env = dict(os.environ)
-    env.setdefault("APP_ENV", "development")
-    env.setdefault("PORT", "8000")
+    for key, value in (("APP_ENV", "development"), ("PORT", "8000")):
+        env[key] = env.get(key) or value
     instance = Path(env.get("INSTANCE_PATH") or ROOT / "instance")
     for key, value in dev_secrets(instance).items():
-        env.setdefault(key, value)
-    env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{env['PORT']}")
+        env[key] = env.get(key) or value
+    env["PUBLIC_BASE_URL"] = env.get("PUBLIC_BASE_URL") or f"http://127.0.0.1:{env['PORT']}"
     if not env.get("REDIS_URL"):
         already_running = (instance / "redis.sock").exists() and answers(f"unix://{instance / 'redis.sock'}")
         env["REDIS_URL"] = ensure_embedded_redis(instance)

@@ -30,13 +30,13 @@ CONSUMER = "drain"  # one drain at a time (the lease), so one consumer name owns
 LEASE_KEY = "oh:persist:lease"
 QUEUED_KEY = "oh:persist:queued"
 DEAD_STREAM = "oh:ingest:dead"
-BATCH = int(os.environ.get("PERSIST_BATCH", "500"))
+BATCH = int(os.environ.get("PERSIST_BATCH") or 500)
 LEASE_MS = 15_000
 MAX_JOB_SECONDS = 20.0
 IDLE_EXIT_SECONDS = 1.0
 # After a short batch, let a burst gather: each transaction has a fixed cost of ~10 statements, and
 # with ingest sharing the cores batches otherwise average ~6 events (docs/performance.md).
-LINGER_SECONDS = float(os.environ.get("PERSIST_LINGER_MS", "20")) / 1000
+LINGER_SECONDS = float(os.environ.get("PERSIST_LINGER_MS") or 20) / 1000
 DB_BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 
