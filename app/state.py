@@ -48,7 +48,8 @@ def _amend_key(event: dict[str, Any]) -> tuple:
 
 def _fill_key(event: dict[str, Any]) -> tuple:
     """Which event's fill figures (filled_quantity, average_price) are the latest."""
-    return (event.get("filled_quantity") or 0, event.get("average_price") is not None, _status_key(event))
+    # Flat, so the key survives the JSON round trip through the database unchanged (no nested tuple).
+    return (event.get("filled_quantity") or 0, event.get("average_price") is not None, *_status_key(event))
 
 
 def new_state(event: dict[str, Any]) -> dict[str, Any]:

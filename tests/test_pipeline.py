@@ -117,3 +117,37 @@ def test_a_replayed_batch_is_stored_once(db_services, db_client):
         assert conn.execute(sa.select(sa.func.count()).select_from(events)).scalar_one() == 1
         assert conn.execute(sa.select(sa.func.count()).select_from(raw_postbacks)).scalar_one() == 1
     assert client.xlen(STREAM) == 0
+
+
+def test_updates_stored_in_separate_batches_build_on_the_stored_state(db_services, db_client, admin_headers):
+    """Each update drained on its own: the state read back from the database must take the next one."""
+    steps = [
+        kite(
+            status="OPEN",
+            quantity=10,
+            filled_quantity=0,
+            average_price=0,
+            exchange_update_timestamp="2022-03-03 09:24:30",
+        ),
+        kite(
+            status="UPDATE",
+            quantity=10,
+            filled_quantity=4,
+            average_price=470.0,
+            exchange_update_timestamp="2022-03-03 09:24:40",
+        ),
+        kite(
+            status="CANCELLED",
+            quantity=10,
+            filled_quantity=4,
+            average_price=470.0,
+            exchange_update_timestamp="2022-03-03 09:24:50",
+        ),
+    ]
+    for sent in steps:
+        assert db_client.post("/postbacks/kite", data=sent).status_code == 202
+        run_pipeline(db_services)
+    detail = db_client.get("/api/orders/kite/220303000308932", headers=admin_headers).get_json()
+    assert (detail["status"], detail["filled_quantity"]) == ("CANCELLED", 4)
+    assert [e["sequence"] for e in detail["events"]] == [1, 2, 3]
+    assert db_services.redis.xlen("oh:ingest:dead") == 0

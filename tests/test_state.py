@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -62,11 +64,11 @@ def lifecycles(draw):
 
 
 def fold(events: list[dict]) -> dict:
-    """Apply events one by one, checking the invariants after each."""
+    """Apply events one by one, as the worker does: the state goes through the database (JSON) between them."""
     state = None
     for item in events:
         before = state
-        state = apply_event(state, item)
+        state = json.loads(json.dumps(apply_event(state, item)))
         if before is not None:
             if before["status"] in TERMINAL:
                 assert state["status"] == before["status"], "a terminal status was left"
