@@ -229,6 +229,10 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         )
     if config.is_development:
         _warn_development(config, problems)
+    if not config.admin_token:
+        log.warning("ADMIN_TOKEN is not set: /api/* answers 401 to everyone until it is")
+    elif len(config.admin_token) < MIN_TOKEN_LENGTH:
+        log.warning("ADMIN_TOKEN is shorter than %d characters: use a longer random secret", MIN_TOKEN_LENGTH)
     return config
 
 
@@ -254,8 +258,6 @@ def config_problems(config: Config) -> list[str]:
     elif any(not re.fullmatch(r"[A-Za-z0-9_\-.~]+", token) for token in config.postback_tokens):
         problems.append("POSTBACK_TOKEN may only hold URL-safe characters (letters, digits, - _ . ~).")
     problems += forward_problems(config)
-    if config.admin_token and len(config.admin_token) < MIN_TOKEN_LENGTH:
-        problems.append(f"ADMIN_TOKEN is shorter than {MIN_TOKEN_LENGTH} characters. Set it to a longer random secret.")
     if not config.kite_api_secret and not config.kite_apps:
         problems.append(
             "KITE_API_SECRET is not set (nor KITE_APPS). Set KITE_API_SECRET to your Kite Connect app's "

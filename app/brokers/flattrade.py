@@ -71,6 +71,7 @@ class NorenOrderSchema(BrokerSchema):
     order_type = LenientStr(data_key="prctyp")
     quantity = LenientInt(data_key="qty")
     fill_shares = LenientInt(data_key="fillshares")
+    cancel_qty = LenientInt(data_key="cancelqty")
     price = LenientNumber(data_key="prc")
     trigger_price = LenientNumber(data_key="trgprc")
     average_price = LenientNumber(data_key="avgprc")
@@ -132,7 +133,7 @@ class FlattradeAdapter(BrokerAdapter):
         """Noren fields to the event; the status needs fillshares against qty (brokers.md §5.3)."""
         broker_status = data["status"].upper()
         quantity = data["quantity"]
-        filled = self._filled(broker_status, quantity, data["fill_shares"])
+        filled = self._filled(broker_status, quantity, data["fill_shares"], data["cancel_qty"])
         status = self._status(broker_status, quantity, filled)
         return OrderEvent(
             broker=self.name,
@@ -161,11 +162,24 @@ class FlattradeAdapter(BrokerAdapter):
             modified=self._modified(broker_status, data["report_type"]),
         )
 
-    def _filled(self, broker_status: str, quantity: int | None, fill_shares: int | None) -> int | None:
-        """fillshares is cumulative (flqty is this fill only); COMPLETE without it means all of qty."""
-        if fill_shares is None and self.map_status(broker_status) == OrderStatus.FILLED:
+    def _filled(
+        self, broker_status: str, quantity: int | None, fill_shares: int | None, cancel_qty: int | None
+    ) -> int | None:
+        """fillshares is cumulative (flqty is this fill only); without it the status and cancelqty tell.
+
+        COMPLETE means all of qty; a cancel leaves qty - cancelqty filled; a pending, open, untriggered or
+        rejected order reports fills in fillshares, so none means nothing filled yet (seed 001 samples).
+        """
+        if fill_shares is not None:
+            return fill_shares
+        status = self.map_status(broker_status)
+        if status == OrderStatus.FILLED:
             return quantity
-        return fill_shares
+        if status == OrderStatus.CANCELLED:
+            return max(quantity - cancel_qty, 0) if quantity is not None and cancel_qty is not None else None
+        if status in (OrderStatus.PENDING, OrderStatus.OPEN, OrderStatus.TRIGGER_PENDING, OrderStatus.REJECTED):
+            return 0
+        return None
 
     def _status(self, broker_status: str, quantity: int | None, filled: int | None) -> str:
         """Normalized status; COMPLETE "can be a partial fill" (seed 001), so quantities decide (§2, §5.3)."""
