@@ -82,6 +82,8 @@ deliveries = sa.Table(
     sa.Column("url", sa.Text, nullable=False),
     sa.Column("status", sa.String(16), nullable=False, index=True),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    #: Attempts made before the current run of the retry schedule (a redrive starts a new run).
+    sa.Column("schedule_offset", sa.Integer, nullable=False, default=0, server_default="0"),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("next_attempt_at", sa.DateTime(timezone=True)),

@@ -167,7 +167,7 @@ class LenientNumber(_Optional):
         if not math.isfinite(number) or abs(number) > MAX_ABS_NUMBER:
             raise self.make_error("range")
         if self.integral:
-            if number != int(number):
+            if number != int(number) or number < 0:  # quantities: whole and never negative
                 raise self.make_error("invalid")
             return int(number)
         return number
@@ -177,7 +177,7 @@ class LenientInt(LenientNumber):
     """A whole quantity: 5, 5.0, "5" and "5.0" all read as 5."""
 
     integral = True
-    default_error_messages = {"invalid": "Not a valid whole number.", "range": "Number is out of range."}
+    default_error_messages = {"invalid": "Not a valid whole, non-negative number.", "range": "Number is out of range."}
 
 
 class LenientStr(_Optional):

@@ -39,18 +39,20 @@ def consumer_id(url: str) -> str:
     return "c_" + hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
-def active_consumers(conn: Connection, urls: tuple[str, ...]) -> list[tuple[str, str]]:
-    """(id, url) of configured consumers that a 410 Gone has not disabled."""
+def configured_consumers(conn: Connection, urls: tuple[str, ...]) -> list[tuple[str, str, str | None]]:
+    """(id, url, why it is disabled or None) of every consumer in FORWARD_URLS."""
     if not urls:
         return []
     ids = {consumer_id(url): url for url in urls}
     disabled = {
-        row.id
+        row.id: row.disabled_reason or "disabled"
         for row in conn.execute(
-            sa.select(consumers.c.id).where(consumers.c.id.in_(list(ids)), consumers.c.disabled_at.is_not(None))
+            sa.select(consumers.c.id, consumers.c.disabled_reason).where(
+                consumers.c.id.in_(list(ids)), consumers.c.disabled_at.is_not(None)
+            )
         )
     }
-    return [(cid, url) for cid, url in ids.items() if cid not in disabled]
+    return [(cid, url, disabled.get(cid)) for cid, url in ids.items()]
 
 
 def persist_batch(engine: Engine, batch: list[QueuedEvent], forward_urls: tuple[str, ...] = ()) -> StoredBatch:
@@ -170,25 +172,33 @@ def _save_states(conn: Connection, states: dict, existing: set, now) -> None:
 
 
 def _create_deliveries(conn: Connection, new_events: list[dict], urls: tuple[str, ...], now) -> list[tuple[int, str]]:
-    """One pending delivery per new event and active consumer, in the same transaction as the event."""
-    active = active_consumers(conn, urls)
-    if not active:
+    """One delivery per new event and consumer, in the same transaction as the event; returns the pending ones.
+
+    A consumer disabled by a 410 still gets its rows, dead-lettered at once, so nothing is silently
+    dropped: after `forward-enable` they can be redriven.
+    """
+    targets = configured_consumers(conn, urls)
+    if not targets:
         return []
     rows = [
         {
             "event_id": event["id"],
             "consumer_id": cid,
             "url": url,
-            "status": "pending",
+            "status": "failed" if disabled else "pending",
             "attempts": 0,
             "created_at": now,
             "updated_at": now,
-            "next_attempt_at": now,
+            "next_attempt_at": None if disabled else now,
+            "last_error": f"not attempted: consumer disabled ({disabled})" if disabled else None,
         }
         for event in new_events
-        for cid, url in active
+        for cid, url, disabled in targets
     ]
     returned = conn.execute(
-        deliveries.insert().returning(deliveries.c.id, deliveries.c.consumer_id, sort_by_parameter_order=True), rows
+        deliveries.insert().returning(
+            deliveries.c.id, deliveries.c.consumer_id, deliveries.c.status, sort_by_parameter_order=True
+        ),
+        rows,
     )
-    return [(row.id, row.consumer_id) for row in returned]
+    return [(row.id, row.consumer_id) for row in returned if row.status == "pending"]

@@ -116,3 +116,12 @@ def test_an_internal_error_does_not_log_the_postback_token(client, redis_client,
     answer = client.post(f"/postbacks/dhan/{POSTBACK_TOKEN}", data=b'{"orderId": "1", "orderStatus": "PENDING"}')
     assert answer.status_code == 500 and answer.is_json
     assert "/postbacks/<broker>/<token>" in caplog.text and POSTBACK_TOKEN not in caplog.text
+
+
+def test_limit_over_the_maximum_is_served_as_the_maximum(client, admin_headers):
+    assert client.get("/api/orders?limit=100000", headers=admin_headers).status_code == 200
+
+
+def test_negative_quantities_are_400(client, redis_client):
+    payload = sign_kite(dict(SEED, quantity=-5), KITE_SECRET)
+    assert_json_error(client.post("/postbacks/kite", data=json.dumps(payload)), 400, "quantity")

@@ -141,7 +141,9 @@ def test_always_failing_consumer_is_dead_lettered_after_the_schedule_and_can_be_
     assert answer.status_code == 202
     run_pipeline(services)
     assert len(responses.calls) == 4
-    assert client.get("/api/deliveries?status=delivered", headers=AUTH).get_json()["count"] == 1
+    delivered = client.get("/api/deliveries?status=delivered", headers=AUTH).get_json()["deliveries"]
+    assert len(delivered) == 1 and delivered[0]["attempts"] == 4  # attempts keep counting across a redrive
+    assert [a["status_code"] for a in delivered[0]["attempt_log"]] == [500, 500, 500, 204]
     again = client.post(f"/api/deliveries/{failed[0]['id']}/retry", headers=AUTH)
     assert again.status_code == 409 and "delivered" in again.get_json()["error"]
 
@@ -182,10 +184,13 @@ def test_410_gone_disables_that_consumer_only(fwd, caplog):
     assert "410 Gone" in caplog.text and "DISABLED" in caplog.text
     with services.engine.connect() as conn:
         assert conn.execute(sa.select(consumers.c.url).where(consumers.c.disabled_at.is_not(None))).scalar() == CONSUMER
-    post(client, status="REJECTED", filled_quantity=0)
+    later = post(client, status="REJECTED", filled_quantity=0)
     run_pipeline(services)
     assert [c.request.url for c in responses.calls].count(CONSUMER) == 1
     assert [c.request.url for c in responses.calls].count(OTHER) == 2
+    # Not silently dropped: the later event waits in the dead letter for a redrive after re-enabling.
+    (skipped,) = deliveries_of(services, event_id=later, url=CONSUMER)
+    assert skipped.status == "failed" and "consumer disabled" in skipped.last_error
 
 
 @responses.activate

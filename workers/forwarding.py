@@ -370,7 +370,7 @@ def record_outcomes(
             finished.append(row.id)
             gone = row.url
         else:
-            delay = next_delay(config.forward_retry_schedule, number, outcome.retry_after)
+            delay = next_delay(config.forward_retry_schedule, number - row.schedule_offset, outcome.retry_after)
             if delay is None:
                 update.update(status="failed", delivered_at=None, next_attempt_at=None)
                 finished.append(row.id)
@@ -468,7 +468,7 @@ def redrive(engine: sa.Engine, client: redis.Redis, ids: list[int]) -> int:
         conn.execute(
             deliveries.update()
             .where(deliveries.c.id.in_([r.id for r in rows]))
-            .values(status="pending", attempts=0, next_attempt_at=now, updated_at=now)
+            .values(status="pending", schedule_offset=deliveries.c.attempts, next_attempt_at=now, updated_at=now)
         )
     schedule_new(client, [(r.id, r.consumer_id) for r in rows])
     return len(rows)

@@ -52,12 +52,14 @@ def run_rq_worker(index: int) -> None:
     queues = [queue(services.redis, name) for name in QUEUE_NAMES]
     worker = OrderhookWorker(queues, connection=services.redis, name=f"orderhook-{os.getpid()}-{index}")
     worker.work(logging_level="WARNING", with_scheduler=False)
+    if not shutdown.requested.is_set():
+        sys.exit(3)  # RQ gave up (e.g. Redis dropped mid-job) without being asked to stop: respawn me
 
 
 def respawn_exited(children: list, context) -> None:
     """Replace an RQ worker that exited: RQ quits when Redis drops mid-job, and nothing else restarts it."""
     for index, child in enumerate(children):
-        if child.exitcode is not None:
+        if child.exitcode not in (None, 0):  # 0 = stopped on request (SIGTERM/SIGINT): not to be replaced
             log.warning(
                 "RQ worker %d (pid %s) exited with code %s; starting a new one", index, child.pid, child.exitcode
             )
@@ -96,6 +98,9 @@ def main() -> int:
     while not dispatcher.stop.wait(RESPAWN_CHECK_SECONDS):
         respawn_exited(children, context)
     loop.join(timeout=10)
+    for child in children:
+        if child.is_alive() and child.pid:
+            os.kill(child.pid, signal.SIGTERM)  # also one started just before the stop
     for child in children:
         child.join(timeout=60)
     return 0

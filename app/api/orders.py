@@ -16,11 +16,11 @@ MAX_LIMIT = 1000
 
 
 def parse_limit(default: int = 100):
-    """`limit` as 1..1000, or an error response."""
+    """`limit` as a whole number >= 1 (more than 1000 is served as 1000), or an error response."""
     raw = request.args.get("limit", str(default))
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or int(raw) < 1:
         return None, error_response(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
-    return int(raw), None
+    return min(int(raw), MAX_LIMIT), None
 
 
 @bp.get("/orders")
