@@ -1,9 +1,10 @@
 """The Dhan web login frame store: one encrypted file, apart from the database and everything else.
 
 The 703-byte frame (brokers.md §4.3) is a web-session credential, so it is kept in its own file
-(FEEDS_SECRETS_DIR, default `<instance>/secrets/`), encrypted with Fernet under FEEDS_SECRET_KEY, and
-never returned in full by the API: only its size and when it was stored. The web process writes it;
-the feeds process reads it, so both must see the same directory (same host or a shared volume).
+(FEEDS_SECRETS_DIR, default `<instance>/secrets/`), encrypted with Fernet under FEEDS_SECRET_KEY (else
+a key derived from ADMIN_TOKEN), and never returned in full by the API: only its size and when it
+was stored. The web process writes it; the feeds process reads it, so both must see the same
+directory (same host or a shared volume).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from app.config import Config
 from app.parsing import utc_iso
@@ -30,8 +33,23 @@ LOGIN_FRAME_SIZE = 703
 #: capture of seed 003. Both are accepted; anything else is not a login frame.
 LOGIN_FRAME_CODES = (41, 42)
 FRAME_FILE = "dhan_web_login_frame.bin"
-DEV_KEY_FILE = "feeds_secret.key"
 KEY_VARIABLE = "FEEDS_SECRET_KEY"
+
+
+def derived_key(secret: str) -> str:
+    """A Fernet key derived (HKDF-SHA256, its own label) from another secret of the environment."""
+    material = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"orderhook dhan-web login frame")
+    return base64.urlsafe_b64encode(material.derive(secret.encode())).decode()
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """Say it once per process, not at every read of the frame."""
+    if message not in _warned:
+        _warned.add(message)
+        log.warning(message)
 
 
 class SecretKeyUnavailable(Exception):
@@ -138,15 +156,19 @@ class DhanWebFrameStore:
     # Internals:
 
     def _fernet(self) -> MultiFernet:
-        """FEEDS_SECRET_KEY (comma-separated for rotation: the first encrypts), else a dev key file."""
+        """FEEDS_SECRET_KEY (comma-separated for rotation: the first encrypts), else one derived from ADMIN_TOKEN."""
         keys = [k.strip() for k in self.config.get(KEY_VARIABLE).split(",") if k.strip()]
+        if not keys and self.config.admin_token:
+            keys = [derived_key(self.config.admin_token)]
+            _warn_once(
+                f"{KEY_VARIABLE} is not set: the Dhan web login frame is encrypted with a key derived from "
+                f"ADMIN_TOKEN (changing ADMIN_TOKEN means storing the frame again); set {KEY_VARIABLE} to decouple"
+            )
         if not keys:
-            if not self.config.is_development:
-                raise SecretKeyUnavailable(
-                    f"{KEY_VARIABLE} is not set: set it to a Fernet key (python -c 'from cryptography.fernet "
-                    f"import Fernet; print(Fernet.generate_key().decode())') to store the Dhan web login frame"
-                )
-            keys = [self._development_key()]
+            raise SecretKeyUnavailable(
+                f"{KEY_VARIABLE} is not set (nor ADMIN_TOKEN): set it to a Fernet key (python -c 'from "
+                "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())') to store the frame"
+            )
         try:
             return MultiFernet([Fernet(k) for k in keys])
         except (ValueError, binascii.Error):
@@ -154,26 +176,6 @@ class DhanWebFrameStore:
                 f"{KEY_VARIABLE} is not a valid Fernet key (32 url-safe base64-encoded bytes; generate one with "
                 "Fernet.generate_key())"
             ) from None
-
-    def _development_key(self) -> str:
-        """Development only: a generated key under instance/, outside the secrets directory."""
-        path = self.config.instance_path / DEV_KEY_FILE
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            key = Fernet.generate_key()
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                return path.read_text().strip()
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(key)
-            log.warning(
-                "%s is not set: generated a development key in %s; set %s in production",
-                KEY_VARIABLE,
-                path,
-                KEY_VARIABLE,
-            )
-        return path.read_text().strip()
 
     def _read(self) -> bytes | None:
         """The encrypted token on disk, or None."""

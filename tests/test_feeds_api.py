@@ -98,21 +98,29 @@ def test_the_captured_seed_frame_passes_validation():
     assert len(frame) == 703 and frame[0] == 42
 
 
-def test_production_without_key_refuses_with_503(build, admin_headers):
+def test_production_without_a_feeds_key_encrypts_under_one_derived_from_admin_token(build, admin_headers, caplog):
     services = build()
-    client = api_client(services)
-    response = client.put(URL, data=b64(dhan_web_login_frame()), headers=admin_headers)
+    frame = dhan_web_login_frame()
+    assert api_client(services).put(URL, data=b64(frame), headers=admin_headers).status_code == 201
+    assert "derived from ADMIN_TOKEN" in caplog.text
+    stored = b"".join(p.read_bytes() for p in frame_files(services))
+    assert frame not in stored and b64(frame).encode() not in stored
+    assert api_client(build()).get(URL, headers=admin_headers).get_json()["size"] == 703
+
+
+def test_an_invalid_feeds_key_refuses_with_503(build, admin_headers):
+    services = build(FEEDS_SECRET_KEY="not-a-fernet-key")
+    response = api_client(services).put(URL, data=b64(dhan_web_login_frame()), headers=admin_headers)
     assert response.status_code == 503 and "FEEDS_SECRET_KEY" in response.get_json()["error"]
     assert not (services.config.instance_path / "secrets").exists()
 
 
-def test_development_generates_a_key_file_with_a_warning(build, admin_headers, caplog):
-    services = build(APP_ENV="development")
-    response = api_client(services).put(URL, data=b64(dhan_web_login_frame()), headers=admin_headers)
-    assert response.status_code == 201
-    key_file = services.config.instance_path / "feeds_secret.key"
-    assert key_file.exists() and stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
-    assert "FEEDS_SECRET_KEY is not set" in caplog.text
+def test_without_any_key_material_the_store_refuses(build):
+    from app.secrets_store import SecretKeyUnavailable
+
+    services = build(ADMIN_TOKEN="")
+    with pytest.raises(SecretKeyUnavailable, match="FEEDS_SECRET_KEY is not set"):
+        DhanWebFrameStore(services.config).store(dhan_web_login_frame())
 
 
 def test_a_frame_under_another_key_is_reported_not_leaked(build, admin_headers):
