@@ -116,7 +116,7 @@ def test_heartbeat_text_frames_arrive_on_time(build):
 
 
 def test_refused_login_stops_with_auth_failed(build):
-    """`ck`/`ak` with s other than OK: auth_failed, no subscribe, no retry."""
+    """`ak` refused, then `ck` refused too (no NOREN_LOGIN_MODE set): auth_failed, no subscribe, no more retries."""
 
     async def scenario():
         async with FakeNoren(UID, "the-right-token") as fake:
@@ -126,11 +126,51 @@ def test_refused_login_stops_with_auth_failed(build):
                     services, "flattrade", "auth_failed", lambda s: s.get("state") == "auth_failed"
                 )
                 await asyncio.sleep(0.3)
-                return state, fake.handshakes, fake.sessions[0].texts()
+                return state, fake.handshakes, fake.sessions
 
-    state, handshakes, texts = asyncio.run(scenario())
-    assert handshakes == 1 and len(texts) == 1  # the login only, never the subscribe
+    state, handshakes, sessions = asyncio.run(scenario())
+    assert handshakes == 2  # one try per login form
+    assert [json.loads(s.texts()[0])["t"] for s in sessions] == ["a", "c"]
+    assert all(len(s.texts()) == 1 for s in sessions)  # the login only, never the subscribe
     assert "NOT_OK" in state["last_error"] and TOKEN not in json.dumps(state)
+
+
+def test_a_configured_login_form_is_not_second_guessed(build):
+    """NOREN_LOGIN_MODE=a: a refusal is final at once."""
+
+    async def scenario():
+        async with FakeNoren(UID, "the-right-token") as fake:
+            services = build(**noren_env(fake, NOREN_LOGIN_MODE="a"))
+            async with running(FlattradeConnector, services):
+                await wait_state(services, "flattrade", "auth_failed", lambda s: s.get("state") == "auth_failed")
+                await asyncio.sleep(0.3)
+                return fake.handshakes
+
+    assert asyncio.run(scenario()) == 1
+
+
+def test_the_older_login_form_is_tried_when_the_newer_is_refused(build):
+    """A deployment that only knows `c`: the feed falls back to it by itself and subscribes."""
+
+    class OldNoren(FakeNoren):
+        async def handle(self, session, message):
+            if json.loads(message).get("t") == "a":
+                await session.ws.send(json.dumps({"t": "ak", "s": "NOT_OK", "emsg": "unknown request"}))
+                return
+            await super().handle(session, message)
+
+    async def scenario():
+        async with OldNoren(UID, TOKEN) as fake:
+            services = build(**noren_env(fake))
+            async with running(FlattradeConnector, services):
+                await wait_state(services, "flattrade", "connected", lambda s: s.get("connected"))
+                session = await fake.wait_sessions(2)
+                await fake.wait_for(lambda: len(session.texts()) >= 2, what="subscribe")
+                return session.texts()[:2]
+
+    login, subscribe = asyncio.run(scenario())
+    assert json.loads(login)["t"] == "c" and json.loads(login)["susertoken"] == TOKEN
+    assert subscribe == '{"t":"o","actid":"AJ0101"}'
 
 
 def test_drop_reconnects_logs_in_and_subscribes_again(build):

@@ -2,10 +2,12 @@
 
 Login `{"t":"c","uid",…,"actid",…,"susertoken",…,"source":"API"}` (old) or
 `{"t":"a","uid",…,"actid",…,"source":"API","accesstoken",…}` (new, NorenRestApi 0.0.29, which
-Flattrade's own SDK ships), chosen by NOREN_LOGIN_MODE (`a` by default). The answer `ck`/`ak` must carry
-`s: "OK"`; anything else is an authentication refusal. Then subscribe `{"t":"o","actid":…}` (Flattrade
-sends no ack), heartbeat `{"t":"h"}` as a text frame every NOREN_HEARTBEAT_SECONDS (30 s, as OpenAlgo and
-the Flattrade doc do), and read `t:"om"` order updates with the Noren keys the flattrade adapter knows.
+Flattrade's own SDK ships), chosen by NOREN_LOGIN_MODE. Unset, it starts with `a` and, if that form is
+refused, tries `c` once before calling it an authentication refusal (deployments differ, brokers.md §5.1:
+"support both forms"). The answer `ck`/`ak` must carry `s: "OK"`; anything else is a refusal.
+Then subscribe `{"t":"o","actid":…}` (Flattrade sends no ack), heartbeat `{"t":"h"}` as a text frame every
+NOREN_HEARTBEAT_SECONDS (30 s, as OpenAlgo and the Flattrade doc do), and read `t:"om"` order updates
+with the Noren keys the flattrade adapter knows.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 
 from app.exceptions import ConfigurationError
-from workers.feeds.base import FeedAuthError, FeedConnector, json_text, parse_json, seconds_setting
+from workers.feeds.base import FeedAuthError, FeedConnector, FeedDisconnected, json_text, parse_json, seconds_setting
 
 LOGIN_MODES = ("a", "c")
 LOGIN_ACKS = ("ck", "ak")
@@ -33,7 +35,9 @@ class FlattradeConnector(FeedConnector):
 
     def load_settings(self) -> None:
         """NOREN_LOGIN_MODE (a|c) and NOREN_HEARTBEAT_SECONDS."""
-        self.login_mode = (self.setting("NOREN_LOGIN_MODE") or "a").lower()
+        configured = self.setting("NOREN_LOGIN_MODE").lower()
+        self.login_mode = configured or "a"
+        self.other_form_to_try = "" if configured else "c"
         if self.login_mode not in LOGIN_MODES:
             raise ConfigurationError(
                 f"NOREN_LOGIN_MODE must be 'a' (accesstoken login) or 'c' (susertoken login), got {self.login_mode!r}"
@@ -64,7 +68,11 @@ class FlattradeConnector(FeedConnector):
             detail = f"t={ack.get('t')!r}, s={ack.get('s')!r}"
             if ack.get("emsg"):
                 detail += f", emsg={str(ack['emsg'])[:120]!r}"
+            if self.other_form_to_try:
+                self.login_mode, self.other_form_to_try = self.other_form_to_try, ""
+                raise FeedDisconnected(f"login form refused ({detail}); reconnecting with the other form")
             raise FeedAuthError(f"the broker refused the login ({detail})")
+        self.other_form_to_try = ""  # this form works: a later refusal is a real one
         await ws.send(self.subscribe_frame())
 
     def keepalives(self, ws: ClientConnection) -> list[Any]:
