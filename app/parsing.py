@@ -43,10 +43,11 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def loads(text: str) -> Any:
-    """json.loads that turns every kind of hostile input into a 400."""
+def loads(text: str, *, unique_keys: bool = False) -> Any:
+    """json.loads that turns every kind of hostile input into a 400; `unique_keys` refuses a repeated key."""
     try:
-        data = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+        hook = _unique_keys if unique_keys else None
+        data = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=hook)
         if _SURROGATE_ESCAPE.search(text):
             # A lone surrogate escape decodes to text no database or consumer can take; pairs are fine.
             json.dumps(data, ensure_ascii=False).encode()
@@ -59,14 +60,15 @@ def loads(text: str) -> Any:
         raise PostbackPayloadError(f"body is not valid JSON: {exc}") from None
 
 
-def loads_object(body: bytes, *, lenient: bool = False) -> dict[str, Any]:
-    """Parse a body that must hold one JSON object; `lenient` repairs keys with no value."""
+def loads_object(body: bytes, *, lenient: bool = False, strict_keys: bool = False) -> dict[str, Any]:
+    """Parse a body that must hold one JSON object; `lenient` repairs keys with no value, `strict_keys`
+    refuses a key given twice (a signed body must not let two readers see two values)."""
     text = decode_text(body)
     if not text.strip():
         raise PostbackPayloadError("body is empty; send the broker's JSON order update as the raw POST body")
     if lenient:
         text = repair_missing_values(text)
-    data = loads(text)
+    data = loads(text, unique_keys=strict_keys)
     if not isinstance(data, dict):
         raise PostbackPayloadError(f"body must be a JSON object, not {type(data).__name__}")
     return data
@@ -113,17 +115,20 @@ def canonical_key(key: str) -> str:
     return folded
 
 
-def canonical_keys(data: dict[str, Any]) -> dict[str, Any]:
-    """Top-level keys folded with canonical_key; two spellings of one key are refused (400).
+def canonical_keys(data: dict[str, Any], *, strict: bool = False) -> dict[str, Any]:
+    """Top-level keys folded with canonical_key; on a clash the first spelling wins, or (strict) a 400.
 
-    Refusing matters for Kite: the checksum and the schema must read the very same order_id.
+    Strict matters for Kite: the checksum and the schema must read the very same order_id. Unsigned
+    brokers are parsed leniently (brokers.md §1: their docs even repeat keys).
     """
     folded: dict[str, Any] = {}
     spelled: dict[str, str] = {}
     for key, value in data.items():
         name = canonical_key(str(key))
         if name in folded:
-            raise PostbackPayloadError(f"fields {spelled[name]!r} and {key!r} are the same field given twice")
+            if strict:
+                raise PostbackPayloadError(f"fields {spelled[name]!r} and {key!r} are the same field given twice")
+            continue
         folded[name] = value
         spelled[name] = str(key)
     return folded

@@ -41,6 +41,8 @@ class BrokerAdapter:
     path_token: ClassVar[bool] = True
     #: Repair keys without values before parsing (Dhan's documented sample, brokers.md §4.1).
     lenient_json: ClassVar[bool] = False
+    #: Refuse a key given twice or in two spellings: signed brokers, whose signature covers some fields only.
+    strict_keys: ClassVar[bool] = False
     #: Raw status (upper-cased) -> normalized status.
     STATUS_MAP: ClassVar[dict[str, str]] = {}
     #: marshmallow schema for the wire shape, over canonical keys.
@@ -71,14 +73,14 @@ class BrokerAdapter:
 
     def parse_body(self, body: bytes) -> dict[str, Any]:
         """The body as a JSON object (400 otherwise)."""
-        return loads_object(body, lenient=self.lenient_json)
+        return loads_object(body, lenient=self.lenient_json, strict_keys=self.strict_keys)
 
     def validate(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Run the wire schema over canonical keys; a ValidationError becomes a 400 naming the fields."""
         if self.schema is None:
             raise NotImplementedError(f"{type(self).__name__} must declare a schema")
         try:
-            data = self.schema.load(canonical_keys(payload))
+            data = self.schema.load(canonical_keys(payload, strict=self.strict_keys))
         except ValidationError as exc:
             messages = exc.messages if isinstance(exc.messages, dict) else {"body": exc.messages}
             spelled = _spellings(payload)

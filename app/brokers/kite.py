@@ -50,6 +50,8 @@ class KiteAdapter(BrokerAdapter):
 
     name = "kite"
     path_token = False
+    # The checksum covers order_id and order_timestamp only (brokers.md §3.1): no second copy of any key.
+    strict_keys = True
     schema = KiteOrderSchema()
 
     # Map Kite status: normalized (brokers.md §3.3). UPDATE and the MODIFY/CANCEL PENDING states are
@@ -77,7 +79,7 @@ class KiteAdapter(BrokerAdapter):
     def verify(self, body: bytes, payload: dict[str, Any], headers: Mapping[str, str]) -> None:
         """Checksum over the strings as received, before anything else in the payload is trusted."""
         # The very values the schema will read (keys folded the same way, two spellings refused).
-        fields = canonical_keys(payload)
+        fields = canonical_keys(payload, strict=True)
         checksum = fields.get("checksum")
         if checksum is None or checksum == "":
             raise PostbackVerificationError(
