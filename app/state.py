@@ -4,7 +4,7 @@ Updates arrive twice, late and out of order (a partial fill after COMPLETE, two 
 so the state is a join over the events seen, not "the last one wins":
 
 - a terminal status (FILLED, CANCELLED, REJECTED, EXPIRED) is never left;
-- filled_quantity is the largest ever reported, and average_price goes with it;
+- filled_quantity is the largest ever reported, and average_price is that report's (null if it has none);
 - among working statuses the most advanced wins (PENDING < OPEN = TRIGGER_PENDING), later exchange
   time breaking ties; PARTIALLY_FILLED and FILLED follow from the quantities;
 - prices and quantities come from the update with the latest exchange time, modifications included;
@@ -88,8 +88,8 @@ def apply_event(state: dict[str, Any] | None, event: dict[str, Any]) -> dict[str
     if list(_fill_key(event)) > state["_fill_key"]:
         state["_fill_key"] = list(_fill_key(event))
         state["filled_quantity"] = max(state.get("filled_quantity") or 0, event.get("filled_quantity") or 0)
-        if event.get("average_price") is not None:
-            state["average_price"] = event["average_price"]
+        # The average belongs to that fill: an older fill's average would be wrong, unknown is honest.
+        state["average_price"] = event.get("average_price")
     if list(_amend_key(event)) > state.get("_amend_key", []):
         state["_amend_key"] = list(_amend_key(event))
         for name in AMENDABLE:

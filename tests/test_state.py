@@ -146,3 +146,11 @@ def test_pending_after_open_is_ignored():
 
 def test_public_view_hides_bookkeeping():
     assert not [k for k in public_view(fold([event("OPEN", 0, 1, 1)])) if k.startswith("_")]
+
+
+def test_an_average_from_a_smaller_fill_is_not_kept_for_a_larger_one():
+    """Jainam sends no average with a fill of several trades: unknown beats the first trade's price."""
+    first = event("PARTIALLY_FILLED", 4, 10, 1, avg=800.5)
+    done = event("FILLED", 10, 10, 2)
+    assert fold([first, done])["average_price"] is None
+    assert fold([done, first])["average_price"] is None
