@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import signal
 import socket
 import subprocess
@@ -161,11 +160,3 @@ class Consumer:
         """Stop serving."""
         self.server.shutdown()
         self.server.server_close()
-
-
-def run_args(*args: str) -> list[str]:
-    """A command from the venv, for subprocess.run."""
-    return [str(VENV_BIN / args[0]), *args[1:]] if (VENV_BIN / args[0]).exists() else list(args)
-
-
-__all__ = ["Consumer", "Process", "free_port", "procfile_command", "run_args", "shlex", "start_web", "wait_until"]

@@ -50,6 +50,10 @@ class BrokerAdapter:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        # Names of the schema's required fields (a blank one is as good as missing), looked up once.
+        self._required = tuple(
+            name for name, declared in (self.schema.fields if self.schema else {}).items() if declared.required
+        )
 
     # Subclass implementation:
 
@@ -94,11 +98,6 @@ class BrokerAdapter:
                 )
         return data
 
-    @property
-    def _required(self) -> tuple[str, ...]:
-        """Names of the schema's required fields (a blank one is as good as missing)."""
-        return tuple(name for name, declared in self.schema.fields.items() if declared.required)
-
     def event_from_payload(self, payload: dict[str, Any], *, source: str, received_at: str) -> OrderEvent:
         """Validate and normalize one parsed payload (the path postbacks and feeds share)."""
         event = self.normalize(self.validate(payload), payload, source=source, received_at=received_at)
@@ -130,6 +129,24 @@ class BrokerAdapter:
         if filled and filled > 0:
             return by_quantity(OrderStatus.OPEN, quantity, filled)
         return OrderStatus.PENDING
+
+
+def code_from(table: dict[str, str], value: str | None) -> str | None:
+    """A broker code in our words via a table (upper-cased; unknown codes pass through upper-cased)."""
+    if not value:
+        return None
+    return table.get(value.upper(), value.upper())
+
+
+def pending_from(status: str, quantity: int | None, filled: int | None, reported: int | None = None) -> int | None:
+    """The broker's pending figure if it sent one; else none on a closed order, or quantity - filled."""
+    if reported is not None:
+        return reported
+    if status in OrderStatus.TERMINAL:
+        return 0
+    if quantity is not None and filled is not None:
+        return max(quantity - filled, 0)
+    return None
 
 
 def by_quantity(status: str, quantity: int | None, filled: int | None) -> str:

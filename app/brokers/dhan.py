@@ -12,7 +12,7 @@ from typing import Any
 
 from marshmallow import pre_load
 
-from app.brokers.base import BrokerAdapter, BrokerSchema, by_quantity
+from app.brokers.base import BrokerAdapter, BrokerSchema, by_quantity, code_from, pending_from
 from app.events import OrderEvent, OrderStatus
 from app.parsing import LenientInt, LenientNumber, LenientStr, blank_to_none, canonical_keys, ist_to_utc_iso
 
@@ -146,7 +146,7 @@ class DhanAdapter(BrokerAdapter):
     def normalize(self, data: dict[str, Any], raw: Any, *, source: str, received_at: str) -> OrderEvent:
         """One event shape for the postback, the official WS and the web feed (brokers.md §4)."""
         broker_status = data["status"].upper()  # WS sends "Pending"/"Traded" (§4.2)
-        order_type = _order_type(data["order_type"])
+        order_type = code_from(ORDER_TYPES, data["order_type"])
         quantity = data["quantity"]
         filled = self._filled(broker_status, quantity, data["filled_quantity"])
         status = self._status(broker_status, order_type, quantity, filled)
@@ -163,11 +163,11 @@ class DhanAdapter(BrokerAdapter):
             side=SIDES.get((data["transaction_type"] or "").upper()),
             exchange=_exchange(data["exchange_segment"], data["exchange"], data["segment"]),
             symbol=data["symbol"],
-            product=_product(data["product"]),
+            product=code_from(PRODUCTS, data["product"]),  # WS letters spelled out as the postback does (§4.2)
             order_type=order_type,
             quantity=quantity,
             filled_quantity=filled,
-            pending_quantity=_pending(status, quantity, filled, data["remaining_quantity"]),
+            pending_quantity=pending_from(status, quantity, filled, data["remaining_quantity"]),
             price=data["price"],
             trigger_price=data["trigger_price"],
             average_price=_average_price(data["average_price"]),
@@ -231,34 +231,9 @@ def _exchange(segment_code: str | None, exchange: str | None, segment: str | Non
     return WS_SEGMENTS.get((exchange, (segment or "").upper()), exchange)
 
 
-def _order_type(value: str | None) -> str | None:
-    """LIMIT / MARKET / SL / SL-M from the postback words or the WS codes."""
-    if not value:
-        return None
-    return ORDER_TYPES.get(value.upper(), value.upper())
-
-
-def _product(value: str | None) -> str | None:
-    """Dhan's product words; WS letters are spelled out so both sources say the same (§4.2)."""
-    if not value:
-        return None
-    return PRODUCTS.get(value.upper(), value.upper())
-
-
 def _average_price(value: float | None) -> float | None:
     """An average traded price of 0 means nothing traded yet (the WS sends 0, postbacks omit it) [inferred]."""
     return value if value else None
-
-
-def _pending(status: str, quantity: int | None, filled: int | None, remaining: int | None) -> int | None:
-    """remainingQuantity as sent; else nothing is pending on a closed order, or quantity - filled on a live one."""
-    if remaining is not None:
-        return remaining
-    if status in OrderStatus.TERMINAL:
-        return 0
-    if quantity is not None and filled is not None:
-        return max(quantity - filled, 0)
-    return None
 
 
 def _exchange_time(update_time: str | None, exchange_time: str | None) -> str | None:

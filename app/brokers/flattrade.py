@@ -11,7 +11,7 @@ from typing import Any
 
 from marshmallow import pre_load
 
-from app.brokers.base import BrokerAdapter, BrokerSchema, by_quantity
+from app.brokers.base import BrokerAdapter, BrokerSchema, by_quantity, code_from, pending_from
 from app.events import OrderEvent, OrderStatus
 from app.parsing import LenientInt, LenientNumber, LenientStr, blank_to_none, epoch_to_utc_iso, ist_to_utc_iso
 
@@ -146,13 +146,13 @@ class FlattradeAdapter(BrokerAdapter):
             account_id=data["actid"] or data["uid"],
             exchange_order_id=data["exchange_order_id"],
             side=SIDES.get((data["side"] or "").upper()),
-            exchange=_upper(data["exchange"]),
+            exchange=code_from({}, data["exchange"]),
             symbol=data["symbol"],
-            product=_product(data["product"]),
-            order_type=_order_type(data["order_type"]),
+            product=code_from(PRODUCTS, data["product"]),
+            order_type=code_from(ORDER_TYPES, data["order_type"]),
             quantity=quantity,
             filled_quantity=filled,
-            pending_quantity=_pending(status, quantity, filled),
+            pending_quantity=pending_from(status, quantity, filled),  # Noren sends no pending figure
             price=data["price"],
             trigger_price=data["trigger_price"],
             average_price=data["average_price"],
@@ -198,34 +198,6 @@ def _is_tiqs(data: dict[str, Any]) -> bool:
     return blank_to_none(data.get("id")) is not None and isinstance(kind, str) and kind.strip().lower() == TIQS_TYPE
 
 
-def _order_type(value: str | None) -> str | None:
-    """LIMIT / MARKET / SL / SL-M from prctyp."""
-    if not value:
-        return None
-    return ORDER_TYPES.get(value.upper(), value.upper())
-
-
-def _product(value: str | None) -> str | None:
-    """CNC / MIS / NRML / CO / BO from the Noren product letter; other codes as given."""
-    if not value:
-        return None
-    return PRODUCTS.get(value.upper(), value.upper())
-
-
-def _pending(status: str, quantity: int | None, filled: int | None) -> int | None:
-    """Noren sends no pending figure: none on a closed order, else qty - fillshares when both are known."""
-    if status in OrderStatus.TERMINAL:
-        return 0
-    if quantity is not None and filled is not None:
-        return max(quantity - filled, 0)
-    return None
-
-
 def _exchange_time(exch_tm: str | None, tm: str | None) -> str | None:
     """exch_tm (IST) as UTC; when blank or the 01-01-1980 sentinel, the OMS time `tm` (epoch seconds)."""
     return ist_to_utc_iso(exch_tm, NOREN_TIME_FORMATS) or epoch_to_utc_iso(tm)
-
-
-def _upper(value: str | None) -> str | None:
-    """Upper-case codes (exchange)."""
-    return value.upper() if value else None

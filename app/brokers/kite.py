@@ -10,7 +10,7 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-from app.brokers.base import BrokerAdapter, BrokerSchema, by_quantity
+from app.brokers.base import BrokerAdapter, BrokerSchema, by_quantity, code_from
 from app.events import OrderEvent, OrderStatus
 from app.exceptions import PostbackPayloadError, PostbackVerificationError
 from app.parsing import LenientInt, LenientNumber, LenientStr, canonical_keys, ist_to_utc_iso
@@ -120,10 +120,10 @@ class KiteAdapter(BrokerAdapter):
             account_id=data["user_id"],
             exchange_order_id=data["exchange_order_id"],
             side=_side(data["transaction_type"]),
-            exchange=_upper(data["exchange"]),
+            exchange=code_from({}, data["exchange"]),
             symbol=data["tradingsymbol"],
-            product=_upper(data["product"]),
-            order_type=_upper(data["order_type"]),
+            product=code_from({}, data["product"]),
+            order_type=code_from({}, data["order_type"]),
             quantity=quantity,
             filled_quantity=filled,
             pending_quantity=data["pending_quantity"],
@@ -165,8 +165,3 @@ def _side(value: str | None) -> str | None:
     """BUY/SELL from Kite's transaction_type."""
     value = (value or "").upper()
     return value if value in ("BUY", "SELL") else None
-
-
-def _upper(value: str | None) -> str | None:
-    """Upper-case codes (exchange, product, order type)."""
-    return value.upper() if value else None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 from app import create_app
 from app.config import load_config
 from app.services import Services, set_services
+from tests.fakes.server import WAIT_SECONDS, wait_until
 from workers.feeds.base import FeedConnector
 from workers.feeds.status import read_status
 
@@ -22,7 +22,6 @@ FAST = {
     "FEEDS_LOGIN_TIMEOUT_SECONDS": "2",
     "FEEDS_FRAME_POLL_SECONDS": "0.05",
 }
-WAIT_SECONDS = 5.0
 
 
 class ServiceBuilder:
@@ -47,17 +46,6 @@ class ServiceBuilder:
 def feed_state(services: Services, name: str) -> dict[str, Any]:
     """The connector's published state ({} before it ran)."""
     return read_status(services.redis, name) or {}
-
-
-async def wait_until(condition: Callable[[], Any], what: str, timeout: float = WAIT_SECONDS) -> Any:
-    """Poll until truthy; AssertionError naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def wait_state(services: Services, name: str, what: str, check: Callable[[dict], Any]) -> dict[str, Any]:

@@ -19,6 +19,17 @@ from websockets.http11 import Request, Response
 WAIT_SECONDS = 5.0
 
 
+async def wait_until(condition: Callable[[], Any], what: str, timeout: float = WAIT_SECONDS) -> Any:
+    """Poll until truthy; AssertionError naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 @dataclass
 class Session:
     """One accepted connection: its request and every message it sent, with arrival times."""
@@ -107,13 +118,7 @@ class FakeBroker:
 
     async def wait_for(self, condition: Callable[[], Any], timeout: float = WAIT_SECONDS, what: str = "") -> Any:
         """Poll `condition` until it is truthy; AssertionError after `timeout`."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = condition()
-            if value:
-                return value
-            await asyncio.sleep(0.01)
-        raise AssertionError(f"timed out waiting for {what or condition}")
+        return await wait_until(condition, what or str(condition), timeout)
 
     async def wait_sessions(self, count: int, timeout: float = WAIT_SECONDS, *, logged_in: bool = True) -> Session:
         """Wait for the `count`-th connection (and, with `logged_in`, its first message)."""
