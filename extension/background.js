@@ -4,7 +4,7 @@
 
 import { FRAME_SIZE, loadSettings, parseOrderhookUrl, uploadFrame } from "./lib.js";
 
-const DHAN_ORIGIN = "https://web.dhan.co";
+const DHAN_HOST = "web.dhan.co";
 
 // The token is for trusted extension pages only; content scripts on web.dhan.co need no storage.
 chrome.storage.local.setAccessLevel?.({ accessLevel: "TRUSTED_CONTEXTS" }).catch(() => {});
@@ -136,6 +136,16 @@ async function uploadPending() {
   });
 }
 
+/** True for a message from a web.dhan.co page (any port, like the content scripts' match pattern). */
+function fromDhan(sender) {
+  try {
+    const origin = new URL(sender.origin);
+    return origin.protocol === "https:" && origin.hostname === DHAN_HOST && Boolean(sender.tab);
+  } catch (_error) {
+    return false;
+  }
+}
+
 /** True for a message from this extension's own pages (options, popup). */
 function fromOwnPage(sender) {
   return sender.id === chrome.runtime.id && sender.url && sender.url.startsWith(chrome.runtime.getURL(""));
@@ -143,7 +153,7 @@ function fromOwnPage(sender) {
 
 chrome.runtime.onMessage.addListener((message, sender, sendResponse) => {
   if (!message || sender.id !== chrome.runtime.id) return false;
-  if (message.type === "dhan-login-frame" && sender.origin === DHAN_ORIGIN && sender.tab) {
+  if (message.type === "dhan-login-frame" && fromDhan(sender)) {
     if (typeof message.frame !== "string") return false;
     serially(() => onFrame(message.frame)).then(() => sendResponse({ done: true }), () => sendResponse({ done: false }));
     return true;

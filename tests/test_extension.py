@@ -18,10 +18,12 @@ import base64
 import json
 import os
 import re
-import shutil
 import struct
+import subprocess
+import sys
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -150,10 +152,23 @@ class Browser:
         return page
 
 
+def build_zip(out_dir: Path) -> Path:
+    """scripts/build-extension, as a user or CI runs it; the zip it wrote."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "build-extension"), "--out", str(out_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return Path(result.stdout.strip())
+
+
 def extension_copy(workdir: Path) -> Path:
-    """The shipped extension plus host access to loopback (see the module docstring)."""
+    """The built zip unpacked, plus host access to loopback (see the module docstring)."""
     copy = workdir / "extension"
-    shutil.copytree(EXTENSION, copy)
+    with zipfile.ZipFile(build_zip(workdir / "dist")) as archive:
+        archive.extractall(copy)
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["host_permissions"] = ["http://127.0.0.1/*"]
     (copy / "manifest.json").write_text(json.dumps(manifest, indent=2))
@@ -250,6 +265,36 @@ def wait_feed_messages(site: FakeDhanSite, sessions: int, messages: int) -> None
         WAIT,
         message="the fake order feed did not receive the page's messages",
     )
+
+
+# The package
+
+
+def test_build_script_makes_a_reproducible_zip_with_minimal_permissions(tmp_path):
+    """The zip is named after the version, builds byte-identical twice, and asks for no more than it needs."""
+    first, second = build_zip(tmp_path / "one"), build_zip(tmp_path / "two")
+    assert first.read_bytes() == second.read_bytes()
+    with zipfile.ZipFile(first) as archive:
+        names = set(archive.namelist())
+        manifest = json.loads(archive.read("manifest.json"))
+    assert first.name == f"orderhook-extension-{manifest['version']}.zip"
+    assert manifest == json.loads((EXTENSION / "manifest.json").read_text())
+    assert {"manifest.json", "background.js", "hook.js", "relay.js", "lib.js", "options.html", "popup.html"} <= names
+    assert "README.md" not in names
+    assert manifest["manifest_version"] == 3
+    assert manifest["permissions"] == ["storage"]
+    assert "host_permissions" not in manifest  # the Orderhook origin is requested at Save
+    assert manifest["optional_host_permissions"] == ["https://*/*", "http://*/*"]
+    scripts = {tuple(s["js"]): s for s in manifest["content_scripts"]}
+    assert all(s["matches"] == ["https://web.dhan.co/*"] for s in scripts.values())
+    assert scripts[("hook.js",)]["world"] == "MAIN" and scripts[("hook.js",)]["run_at"] == "document_start"
+    assert "world" not in scripts[("relay.js",)]
+
+
+def test_extension_scripts_never_log():
+    """No console output anywhere: nothing could print the frame or the token."""
+    for script in EXTENSION.glob("*.js"):
+        assert "console." not in script.read_text(), script.name
 
 
 # Options page
