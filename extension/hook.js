@@ -62,6 +62,8 @@
   /** Watch one order-feed socket's sends until its first binary message, then step aside. */
   function watch(socket) {
     socket.send = function send(data) {
+      // The native send first: it throws (e.g. before "open") or sends exactly as without the extension.
+      const result = nativeSend.call(this, data);
       if (binarySize(data) >= 0) {
         delete socket.send; // later sends go straight to the native method again
         try {
@@ -70,7 +72,7 @@
           // Capturing must never break the page's socket.
         }
       }
-      return nativeSend.call(this, data);
+      return result;
     };
   }
 

@@ -12,8 +12,10 @@
     const data = event.data;
     if (!data || data.source !== CHANNEL || data.type !== "dhan-login-frame") return;
     if (typeof data.frame !== "string" || data.frame.length > 2048 || !BASE64.test(data.frame)) return;
-    chrome.runtime.sendMessage({ type: "dhan-login-frame", frame: data.frame }).catch(() => {
-      // The service worker answers asynchronously; a closed channel is not an error for the page.
-    });
+    try {
+      chrome.runtime.sendMessage({ type: "dhan-login-frame", frame: data.frame }).catch(() => {});
+    } catch (_error) {
+      // The extension was reloaded or removed while the page stayed open: nothing to relay to.
+    }
   });
 })();

@@ -465,12 +465,17 @@ def test_upload_failures_say_what_to_fix_and_a_fixed_setting_sends_the_frame(
 
 
 def test_not_set_up_keeps_the_frame_until_save(fresh: Browser, orderhook: Orderhook, site: FakeDhanSite):
-    """A capture before any setup says so; saving the settings then uploads it."""
+    """A capture before any setup says so; saving the settings then uploads it.
+
+    The page first calls send() before the socket is open: that throws as it does without the extension
+    and does not use up the capture, which takes the frame actually sent after "open".
+    """
     site.frames["day8"] = frame(8)
     puts_before = len(orderhook.puts())
-    page = fresh.open_dhan(site.page_url("day8"))
+    page = fresh.open_dhan(site.page_url("day8", early=True))
     status = wait_upload(fresh, lambda u: u.get("kind") == "not_configured")
     assert "options" in status["upload"]["message"]
+    assert page.evaluate("window.results.early") == "InvalidStateError"
     page.close()
     fresh.configure(orderhook.url, ADMIN_TOKEN)
     assert wait_puts(orderhook, puts_before + 1)[puts_before:] in ([200], [201])

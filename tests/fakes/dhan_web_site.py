@@ -99,6 +99,9 @@ const port = location.port ? ":" + location.port : "";
 const feed = new WebSocket(`wss://order-feed.dhan.co${port}/?src=W&id=1100000001`);
 feed.binaryType = "arraybuffer";
 window.feed = feed;
+if (plan.early) {
+  try { feed.send(payload(plan.frames[0])); } catch (error) { results.early = error.name; }
+}
 feed.addEventListener("open", () => {
   results.opened = true;
   for (const frame of plan.frames) feed.send(payload(frame));
@@ -136,9 +139,13 @@ class FakeDhanSite:
 
     # Test controls:
 
-    def page_url(self, *frame_names: str, send_as: str = "buffer", other: str = "") -> str:
-        """The fake Dhan page: sends these frames in order to the order feed (and `other` to web.dhan.co)."""
+    def page_url(self, *frame_names: str, send_as: str = "buffer", other: str = "", early: bool = False) -> str:
+        """The fake Dhan page: sends these frames in order to the order feed (and `other` to web.dhan.co).
+
+        With `early` it first tries to send the first frame before the socket is open, which throws.
+        """
         query = f"frames={','.join(frame_names)}&as={send_as}" + (f"&other={other}" if other else "")
+        query += "&early=1" if early else ""
         return f"https://{SITE_HOST}:{self.port}/?{query}"
 
     def feed_sessions(self) -> list[SocketSession]:
@@ -186,6 +193,7 @@ class FakeDhanSite:
         plan = {
             "frames": [base64.b64encode(self.frames[name]).decode() for name in names],
             "as": query.get("as", ["buffer"])[0],
+            "early": bool(query.get("early")),
             "other": base64.b64encode(self.frames[query["other"][0]]).decode() if query.get("other") else "",
         }
         body = PAGE.replace("__PLAN__", json.dumps(plan)).encode()
