@@ -170,5 +170,6 @@ chrome.runtime.onStartup.addListener(() => {
 });
 chrome.runtime.onInstalled.addListener((details) => {
   chrome.storage.local.get("status").then(({ status }) => showBadge(status || {}));
-  if (details.reason === "install") chrome.runtime.openOptionsPage();
+  // First install: show the options page, where the user sets the Orderhook URL and token.
+  if (details.reason === "install") chrome.tabs.create({ url: chrome.runtime.getURL("options.html") });
 });

@@ -25,12 +25,13 @@ import threading
 import time
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import redis
 import requests
-from playwright.sync_api import BrowserContext, Page, sync_playwright
+from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwright
 
 from app.db import upgrade
 from tests.conftest import ADMIN_TOKEN, OWNER_KEY, make_env
@@ -109,6 +110,12 @@ class Browser:
     def __init__(self, context: BrowserContext, extension_id: str) -> None:
         self.context = context
         self.extension_id = extension_id
+        # A fresh install opens the options page by itself; wait for it so it cannot take over the probe's tab.
+        options = self.page_url("options.html")
+        deadline = time.monotonic() + WAIT
+        while not any(page.url == options for page in context.pages):
+            assert time.monotonic() < deadline, "the options page did not open on install"
+            context.pages[0].wait_for_timeout(100)  # lets Playwright take in the browser's events
         self.probe = context.new_page()
         self.probe.goto(self.page_url("popup.html"))
 
@@ -176,10 +183,15 @@ def extension_copy(workdir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory, site) -> Iterator[Browser]:
-    """Headless Chromium (Debian's) with the extension loaded unpacked, the Dhan names mapped to loopback."""
-    workdir = tmp_path_factory.mktemp("chromium")
-    extension = extension_copy(workdir)
+def playwright_driver() -> Iterator[Playwright]:
+    """One Playwright driver for the module (the sync API allows one at a time per thread)."""
+    with sync_playwright() as playwright:
+        yield playwright
+
+
+@contextmanager
+def launched(playwright: Playwright, extension: Path, profile: Path) -> Iterator[Browser]:
+    """Headless Chromium (Debian's) with `extension` loaded unpacked, the Dhan names mapped to loopback."""
     args = [
         f"--disable-extensions-except={extension}",
         f"--load-extension={extension}",
@@ -192,22 +204,29 @@ def browser(tmp_path_factory, site) -> Iterator[Browser]:
         "--disable-sync",
         "--no-first-run",
     ]
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(workdir / "profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=args,
-            ignore_https_errors=True,
-            viewport={"width": 900, "height": 700},
+    context = playwright.chromium.launch_persistent_context(
+        str(profile),
+        executable_path=CHROMIUM,
+        headless=True,
+        args=args,
+        ignore_https_errors=True,
+        viewport={"width": 900, "height": 700},
+    )
+    try:
+        worker = context.service_workers[0] if context.service_workers else context.wait_for_event(
+            "serviceworker", timeout=WAIT * 1000
         )
-        try:
-            worker = context.service_workers[0] if context.service_workers else context.wait_for_event(
-                "serviceworker", timeout=WAIT * 1000
-            )
-            yield Browser(context, worker.url.split("/")[2])
-        finally:
-            context.close()
+        yield Browser(context, worker.url.split("/")[2])
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def browser(playwright_driver, tmp_path_factory, site) -> Iterator[Browser]:
+    """The browser most tests share: the built extension with host access to loopback."""
+    workdir = tmp_path_factory.mktemp("chromium")
+    with launched(playwright_driver, extension_copy(workdir), workdir / "profile") as shared:
+        yield shared
 
 
 @pytest.fixture
@@ -479,6 +498,26 @@ def test_not_set_up_keeps_the_frame_until_save(fresh: Browser, orderhook: Orderh
     page.close()
     fresh.configure(orderhook.url, ADMIN_TOKEN)
     assert wait_puts(orderhook, puts_before + 1)[puts_before:] in ([200], [201])
+
+
+def test_without_host_access_nothing_is_sent(playwright_driver, orderhook: Orderhook, site: FakeDhanSite, tmp_path):
+    """The shipped manifest as is: settings saved but access to the Orderhook origin declined -> no request."""
+    extension = tmp_path / "extension"
+    with zipfile.ZipFile(build_zip(tmp_path / "dist")) as archive:
+        archive.extractall(extension)
+    site.frames["day9"] = frame(9)
+    puts_before = len(orderhook.puts())
+    with launched(playwright_driver, extension, tmp_path / "profile") as shipped:
+        granted = shipped.probe.evaluate("chrome.permissions.getAll()")
+        assert granted == {"origins": ["https://web.dhan.co/*"], "permissions": ["storage"]}
+        shipped.probe.evaluate(
+            "(s) => chrome.storage.local.set(s)", {"orderhookUrl": orderhook.url, "adminToken": ADMIN_TOKEN}
+        )
+        page = shipped.open_dhan(site.page_url("day9"))
+        status = wait_upload(shipped, lambda u: u.get("kind") == "no_permission")
+        assert "press Save" in status["upload"]["message"] and shipped.badge() == "!"
+        page.close()
+    assert len(orderhook.puts()) == puts_before
 
 
 # The end: the feeds process logs in with the captured bytes.
