@@ -61,7 +61,7 @@
 
   /** Watch one order-feed socket's sends until its first binary message, then step aside. */
   function watch(socket) {
-    socket.send = function send(data) {
+    const send = function send(data) {
       // The native send first: it throws (e.g. before "open") or sends exactly as without the extension.
       const result = nativeSend.call(this, data);
       if (binarySize(data) >= 0) {
@@ -74,6 +74,8 @@
       }
       return result;
     };
+    // Not enumerable, so the socket's own keys look as the page left them.
+    Object.defineProperty(socket, "send", { value: send, configurable: true, writable: true, enumerable: false });
   }
 
   const WrappedWebSocket = new Proxy(NativeWebSocket, {
