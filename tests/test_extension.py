@@ -434,6 +434,7 @@ def test_capture_uploads_each_distinct_frame_once_and_leaves_the_sockets_working
     page.close()
     status = wait_upload(fresh, lambda u: u.get("ok") and u.get("at", "") > status["upload"]["at"])
     assert orderhook.frame_info().json()["size"] == 703
+    assert len(orderhook.puts()) == puts_before + 3  # nothing else went up: not the short, late or other-host ones
 
     popup = fresh.context.new_page()
     popup.set_viewport_size({"width": 360, "height": 300})
