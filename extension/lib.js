@@ -68,11 +68,14 @@ export async function describeFailure(base, response, error) {
     };
   }
   const detail = await serverError(response);
-  if (response.status === 401 || response.status === 403) {
+  if (response.status === 401) {
     return {
       kind: "wrong_token",
-      message: `Orderhook refused the admin token (${response.status}): copy the service's ADMIN_TOKEN into the options again.`,
+      message: "Orderhook refused the admin token (401): copy the service's ADMIN_TOKEN into the options again.",
     };
+  }
+  if (response.status === 403) {
+    return { kind: "forbidden", message: `Orderhook refused the request (403): ${detail || "forbidden"}` };
   }
   if (response.status === 400) {
     return { kind: "refused_frame", message: `Orderhook refused the frame (400): ${detail || "bad request"}` };
