@@ -117,7 +117,25 @@ def _store_entries(client: redis.Redis, lease: Lease, entries: list, deadline: f
     pipe.xdel(STREAM, *ids)
     pipe.execute()
     forwarding.schedule_new(client, result.deliveries)
+    _announce(client, result)  # integration: alerts after storage
     return len(result.events)
+
+
+def _announce(client: redis.Redis, result: StoredBatch) -> None:
+    """Alerts for what was just stored (never on the request path); a failure here loses no update."""
+    from app.alerts import on_stored, settings_from
+
+    services = get_services()
+    try:
+        on_stored(client, settings_from(services.config), result.events, None, _known_status(services))
+    except redis.RedisError:
+        log.warning("could not queue alerts for a stored batch")
+
+
+def _known_status(services):
+    """(broker, word) -> True when the broker's status map knows the word."""
+    adapters = services.adapters
+    return lambda broker, word: broker not in adapters or adapters[broker].map_status(word) is not None
 
 
 class DatabaseAway(Exception):

@@ -93,10 +93,16 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     log.info("worker up: %d RQ SimpleWorkers on %s", len(children), ", ".join(QUEUE_NAMES))
+    from app.alerts import settings_from
+    from workers import alerts
+
+    sender = alerts.start(services, settings_from(config))  # integration: alert sender
     loop = threading.Thread(target=dispatcher.run, name="dispatcher", daemon=True)
     loop.start()
     while not dispatcher.stop.wait(RESPAWN_CHECK_SECONDS):
         respawn_exited(children, context)
+    if sender is not None:
+        sender.stop.set()
     loop.join(timeout=10)
     for child in children:
         if child.is_alive() and child.pid:

@@ -1,0 +1,284 @@
+"""The alert sender (one per deployment, by lease) and its watchers, run in the `worker` process.
+
+The sender reads the alert stream through a consumer group (an alert read but not sent stays
+pending for the next sender), joins what is waiting into one message, and posts it to Telegram at
+most once per MIN_INTERVAL_SECONDS (Telegram allows about one message a second per chat), waiting
+out a 429's `retry_after`. Watchers turn what the worker can see into announcements: a feed down
+for over a minute or refused, deliveries dead-lettered, a reconciliation that failed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import redis
+import sqlalchemy as sa
+
+from app.alerts import STREAM, AlertSettings, announce
+from app.alerts.telegram import Refused, RetryAfter, TelegramClient, TelegramError
+from app.db import as_utc, deliveries
+from app.events import BROKERS
+from app.parsing import utc_iso
+from app.services import Services
+from workers.leases import Lease
+
+log = logging.getLogger(__name__)
+
+GROUP = "telegram"
+CONSUMER = "sender"  # one sender at a time (the lease): one name owns every pending entry
+LEASE_KEY = "oh:alerts:lease"
+LEASE_MS = 30_000
+STATUS_KEY = "oh:alerts:status"
+WATERMARK_KEY = "oh:alerts:watermark:deliveries"
+MIN_INTERVAL_SECONDS = 1.0
+LINES_PER_MESSAGE = 20
+WATCH_SECONDS = 2.0
+BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
+#: Several dead letters of one consumer in one pass become one summary line instead of a flood.
+SUMMARIZE_OVER = 3
+RECONCILE_REPEAT_SECONDS = 6 * 3600
+
+
+class AlertSender:
+    """Send queued alert lines to Telegram and watch feeds, deliveries and reconciliations."""
+
+    def __init__(self, services: Services, settings: AlertSettings, *, feed_down_seconds: float = 60.0) -> None:
+        self.services = services
+        self.client: redis.Redis = services.redis
+        self.settings = settings
+        self.telegram = TelegramClient(settings.api_url, settings.bot_token, settings.chat_id)
+        self.feed_down_seconds = feed_down_seconds
+        self.lease = Lease(self.client, LEASE_KEY, LEASE_MS)
+        self.stop = threading.Event()
+        self._last_sent = 0.0
+        self._last_watch = 0.0
+        self._down_since: dict[str, float] = {}
+        self._group_ready = False
+
+    def run(self) -> None:
+        """Loop until stopped; another process's sender holding the lease makes this one wait."""
+        attempt = 0
+        while not self.stop.is_set():
+            try:
+                if not (self.lease.refresh() or self.lease.acquire()):
+                    self.stop.wait(LEASE_MS / 3000)
+                    continue
+                self.step()
+                attempt = 0
+            except (redis.RedisError, sa.exc.SQLAlchemyError) as exc:
+                delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
+                attempt += 1
+                log.warning("alerts: %s; retrying in %.0fs", type(exc).__name__, delay)
+                self.stop.wait(delay)
+        self.lease.release()
+
+    def step(self, block_ms: int = 500) -> int:
+        """One pass: watchers now and then, then send what is queued; returns lines sent."""
+        if time.monotonic() - self._last_watch >= WATCH_SECONDS:
+            self._last_watch = time.monotonic()
+            self.watch()
+        return self.send_pending(block_ms)
+
+    # Sending:
+
+    def send_pending(self, block_ms: int) -> int:
+        """Send the lines waiting (first those a dead sender left pending), as one message."""
+        self._ensure_group()
+        entries = self._read("0", None) or self._read(">", block_ms)
+        if not entries:
+            return 0
+        ids = [entry_id for entry_id, _ in entries]
+        lines = [fields.get(b"text", b"").decode("utf-8", "replace") for _, fields in entries]
+        wait = MIN_INTERVAL_SECONDS - (time.monotonic() - self._last_sent)
+        if wait > 0:
+            self.stop.wait(wait)
+        try:
+            self.telegram.send("\n".join(lines))
+        except RetryAfter as exc:
+            log.warning("alerts: Telegram rate limit; waiting %.0fs", exc.seconds)
+            self._record(last_error=str(exc))
+            self.stop.wait(exc.seconds)
+            return 0  # the entries stay pending: sent next pass
+        except Refused as exc:
+            log.error("alerts: %s; %d alert line(s) dropped", exc, len(lines))
+            self._record(last_error=str(exc), dropped=len(lines))
+            self._ack(ids)
+            return 0
+        except TelegramError as exc:
+            self._record(last_error=str(exc))
+            raise redis.ConnectionError(str(exc)) from None  # back off like any outage; entries stay pending
+        finally:
+            self._last_sent = time.monotonic()
+        self._ack(ids)
+        self._record(last_sent_at=utc_iso(datetime.now(UTC)), last_error="", sent=len(lines))
+        return len(lines)
+
+    def _read(self, start: str, block_ms: int | None) -> list:
+        """Up to LINES_PER_MESSAGE entries from `start` ('0' = ours pending, '>' = new)."""
+        reply = self.client.xreadgroup(GROUP, CONSUMER, {STREAM: start}, count=LINES_PER_MESSAGE, block=block_ms)
+        return reply[0][1] if reply else []
+
+    def _ensure_group(self) -> None:
+        """The consumer group, from the stream's start (after a Redis loss it is made again)."""
+        if self._group_ready:
+            return
+        try:
+            self.client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    def _ack(self, ids: list) -> None:
+        """Sent (or dropped for good): out of the stream."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xack(STREAM, GROUP, *ids)
+        pipe.xdel(STREAM, *ids)
+        pipe.execute()
+
+    def _record(self, *, sent: int = 0, dropped: int = 0, **fields: str) -> None:
+        """What the sender last did, for operators (never the token: messages carry no URL)."""
+        pipe = self.client.pipeline(transaction=False)
+        if fields:
+            pipe.hset(STATUS_KEY, mapping=fields)
+        if sent:
+            pipe.hincrby(STATUS_KEY, "sent", sent)
+        if dropped:
+            pipe.hincrby(STATUS_KEY, "dropped", dropped)
+        pipe.execute()
+
+    # Watching:
+
+    def watch(self) -> None:
+        """Look at feeds, dead letters and reconciliations once."""
+        if self.settings.wants("feed_down"):
+            self.watch_feeds()
+        if self.settings.wants("delivery_failed"):
+            self.watch_deliveries()
+        if self.settings.wants("reconcile_error"):
+            self.watch_reconciliations()
+
+    def watch_feeds(self) -> None:
+        """A feed refused, or not connected for over feed_down_seconds, is announced once per outage."""
+        from workers.feeds.status import FeedState, read_status
+
+        now = time.monotonic()
+        for name in self.services.config.feeds:
+            status = read_status(self.client, name) or {}
+            state = status.get("state")
+            if state == FeedState.AUTH_FAILED:
+                text = f"FEED REFUSED {name}: {status.get('last_error') or 'the broker refused the credentials'}"
+                announce(
+                    self.client, self.settings, "feed_down", f"feed:{name}:refused:{status.get('updated_at')}", text
+                )
+                continue
+            up = state == FeedState.RUNNING and status.get("connected") in (True, "1", 1) and _fresh(status)
+            if up or state in (FeedState.STOPPED, FeedState.MISCONFIGURED, None):
+                self._down_since.pop(name, None)
+                continue
+            since = self._down_since.setdefault(name, now)
+            if now - since >= self.feed_down_seconds:
+                down_for = int(now - since)
+                reason = status.get("last_error") or ("waiting for a login frame" if state == "waiting" else "")
+                text = f"FEED DOWN {name} for {down_for}s" + (f": {reason}" if reason else "")
+                announce(self.client, self.settings, "feed_down", f"feed:{name}:down:{int(since)}", text)
+
+    def watch_deliveries(self) -> None:
+        """Deliveries dead-lettered since the last look (several to one consumer: one summary line)."""
+        raw = self.client.get(WATERMARK_KEY)
+        now = datetime.now(UTC)
+        since = datetime.fromisoformat(raw.decode()) if raw else now - timedelta(seconds=WATCH_SECONDS)
+        with self.services.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(
+                    deliveries.c.id,
+                    deliveries.c.url,
+                    deliveries.c.event_id,
+                    deliveries.c.attempts,
+                    deliveries.c.last_error,
+                    deliveries.c.updated_at,
+                )
+                .where(deliveries.c.status == "failed", deliveries.c.updated_at >= since)
+                .order_by(deliveries.c.updated_at)
+                .limit(1000)
+            ).all()
+        by_url: dict[str, list] = {}
+        for row in rows:
+            by_url.setdefault(row.url, []).append(row)
+        for url, failed in by_url.items():
+            if len(failed) > SUMMARIZE_OVER:
+                last = failed[-1]
+                text = (
+                    f"DELIVERIES FAILED {len(failed)} to {url} dead-lettered (last: {last.last_error or 'no answer'})"
+                )
+                announce(
+                    self.client, self.settings, "delivery_failed", f"deliveries:{url}:{last.id}:{last.attempts}", text
+                )
+                continue
+            for row in failed:
+                text = (
+                    f"DELIVERY FAILED {row.event_id} to {url} after {row.attempts} attempt(s)"
+                    f" ({row.last_error or 'no answer'})"
+                )
+                announce(self.client, self.settings, "delivery_failed", f"delivery:{row.id}:{row.attempts}", text)
+        latest = max((as_utc(row.updated_at) for row in rows), default=None)
+        # Rows written in the same instant as the newest are looked at again next time (the seen-keys
+        # make that harmless); nothing older is.
+        self.client.set(WATERMARK_KEY, (latest or since).isoformat(), ex=7 * 24 * 3600)
+
+    def watch_reconciliations(self) -> None:
+        """A reconciliation that ended in an error, once per broker and error message every few hours."""
+        for broker in BROKERS:
+            status = {k.decode(): v.decode() for k, v in self.client.hgetall(f"oh:reconcile:status:{broker}").items()}
+            error = status.get("last_error")
+            if not error:
+                continue
+            digest = hashlib.sha256(error.encode()).hexdigest()[:12]
+            window = int(time.time() // RECONCILE_REPEAT_SECONDS)
+            text = f"RECONCILE FAILED {broker}: {error}"
+            announce(self.client, self.settings, "reconcile_error", f"reconcile:{broker}:{digest}:{window}", text)
+
+
+def _fresh(status: dict) -> bool:
+    """False when the feeds process stopped refreshing the status (it died)."""
+    from workers.feeds.status import STALE_AFTER_SECONDS
+
+    updated = status.get("updated_at")
+    if not updated:
+        return False
+    try:
+        moment = datetime.fromisoformat(str(updated).replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return (datetime.now(UTC) - moment).total_seconds() <= STALE_AFTER_SECONDS
+
+
+def status(client: redis.Redis) -> dict:
+    """The sender's last state (for the API and metrics)."""
+    return {k.decode(): v.decode() for k, v in client.hgetall(STATUS_KEY).items()} | {"queued": client.xlen(STREAM)}
+
+
+def start(services: Services, settings: AlertSettings) -> AlertSender | None:
+    """Start the sender thread when Telegram is configured; None otherwise."""
+    if not settings.enabled:
+        return None
+    sender = AlertSender(services, settings, feed_down_seconds=_seconds(services, "ALERT_FEED_DOWN_SECONDS", 60.0))
+    threading.Thread(target=sender.run, name="alerts", daemon=True).start()
+    log.info("alerts: announcing %s to Telegram chat %s", ", ".join(sorted(settings.kinds)), settings.chat_id)
+    return sender
+
+
+def _seconds(services: Services, name: str, default: float) -> float:
+    """A positive number of seconds from the environment, else the default."""
+    try:
+        value = float(services.config.get(name) or default)
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+__all__ = ["AlertSender", "start", "status"]
