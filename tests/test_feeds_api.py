@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from app.brokers.feed_status import StatusPublisher
 from app.secrets_store import DhanWebFrameStore, decode_login_frame
 from tests.fakes.harness import ServiceBuilder, api_client
 from tests.fakes.samples import b64, dhan_web_login_frame
-from workers.feeds.status import StatusPublisher
 
 FEED_KEY = "x4sVJQ8pVd2cS1yS0d3vPZ2F0bQ2b0Zr9Jg3rXW2m7E="
 OTHER_KEY = "lEn2Yb6cR6o8o1VhX0v3Ue4kO5pZ2Qw7Rt9Ys1Ua3Bc="

@@ -8,13 +8,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from app.brokers.dhan.feed import DhanConnector
+from app.brokers.dhan.web_feed import DhanWebConnector
 from app.secrets_store import DhanWebFrameStore
 from tests.fakes import FakeDhan, FakeDhanWeb
 from tests.fakes.harness import ServiceBuilder, api_client, running, wait_state
 from tests.fakes.samples import b64, dhan_web_login_frame
 from tests.helpers import load_fixture, run_pipeline
-from workers.feeds.dhan import DhanConnector
-from workers.feeds.dhan_web import DhanWebConnector
 
 CLIENT_ID = "1100000001"
 ACCESS_TOKEN = "dhan-access-token-0a1b2c3d4e5f"

@@ -8,7 +8,8 @@ import logging
 
 import pytest
 
-from app.brokers.jainam import JainamAdapter, parse_status_map
+from app.brokers.jainam.adapter import JainamAdapter, parse_status_map
+from app.brokers.jainam.feed import JainamConnector
 from app.config import load_config
 from app.events import OrderStatus
 from app.exceptions import ConfigurationError, PostbackPayloadError
@@ -16,7 +17,6 @@ from tests.fakes import FakeJainam
 from tests.fakes.harness import ServiceBuilder, api_client, running, wait_state
 from tests.fakes.samples import JAINAM_ORD_NRML_SEED, jainam_order
 from tests.helpers import run_pipeline
-from workers.feeds.jainam import JainamConnector
 
 BEARER = "jainam-bearer-token-77aa88bb99cc"
 USER = "JA1234"

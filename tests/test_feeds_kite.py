@@ -9,11 +9,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from app.brokers.kite.feed import KiteConnector
 from tests.conftest import KITE_SECRET
 from tests.fakes import FakeKite
 from tests.fakes.harness import ServiceBuilder, api_client, running, wait_state
 from tests.helpers import load_fixture, run_pipeline, sign_kite
-from workers.feeds.kite import KiteConnector
 
 API_KEY = "kiteapikey01"
 ACCESS_TOKEN = "kite-access-token-9f8e7d6c5b4a"

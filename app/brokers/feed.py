@@ -11,9 +11,9 @@ updates); this class owns the rest, the same for all:
   says so, since retrying a refused token only gets an account locked;
 - tokens, URLs with tokens and login frames are never logged: every error text is redacted first and
   the `websockets` library logger is held at WARNING (its DEBUG lines carry the request line and frames);
-- state goes to a Redis hash per connector (workers/feeds/status.py) for `GET /api/feeds`.
+- state goes to a Redis hash per connector (app/brokers/feed_status.py) for `GET /api/feeds`.
 
-brokers.md §1 finding 1: there is no replay after a reconnect; reconciling against the REST order
+docs/brokers.md §1: there is no replay after a reconnect; reconciling against the REST order
 book is not done here.
 """
 
@@ -31,11 +31,11 @@ from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlu
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from app.brokers.feed_status import FeedState, StatusPublisher
 from app.config import Config
 from app.exceptions import ConfigurationError, NotDurableError, PostbackError
 from app.parsing import utc_now_iso
 from app.services import Services
-from workers.feeds.status import FeedState, StatusPublisher
 
 log = logging.getLogger("workers.feeds")
 
