@@ -390,7 +390,7 @@ def test_wrong_shape_is_a_400_with_a_json_error(client, redis_client, sent, ment
 
 
 def test_a_repeated_key_is_tolerated_from_an_unsigned_broker(client, redis_client):
-    """Dhan's own docs repeat keys (brokers.md §4.2: `Remarks` twice); only signed Kite refuses repeats."""
+    """Dhan's own docs repeat keys (docs/brokers.md §4.2: `Remarks` twice); only signed Kite refuses repeats."""
     repeated = DOC_SAMPLE.rstrip().rstrip(b"}") + b', "omsErrorDescription": null, "omsErrorDescription": null}'
     response = client.post(URL, data=repeated, content_type="application/json")
     assert response.status_code == 202, response.get_json()

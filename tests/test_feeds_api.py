@@ -84,7 +84,7 @@ def test_put_refuses_what_cannot_be_a_login_frame(build, admin_headers, body, me
 
 
 def test_both_known_message_codes_and_url_safe_base64_are_accepted():
-    """41 (reverse-engineered client, brokers.md §4.3) and 42 (seed 003 capture)."""
+    """41 (reverse-engineered client, docs/brokers.md §4.3) and 42 (seed 003 capture)."""
     assert decode_login_frame(b64(dhan_web_login_frame(code=41)))[0] == 41
     urlsafe = base64.urlsafe_b64encode(dhan_web_login_frame(token="?>" * 16)).decode()
     assert decode_login_frame(f'"{urlsafe}"')[0] == 42

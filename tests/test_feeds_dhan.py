@@ -55,7 +55,7 @@ def store_frame(services, frame: bytes) -> None:
     DhanWebFrameStore(services.config).store(frame)
 
 
-# Official feed (brokers.md §4.2)
+# Official feed (docs/brokers.md §4.2)
 
 
 def test_dhan_login_frame_byte_for_byte_and_order_alert_persisted(build, admin_headers):
@@ -116,7 +116,7 @@ def test_dhan_drop_reconnects_and_logs_in_again(build):
     assert second.first == first.first and state["reconnects"] >= 1
 
 
-# Web feed (brokers.md §4.3, seed 003)
+# Web feed (docs/brokers.md §4.3, seed 003)
 
 
 def test_web_feed_sends_stored_frame_first_and_persists_seed_orders(build, admin_headers):

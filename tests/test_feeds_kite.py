@@ -29,7 +29,7 @@ def build(env):
 
 
 def ws_order(**changes) -> dict:
-    """A postback-shaped order as the WebSocket carries it: the checksum is blank (brokers.md §3.2)."""
+    """A postback-shaped order as the WebSocket carries it: the checksum is blank (docs/brokers.md §3.2)."""
     return dict(SEED, checksum="", **changes)
 
 

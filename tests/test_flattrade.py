@@ -377,9 +377,10 @@ def test_a_history_row_keys_like_the_push(adapter):
     """A SingleOrdHist row spells reporttype `rpt` and adds norentm; it is the same update as the push."""
     row = {k: v for k, v in NOREN["complete"].items() if k != "reporttype"}
     row.update(rpt=NOREN["complete"]["reporttype"], norentm="12-03-2024 13:51:24", stat="Ok")
-    assert adapter.event_from_payload(row, source="reconcile", received_at=RECEIVED).id == postback(
-        adapter, NOREN["complete"]
-    ).id
+    assert (
+        adapter.event_from_payload(row, source="reconcile", received_at=RECEIVED).id
+        == postback(adapter, NOREN["complete"]).id
+    )
 
 
 def test_known_words(adapter):

@@ -34,7 +34,7 @@ SPEC = BrokerSpec(
     variables=(
         Variable("KITE_API_SECRET", secret=True, doc="the app's api_secret: verifies the postback checksum"),
         Variable("KITE_APPS", secret=True, doc="app_id:api_secret,... for several apps"),
-        Variable("KITE_API_KEY", doc="the app's api_key (feed and REST)"),
+        Variable("KITE_API_KEY", secret=True, doc="the app's api_key (feed and REST; redacted from logs)"),
         Variable("KITE_ACCESS_TOKEN", secret=True, doc="the day's access token (feed and REST)"),
         Variable("KITE_WS_URL", "wss://ws.kite.trade", doc="KiteTicker (pykiteconnect ticker.py ROOT_URI)"),
         Variable("KITE_API_URL", "https://api.kite.trade", doc="REST base for the order book"),
