@@ -38,6 +38,8 @@ def test_each_adapter_is_its_spec(spec):
     assert adapter.path_token == (spec.postback == PATH_TOKEN)
     assert spec.postback in (SIGNED, PATH_TOKEN, None)
     assert adapter.__module__ == f"app.brokers.{spec.name}.adapter"
+    if spec.rest:  # a REST client lives in its broker's package too
+        assert spec.rest.startswith(f"app.brokers.{spec.name}.rest:"), spec.rest
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)

@@ -40,6 +40,11 @@ def connector_classes() -> dict[str, type[FeedConnector]]:
     return {feed.name: load(feed.connector) for spec in SPECS for feed in spec.feeds}
 
 
+def rest_client_classes() -> dict[str, Any]:
+    """Broker name -> REST order-book client class, for the brokers whose spec names one."""
+    return {spec.name: load(spec.rest) for spec in SPECS if spec.rest}
+
+
 def postback_brokers() -> list[tuple[str, str]]:
     """(broker, route) for every broker that takes HTTP postbacks, e.g. ("dhan", "/postbacks/dhan/<POSTBACK_TOKEN>")."""
     return [(spec.name, spec.postback_route) for spec in SPECS if spec.postback_route]
@@ -133,6 +138,7 @@ __all__ = [
     "load",
     "postback_brokers",
     "redact_raw",
+    "rest_client_classes",
 ]
 
 

@@ -50,6 +50,8 @@ class BrokerSpec:
     #: Status words that announce a modification of a live order: the event's `modified` flag.
     modify_statuses: frozenset[str] = frozenset()
     feeds: tuple[FeedSpec, ...] = ()
+    #: "module:Class" of the REST order-book client (app/brokers/<name>/rest.py), None until it has one.
+    rest: str | None = None
     variables: tuple[Variable, ...] = ()
     #: Keys (any spelling that folds to them) whose non-blank values are blanked in every `raw` we show or send.
     redact_keys: tuple[str, ...] = ()
