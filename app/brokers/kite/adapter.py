@@ -160,7 +160,8 @@ def _refuse_conflicting_signed_fields(body: bytes) -> None:
         name = canonical_key(str(key))
         if name not in SIGNED_FIELDS:
             continue
-        if name in seen and seen[name] != value:
+        value = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else value
+        if name in seen and seen[name] != value:  # 220303000308932 and "220303000308932" are one value
             raise PostbackPayloadError(
                 f"{key!r} is given twice with different values; Kite's checksum covers it, so one copy is expected"
             )
