@@ -9,11 +9,11 @@ from __future__ import annotations
 import importlib
 import math
 import re
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from app.brokers.registry import BY_NAME, SPECS
 from app.brokers.spec import MODIFIED, status_word
+from app.parsing import canonical_key
 
 if TYPE_CHECKING:
     from app.brokers.base import BrokerAdapter
@@ -89,23 +89,44 @@ def redact_raw(broker: str, raw: Any) -> Any:
 
 def _fold(key: Any) -> str:
     """Keys compared as the adapters read them: case, "_" and "-" ignored (app/parsing.py canonical_key)."""
-    return str(key).replace("_", "").replace("-", "").lower()
+    return canonical_key(key) if isinstance(key, str) else canonical_key(str(key))
+
+
+#: Per redact-key set: raw key -> whether it folds to one of them (bounded; a broker uses a few hundred keys).
+_KEY_HITS: dict[frozenset[str], dict[Any, bool]] = {}
+_KEY_HITS_SIZE = 4096
+
+
+def _is_redacted_key(key: Any, keys: frozenset[str]) -> bool:
+    """Whether a key folds to a redacted one, memoized: this runs for every key of every Kite update."""
+    hits = _KEY_HITS.setdefault(keys, {})
+    hit = hits.get(key)
+    if hit is None:
+        hit = _fold(key) in keys
+        if len(hits) < _KEY_HITS_SIZE and isinstance(key, str) and len(key) <= 64:
+            hits[key] = hit
+    return hit
 
 
 def _redact(value: Any, keys: frozenset[str], depth: int) -> Any:
     """Walk dicts and lists; a changed container is copied, an unchanged one returned as is."""
     if depth > _MAX_REDACT_DEPTH:
         return value
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         out = None
         for key, item in value.items():
-            if _fold(key) in keys:
-                new = item if item is None or (isinstance(item, str) and not item.strip()) else REDACTED
-            else:
+            if _is_redacted_key(key, keys):
+                if item is None or (isinstance(item, str) and not item.strip()):
+                    continue
+                new = REDACTED
+            elif isinstance(item, (dict, list)):
                 new = _redact(item, keys, depth + 1)
-            if new is not item:
-                out = dict(value) if out is None else out
-                out[key] = new
+                if new is item:
+                    continue
+            else:
+                continue
+            out = dict(value) if out is None else out
+            out[key] = new
         return value if out is None else out
     if isinstance(value, list):
         items = [_redact(item, keys, depth + 1) for item in value]
