@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from app.brokers import registry as _broker_registry  # integration: specs are plain data (no import cycle)
 from app.exceptions import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -21,17 +22,10 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 MIN_TOKEN_LENGTH = 16
-KNOWN_FEEDS = ("kite", "dhan", "dhan_web", "flattrade", "jainam")
-
-# Real broker addresses (brokers.md §3.2, §4.2, §4.3, §5.1, §6); tests point these at local fakes.
-DEFAULT_WS_URLS = {
-    "KITE_WS_URL": "wss://ws.kite.trade",
-    "DHAN_ORDER_WS_URL": "wss://api-order-update.dhan.co",
-    "DHAN_WEB_WS_URL": "wss://order-feed.dhan.co",
-    "NOREN_WS_URL": "wss://piconnect.flattrade.in/PiConnectWSAPI/",
-    "JAINAM_API_URL": "https://protrade.jainam.in/odrest",
-    "JAINAM_WS_URL": "wss://protrade.jainam.in/omo/odrest/websocket",
-}
+# integration: the feed names and the brokers' real WebSocket/REST addresses come from the broker specs
+# (app/brokers/<name>/spec.py, docs/brokers.md); tests point the URLs at local fakes.
+KNOWN_FEEDS = _broker_registry.KNOWN_FEEDS
+DEFAULT_WS_URLS = _broker_registry.url_defaults()
 
 
 @dataclass(frozen=True)

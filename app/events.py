@@ -8,9 +8,12 @@ from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
 from typing import Any
 
+from app.brokers.registry import BROKER_NAMES
+from app.brokers.spec import status_word
+
 
 class OrderStatus:
-    """Normalized statuses (brokers.md §2)."""
+    """Normalized statuses (docs/brokers.md §2)."""
 
     #: Accepted by the broker's OMS, not yet at the exchange.
     PENDING = "PENDING"
@@ -44,8 +47,10 @@ class OrderStatus:
     }
 
 
-BROKERS = ("kite", "dhan", "flattrade", "jainam")
-SOURCES = ("postback", "websocket")
+#: Derived from the broker registry (app/brokers/registry.py).
+BROKERS = BROKER_NAMES
+#: How an update arrived: a broker's HTTP postback, its WebSocket, or a read of its REST order book.
+SOURCES = ("postback", "websocket", "reconcile")
 
 
 @dataclass(frozen=True)
@@ -75,16 +80,27 @@ class OrderEvent:
     reason: str | None = None
     tag: str | None = None
     exchange_time: str | None = None
-    #: True when the update is a modification (Kite UPDATE without a fill, Noren AMO MODIFIED...).
+    #: True when the update is a modification (Kite UPDATE without a fill or MODIFY PENDING, Noren AMO MODIFIED...).
     modified: bool = False
+    #: The broker's report or message type where it sends one (Noren reporttype, Jainam MessageType).
+    report_type: str | None = None
 
     @cached_property
     def dedup_key(self) -> str:
-        """The update's content, not its delivery: the same update by postback and WebSocket is one event."""
+        """What the broker said, not how it was delivered (docs/brokers.md §7).
+
+        Keyed on the broker's own status word (folded, so "COMPLETE" by postback and by WebSocket match),
+        its report type and the modification flag, never on our mapping of them: PUT ORDER REQ RECEIVED and
+        VALIDATION PENDING are two updates though both are PENDING. The fields are ones a postback, a
+        WebSocket message and a REST order-book row of the same update all carry, so each of them is one event.
+        """
+        said = status_word(self.broker_status) if self.broker_status is not None else "=" + self.status
         content = [
             self.broker,
             self.order_id,
-            self.status,
+            said,
+            status_word(self.report_type) if self.report_type is not None else None,
+            self.modified,
             _num(self.filled_quantity),
             _num(self.quantity),
             _num(self.price),

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from app.brokers.dhan import DhanAdapter
+from app.brokers.dhan.adapter import DhanAdapter
 from app.config import load_config
 from app.events import OrderStatus
 from app.ingest import STREAM
@@ -17,7 +17,7 @@ from tests.postback_cases import TokenSecurityCases
 
 #: Dhan's own documented sample (seed 002), byte for byte: `"legName": ,` makes it invalid JSON.
 DOC_SAMPLE = fixture_bytes("dhan_postback_doc_sample.txt")
-#: A TRADED postback shaped like the 2024 capture of brokers.md §4.1 (snake_case filled_qty, sentinels),
+#: A TRADED postback shaped like the 2024 capture of docs/brokers.md §4.1 (snake_case filled_qty, sentinels),
 #: describing the same update as web-feed frame 2.
 TRADED = load_fixture("dhan_postback_traded.json")
 #: The four web order feed frames of seed 003 (pan_no and client_id sanitized).
@@ -196,7 +196,7 @@ def test_websocket_copy_of_a_posted_update_is_a_duplicate(client, services, redi
     assert redis_client.xlen(STREAM) == 1
 
 
-# Status map (brokers.md §4.4)
+# Status map (docs/brokers.md §4.4)
 
 
 @pytest.mark.parametrize(
@@ -390,7 +390,40 @@ def test_wrong_shape_is_a_400_with_a_json_error(client, redis_client, sent, ment
 
 
 def test_a_repeated_key_is_tolerated_from_an_unsigned_broker(client, redis_client):
-    """Dhan's own docs repeat keys (brokers.md §4.2: `Remarks` twice); only signed Kite refuses repeats."""
+    """Dhan's own docs repeat keys (docs/brokers.md §4.2: `Remarks` twice); only signed Kite refuses repeats."""
     repeated = DOC_SAMPLE.rstrip().rstrip(b"}") + b', "omsErrorDescription": null, "omsErrorDescription": null}'
     response = client.post(URL, data=repeated, content_type="application/json")
     assert response.status_code == 202, response.get_json()
+
+
+# Real traffic (issue 9 §1): what Dhan said keys the event, wherever it came from
+
+
+def test_an_order_book_row_of_the_same_update_has_the_same_key(adapter):
+    """GET /v2/orders rows carry the postback's camelCase fields plus filledQty (docs/brokers.md §4.5)."""
+    row = {k: v for k, v in TRADED.items() if k != "filled_qty"}
+    row.update(filledQty=1, algoId="0", omsErrorCode="0")
+    assert adapter.event_from_payload(row, source="reconcile", received_at=RECEIVED).id == postback(adapter, TRADED).id
+
+
+def test_part_traded_spellings_are_one_word_and_distinct_from_traded(adapter):
+    part = dict(TRADED, quantity=10, filled_qty=4, remainingQuantity=6, orderStatus="PART_TRADED")
+    spaced = dict(part, orderStatus="Part Traded")
+    assert postback(adapter, part).id == postback(adapter, spaced).id
+    assert postback(adapter, part).status == OrderStatus.PARTIALLY_FILLED
+    assert postback(adapter, part).id != postback(adapter, dict(part, orderStatus="TRADED")).id
+
+
+def test_a_modification_of_a_pending_order_is_a_new_event(adapter):
+    """Dhan posts on every modify with the same word (PENDING): the new price makes it another update."""
+    pending = dict(TRADED, orderType="LIMIT", price=10.0, orderStatus="PENDING", filled_qty=0)
+    modified = dict(pending, price=10.05, updateTime="2025-11-24 11:43:01")
+    assert postback(adapter, pending).id != postback(adapter, modified).id
+
+
+def test_known_words(adapter):
+    from app.brokers import is_known_status
+
+    for word in ("TRANSIT", "PENDING", "PART_TRADED", "TRADED", "CANCELLED", "REJECTED", "EXPIRED", "Traded"):
+        assert adapter.is_known_status(word) and is_known_status("dhan", word), word
+    assert not adapter.is_known_status("TELEPORTED") and not is_known_status("dhan", "TELEPORTED")

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from app.brokers.feed_status import StatusPublisher
 from app.secrets_store import DhanWebFrameStore, decode_login_frame
 from tests.fakes.harness import ServiceBuilder, api_client
 from tests.fakes.samples import b64, dhan_web_login_frame
-from workers.feeds.status import StatusPublisher
 
 FEED_KEY = "x4sVJQ8pVd2cS1yS0d3vPZ2F0bQ2b0Zr9Jg3rXW2m7E="
 OTHER_KEY = "lEn2Yb6cR6o8o1VhX0v3Ue4kO5pZ2Qw7Rt9Ys1Ua3Bc="
@@ -84,7 +84,7 @@ def test_put_refuses_what_cannot_be_a_login_frame(build, admin_headers, body, me
 
 
 def test_both_known_message_codes_and_url_safe_base64_are_accepted():
-    """41 (reverse-engineered client, brokers.md §4.3) and 42 (seed 003 capture)."""
+    """41 (reverse-engineered client, docs/brokers.md §4.3) and 42 (seed 003 capture)."""
     assert decode_login_frame(b64(dhan_web_login_frame(code=41)))[0] == 41
     urlsafe = base64.urlsafe_b64encode(dhan_web_login_frame(token="?>" * 16)).decode()
     assert decode_login_frame(f'"{urlsafe}"')[0] == 42

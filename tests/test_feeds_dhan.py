@@ -8,13 +8,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from app.brokers.dhan.feed import DhanConnector
+from app.brokers.dhan.web_feed import DhanWebConnector
 from app.secrets_store import DhanWebFrameStore
 from tests.fakes import FakeDhan, FakeDhanWeb
 from tests.fakes.harness import ServiceBuilder, api_client, running, wait_state
 from tests.fakes.samples import b64, dhan_web_login_frame
 from tests.helpers import load_fixture, run_pipeline
-from workers.feeds.dhan import DhanConnector
-from workers.feeds.dhan_web import DhanWebConnector
 
 CLIENT_ID = "1100000001"
 ACCESS_TOKEN = "dhan-access-token-0a1b2c3d4e5f"
@@ -55,7 +55,7 @@ def store_frame(services, frame: bytes) -> None:
     DhanWebFrameStore(services.config).store(frame)
 
 
-# Official feed (brokers.md §4.2)
+# Official feed (docs/brokers.md §4.2)
 
 
 def test_dhan_login_frame_byte_for_byte_and_order_alert_persisted(build, admin_headers):
@@ -116,7 +116,7 @@ def test_dhan_drop_reconnects_and_logs_in_again(build):
     assert second.first == first.first and state["reconnects"] >= 1
 
 
-# Web feed (brokers.md §4.3, seed 003)
+# Web feed (docs/brokers.md §4.3, seed 003)
 
 
 def test_web_feed_sends_stored_frame_first_and_persists_seed_orders(build, admin_headers):

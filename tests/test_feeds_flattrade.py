@@ -7,11 +7,11 @@ import json
 
 import pytest
 
+from app.brokers.flattrade.feed import FlattradeConnector
 from app.exceptions import ConfigurationError
 from tests.fakes import FakeNoren
 from tests.fakes.harness import ServiceBuilder, api_client, running, wait_state
 from tests.helpers import load_fixture, run_pipeline
-from workers.feeds.flattrade import FlattradeConnector
 
 UID = "AJ0101"
 TOKEN = "noren-session-token-5e4d3c2b1a"

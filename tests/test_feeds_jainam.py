@@ -8,7 +8,8 @@ import logging
 
 import pytest
 
-from app.brokers.jainam import JainamAdapter, parse_status_map
+from app.brokers.jainam.adapter import JainamAdapter, parse_status_map
+from app.brokers.jainam.feed import JainamConnector
 from app.config import load_config
 from app.events import OrderStatus
 from app.exceptions import ConfigurationError, PostbackPayloadError
@@ -16,7 +17,6 @@ from tests.fakes import FakeJainam
 from tests.fakes.harness import ServiceBuilder, api_client, running, wait_state
 from tests.fakes.samples import JAINAM_ORD_NRML_SEED, jainam_order
 from tests.helpers import run_pipeline
-from workers.feeds.jainam import JainamConnector
 
 BEARER = "jainam-bearer-token-77aa88bb99cc"
 USER = "JA1234"
@@ -38,7 +38,7 @@ def normalize(message: dict, **env: str):
     return adapter(**env).event_from_payload(message, source="websocket", received_at=RECEIVED)
 
 
-# Adapter (brokers.md §6)
+# Adapter (docs/brokers.md §6)
 
 
 def test_seed_normalizes_every_field():
@@ -89,7 +89,7 @@ def test_status_table_a_and_indira_words(code, traded, expected, modified):
 
 @pytest.mark.parametrize("code", [8, 21, 22, "SOMETHING"])
 def test_unknown_codes_are_kept_but_never_move_the_state(code, caplog):
-    """8, 21 STOPPED and 22 CONVERTED have no known meaning: logged, stored as PENDING (brokers.md §2)."""
+    """8, 21 STOPPED and 22 CONVERTED have no known meaning: logged, stored as PENDING (docs/brokers.md §2)."""
     with caplog.at_level(logging.WARNING):
         event = normalize(jainam_order(OrderStatus=code))
     assert event.status == OrderStatus.PENDING and event.broker_status == str(code)

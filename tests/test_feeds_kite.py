@@ -9,11 +9,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from app.brokers.kite.feed import KiteConnector
 from tests.conftest import KITE_SECRET
 from tests.fakes import FakeKite
 from tests.fakes.harness import ServiceBuilder, api_client, running, wait_state
 from tests.helpers import load_fixture, run_pipeline, sign_kite
-from workers.feeds.kite import KiteConnector
 
 API_KEY = "kiteapikey01"
 ACCESS_TOKEN = "kite-access-token-9f8e7d6c5b4a"
@@ -29,7 +29,7 @@ def build(env):
 
 
 def ws_order(**changes) -> dict:
-    """A postback-shaped order as the WebSocket carries it: the checksum is blank (brokers.md §3.2)."""
+    """A postback-shaped order as the WebSocket carries it: the checksum is blank (docs/brokers.md §3.2)."""
     return dict(SEED, checksum="", **changes)
 
 
@@ -194,3 +194,39 @@ def test_update_is_held_and_retried_while_it_cannot_be_queued(build, admin_heade
     run_pipeline(services)
     order = api_client(services).get(f"/api/orders/kite/{ORDER_ID}", headers=admin_headers).get_json()
     assert order["status"] == "FILLED" and len(order["events"]) == 1
+
+
+def test_every_connect_and_reconnect_runs_the_connected_hooks(build):
+    """Brokers never replay what was missed while a feed was down: each (re)connect tells the hooks, so a
+    reconciliation can be started there; a failing hook costs nothing."""
+    from app.brokers.feed import add_connected_hook, remove_connected_hook
+
+    calls: list[tuple[str, str]] = []
+
+    def broken(feed: str, broker: str) -> None:
+        raise RuntimeError("a hook's own bug")
+
+    async def scenario():
+        async with FakeKite(API_KEY, ACCESS_TOKEN) as fake:
+            services = build(**kite_env(fake))
+            async with running(KiteConnector, services):
+                await wait_state(services, "kite", "connected", lambda s: s.get("connected"))
+                await fake.wait_sessions(1, logged_in=False)
+                fake.drop()
+                await wait_state(
+                    services, "kite", "reconnected", lambda s: s.get("reconnects") == 1 and s.get("connected")
+                )
+                await fake.push({"type": "order", "data": ws_order()})
+                await wait_state(services, "kite", "an event", lambda s: s.get("events") == 1)
+
+    def record(feed: str, broker: str) -> None:
+        calls.append((feed, broker))
+
+    add_connected_hook(broken)
+    add_connected_hook(record)
+    try:
+        asyncio.run(scenario())
+    finally:
+        remove_connected_hook(broken)
+        remove_connected_hook(record)
+    assert calls == [("kite", "kite"), ("kite", "kite")]

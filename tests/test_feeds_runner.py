@@ -11,11 +11,11 @@ import time
 
 import pytest
 
+from app.brokers.feed import FeedSettings, backoff_delay, with_query
 from app.exceptions import ConfigurationError
 from tests.conftest import ROOT
 from tests.fakes import FakeKite, FakeNoren
 from tests.fakes.harness import ServiceBuilder, feed_state, wait_state
-from workers.feeds.base import FeedSettings, backoff_delay, with_query
 from workers.feeds.runner import build_connectors, run_feeds
 
 
@@ -136,7 +136,7 @@ def test_with_query_adds_credentials_and_keeps_other_parameters():
 
 def test_tokens_are_redacted_in_every_spelling(build):
     """A token that reaches an error text raw or URL-encoded (Kite's is in the query) comes out as ***."""
-    from workers.feeds.kite import KiteConnector
+    from app.brokers.kite.feed import KiteConnector
 
     token = "tok/en+with=chars"
     services = build(KITE_API_KEY="key0001", KITE_ACCESS_TOKEN=token)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.brokers.flattrade import FlattradeAdapter
+from app.brokers.flattrade.adapter import FlattradeAdapter
 from app.config import load_config
 from app.events import OrderStatus
 from app.ingest import STREAM
@@ -15,7 +15,7 @@ from tests.postback_cases import TokenSecurityCases
 SAMPLES = ("pending", "canceled", "open", "rejected", "complete", "trigger_pending")
 #: The six Tiqs camelCase samples of seed 001, verbatim.
 TIQS = {name: load_fixture(f"flattrade_tiqs_{name}.json") for name in SAMPLES}
-#: The same six updates with Noren `om` keys (brokers.md §5.1; the gopocket postback is `om` without `t`).
+#: The same six updates with Noren `om` keys (docs/brokers.md §5.1; the gopocket postback is `om` without `t`).
 NOREN = {name: load_fixture(f"flattrade_noren_{name}.json") for name in SAMPLES}
 
 URL = f"/postbacks/flattrade/{POSTBACK_TOKEN}"
@@ -160,6 +160,7 @@ def test_tiqs_sample_normalizes_every_field(adapter, name):
     assert data.pop("id").startswith("evt_")
     assert data.pop("source") == "postback" and data.pop("received_at") == RECEIVED
     assert data.pop("raw") == payload
+    assert data.pop("report_type") == payload["reportType"]  # keyed on: New, Fill, Canceled... (§7)
     assert data == dict(COMMON, **EXPECTED[name])
 
 
@@ -198,7 +199,7 @@ def test_actid_is_the_account_else_uid(adapter):
     assert postback(adapter, dict(without_actid, uid="FT002")).account_id == "FT002"
 
 
-# Status map (brokers.md §5.3)
+# Status map (docs/brokers.md §5.3)
 
 
 @pytest.mark.parametrize(
@@ -222,7 +223,12 @@ def test_actid_is_the_account_else_uid(adapter):
         ("CANCELLED", "10", "", OrderStatus.CANCELLED, False),
         ("AMO CANCELED", "10", "", OrderStatus.CANCELLED, False),
         ("REJECTED", "10", "", OrderStatus.REJECTED, False),
+        ("REJECT", "10", "", OrderStatus.REJECTED, False),  # an order-book word (docs/brokers.md §5.3)
         ("complete", "10", "10", OrderStatus.FILLED, False),
+        ("Open", "10", "", OrderStatus.OPEN, False),  # title case, as the Shoonya and Flattrade READMEs show
+        ("New", "10", "", OrderStatus.OPEN, False),
+        ("Replaced", "10", "", OrderStatus.OPEN, True),
+        ("AMO CANCELLED", "10", "", OrderStatus.CANCELLED, False),
     ],
 )
 def test_status_map(adapter, raw, quantity, filled, expected, modified):
@@ -245,7 +251,7 @@ def test_complete_without_fillshares_means_the_whole_quantity(adapter):
 
 
 def test_fill_of_this_trade_is_not_the_cumulative_fill(adapter):
-    # flqty is this fill; fillshares is the order's total (brokers.md §5.1).
+    # flqty is this fill; fillshares is the order's total (docs/brokers.md §5.1).
     event = postback(adapter, dict(NOREN["complete"], status="OPEN", qty="100", fillshares="60", flqty="10"))
     assert (event.status, event.filled_quantity, event.pending_quantity) == (OrderStatus.PARTIALLY_FILLED, 60, 40)
 
@@ -339,3 +345,47 @@ def test_wrong_shape_is_a_400_with_a_json_error(client, redis_client, sent, ment
     assert response.status_code == 400, response.get_data(as_text=True)
     assert mentions in response.get_json()["error"]
     assert redis_client.xlen(STREAM) == 0
+
+
+# Real traffic (issue 9 §1): the broker's own words and report types key the event
+
+
+def test_ack_then_pending_are_two_events(client, redis_client):
+    """ORDER ACK (reporttype NewAck) then ORDER PENDING (PendingNew): both PENDING to us, two updates."""
+    for status, report in (("ORDER ACK", "NewAck"), ("ORDER PENDING", "PendingNew")):
+        update = dict(NOREN["pending"], status=status, reporttype=report)
+        assert client.post(URL, data=body(update), content_type="application/json").status_code == 202
+    assert redis_client.xlen(STREAM) == 2
+
+
+def test_report_types_alone_tell_updates_apart(adapter):
+    """NewAck and PendingNew with the same status word are still two updates; a redelivery is one."""
+    ack = postback(adapter, dict(NOREN["pending"], reporttype="NewAck"))
+    pending = postback(adapter, dict(NOREN["pending"], reporttype="PendingNew"))
+    assert ack.status == pending.status == OrderStatus.PENDING
+    assert ack.id != pending.id
+    assert postback(adapter, dict(NOREN["pending"], reporttype="NewAck")).id == ack.id
+
+
+def test_status_spelling_does_not_split_one_update(adapter):
+    """TRIGGER_PENDING and "trigger pending" are one word once folded (docs/brokers.md §7)."""
+    spaced = postback(adapter, dict(NOREN["trigger_pending"], status="trigger pending"))
+    assert spaced.id == postback(adapter, NOREN["trigger_pending"]).id
+
+
+def test_a_history_row_keys_like_the_push(adapter):
+    """A SingleOrdHist row spells reporttype `rpt` and adds norentm; it is the same update as the push."""
+    row = {k: v for k, v in NOREN["complete"].items() if k != "reporttype"}
+    row.update(rpt=NOREN["complete"]["reporttype"], norentm="12-03-2024 13:51:24", stat="Ok")
+    assert (
+        adapter.event_from_payload(row, source="reconcile", received_at=RECEIVED).id
+        == postback(adapter, NOREN["complete"]).id
+    )
+
+
+def test_known_words(adapter):
+    from app.brokers import is_known_status
+
+    for word in ("ORDER ACK", "ORDER PENDING", "REJECT", "New", "Replaced", "Open", "AMO MODIFIED", "TRIGGER_PENDING"):
+        assert adapter.is_known_status(word) and is_known_status("flattrade", word), word
+    assert not adapter.is_known_status("TELEPORTED") and not is_known_status("flattrade", "TELEPORTED")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from app.brokers.kite import KiteAdapter, kite_checksum
+from app.brokers.kite.adapter import KiteAdapter, kite_checksum
 from app.config import load_config
 from app.events import OrderStatus
 from app.exceptions import PostbackVerificationError
@@ -65,7 +65,7 @@ def test_seed_normalizes_every_field(env):
     assert (data["quantity"], data["filled_quantity"], data["pending_quantity"]) == (1, 1, 0)
     assert data["average_price"] == 470 and data["price"] == 0 and data["trigger_price"] == 0
     assert data["exchange_time"] == "2022-03-03T03:54:25.000000Z"  # 09:24:25 IST
-    assert data["raw"] == payload
+    assert data["raw"] == dict(payload, checksum="")  # the checksum never leaves the service (issue 12)
     assert data["id"].startswith("evt_")
 
 
@@ -145,7 +145,7 @@ def test_a_second_spelling_of_a_signed_field_cannot_slip_past_the_checksum(clien
     assert answer.status_code == 400 and "given twice" in answer.get_json()["error"]
     repeated = body(genuine)[:-1] + b', "order_id": "999999999999999"}'
     answer = client.post("/postbacks/kite", data=repeated)
-    assert answer.status_code == 400 and "appears twice" in answer.get_json()["error"]
+    assert answer.status_code == 400 and "given twice" in answer.get_json()["error"]
     assert redis_client.xlen("oh:ingest") == 0
 
 
@@ -161,3 +161,131 @@ def test_a_second_spelling_of_a_signed_field_cannot_slip_past_the_checksum(clien
 def test_what_could_not_be_stored_is_refused_up_front(client, redis_client, changes, words):
     answer = client.post("/postbacks/kite", data=body(sign_kite(dict(SEED, **changes), KITE_SECRET)))
     assert answer.status_code == 400 and words in answer.get_json()["error"], answer.get_json()
+
+
+# Real traffic (issue 9 §1): distinct broker updates stay distinct, copies of one update stay one.
+
+#: One order's trail as Kite's WebSocket and order history show it (docs/brokers.md §3.3): the first three
+#: words are all PENDING to us, the two MODIFY words keep OPEN, yet each is an update of its own.
+LIFECYCLE = (
+    "PUT ORDER REQ RECEIVED",
+    "VALIDATION PENDING",
+    "OPEN PENDING",
+    "OPEN",
+    "MODIFY VALIDATION PENDING",
+    "MODIFY PENDING",
+    "MODIFIED",
+)
+
+
+def _working(status: str) -> dict:
+    """The seed as a 10-share LIMIT order still working, with Kite's status word."""
+    return dict(
+        SEED,
+        status=status,
+        order_type="LIMIT",
+        price=470.5,
+        quantity=10,
+        filled_quantity=0,
+        pending_quantity=10,
+        average_price=0,
+        exchange_update_timestamp=None,
+    )
+
+
+def test_every_status_word_of_a_lifecycle_is_its_own_event(client, redis_client):
+    for word in LIFECYCLE:
+        answer = client.post("/postbacks/kite", data=body(sign_kite(_working(word), KITE_SECRET)))
+        assert answer.status_code == 202, (word, answer.get_json())
+    assert redis_client.xlen("oh:ingest") == len(LIFECYCLE)
+    again = client.post("/postbacks/kite", data=body(sign_kite(_working("MODIFY PENDING"), KITE_SECRET)))
+    assert again.status_code == 200 and again.get_json()["status"] == "duplicate"
+    assert redis_client.xlen("oh:ingest") == len(LIFECYCLE)
+
+
+def test_modification_words_flag_a_live_order_and_never_change_its_status(env):
+    adapter = KiteAdapter(load_config(env))
+    for word in ("MODIFY VALIDATION PENDING", "MODIFY PENDING", "MODIFIED"):
+        event = adapter.event_from_payload(_working(word), source="websocket", received_at="x")
+        assert (event.status, event.modified, event.broker_status) == (OrderStatus.OPEN, True, word)
+        assert adapter.is_known_status(word)
+
+
+def test_the_postback_and_websocket_copies_of_one_update_are_one_event(env):
+    adapter = KiteAdapter(load_config(env))
+    postback = adapter.receive(
+        body(sign_kite(SEED, KITE_SECRET)), {}, token=None, received_at="2026-01-01T00:00:00.000000Z"
+    )
+    # The WebSocket's `data` carries the postback fields with a blank checksum (docs/brokers.md §3.2),
+    # and a status spelled differently is the same word.
+    for spelled in ("COMPLETE", "complete", " Complete "):
+        ws = adapter.event_from_payload(
+            dict(SEED, checksum="", status=spelled), source="websocket", received_at="2026-01-01T00:00:01.000000Z"
+        )
+        assert ws.id == postback.id and ws.dedup_key == postback.dedup_key
+
+
+def test_an_order_book_row_of_the_same_update_has_the_same_key(env):
+    """A /orders row (kiteconnect-mocks orders.json shape: no checksum, `account_id`, `modified`) keys alike."""
+    adapter = KiteAdapter(load_config(env))
+    postback = adapter.event_from_payload(sign_kite(SEED, KITE_SECRET), source="postback", received_at="x")
+    row = {k: v for k, v in SEED.items() if k not in ("checksum", "user_id", "app_id", "unfilled_quantity")}
+    row.update(account_id="AB1234", modified=False, validity_ttl=0, tags=[])
+    rest = adapter.event_from_payload(row, source="reconcile", received_at="y")
+    assert rest.id == postback.id
+    assert rest.account_id == "AB1234"
+
+
+def test_account_id_is_kept_when_user_id_is_absent(env):
+    adapter = KiteAdapter(load_config(env))
+    payload = {k: v for k, v in SEED.items() if k != "user_id"}
+    event = adapter.event_from_payload(dict(payload, account_id="ZX9876"), source="websocket", received_at="x")
+    assert event.account_id == "ZX9876"
+
+
+def test_a_repeated_unsigned_key_is_read_as_json_parsers_read_it(client, redis_client):
+    """Kite's documentation sample repeats status_message: the body is taken, the last copy wins."""
+    genuine = sign_kite(dict(SEED, status="REJECTED", filled_quantity=0), KITE_SECRET)
+    text = body(genuine)[:-1] + b', "status_message": "RMS: margin exceeds"}'
+    answer = client.post("/postbacks/kite", data=text)
+    assert answer.status_code == 202, answer.get_json()
+    _, fields = redis_client.xrange("oh:ingest")[0]
+    assert json.loads(fields[b"e"])["reason"] == "RMS: margin exceeds"
+
+
+def test_a_signed_field_repeated_with_the_same_value_is_accepted(client, redis_client):
+    genuine = sign_kite(SEED, KITE_SECRET)
+    text = body(genuine)[:-1] + b', "order_id": 220303000308932, "Order-Timestamp": "2022-03-03 09:24:25"}'
+    assert client.post("/postbacks/kite", data=text).status_code == 202
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        b', "order_timestamp": "2022-03-03 09:24:26"',
+        b', "OrderTimestamp": "2022-03-03 09:24:26"',
+        b', "order\\u005fid": "220303000308933"',
+    ],
+)
+def test_a_signed_field_repeated_with_another_value_is_refused(client, redis_client, extra):
+    text = body(sign_kite(SEED, KITE_SECRET))[:-1] + extra + b"}"
+    answer = client.post("/postbacks/kite", data=text)
+    assert answer.status_code == 400 and "given twice" in answer.get_json()["error"], answer.get_json()
+    assert redis_client.xlen("oh:ingest") == 0
+
+
+def test_the_checksum_never_leaves_in_what_is_queued(client, redis_client):
+    payload = sign_kite(SEED, KITE_SECRET)
+    assert client.post("/postbacks/kite", data=body(payload)).status_code == 202
+    _, fields = redis_client.xrange("oh:ingest")[0]
+    assert payload["checksum"] not in fields[b"e"].decode()
+    assert json.loads(fields[b"e"])["raw"]["checksum"] == ""
+
+
+def test_unknown_words_are_marked_unknown(env):
+    from app.brokers import is_known_status
+
+    adapter = KiteAdapter(load_config(env))
+    assert not adapter.is_known_status("TELEPORTED") and not is_known_status("kite", "TELEPORTED")
+    for word in (*LIFECYCLE, "COMPLETE", "CANCELLED", "REJECTED", "UPDATE", "TRIGGER PENDING", "AMO REQ RECEIVED"):
+        assert adapter.is_known_status(word) and is_known_status("kite", word.lower()), word

@@ -14,8 +14,8 @@ from flask import Blueprint, current_app, jsonify, request
 
 from app.api.auth import require_admin
 from app.api.errors import error_response
+from app.brokers.feed_status import STALE_AFTER_SECONDS, FeedState, read_status  # integration: moved from workers/
 from app.secrets_store import DhanWebFrameStore, SecretKeyUnavailable, StoredFrameUnreadable, decode_login_frame
-from workers.feeds.status import STALE_AFTER_SECONDS, FeedState, read_status
 
 log = logging.getLogger(__name__)
 

@@ -3,6 +3,7 @@
 Adapters are framework-free: they see bytes, headers and the config, and raise PostbackError
 subclasses whose status codes come from interface.md. The HTTP handler and the WebSocket feeds both
 end in `normalize`, so a postback and a feed message of the same update become the same event.
+Each adapter's name, route kind and status words come from its package's spec (app/brokers/<name>/spec.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any, ClassVar
 
 from marshmallow import EXCLUDE, Schema, ValidationError
 
+from app.brokers import redact_raw
+from app.brokers.spec import PATH_TOKEN, BrokerSpec, status_word
 from app.config import Config
 from app.events import OrderEvent, OrderStatus
 from app.exceptions import PostbackPayloadError, UnknownTokenError
@@ -33,20 +36,35 @@ class BrokerSchema(Schema):
 class BrokerAdapter:
     """One broker's postback dialect: its gate, parsing, verification and status map."""
 
+    #: The broker's declaration; name, route kind and status words below are derived from it.
+    spec: ClassVar[BrokerSpec | None] = None
     #: Broker name as it appears in URLs and events.
     name: ClassVar[str] = ""
-    #: False for brokers that only push over a WebSocket (Jainam): no HTTP postback route then.
+    #: False for brokers without an HTTP postback: no route then.
     http_postbacks: ClassVar[bool] = True
-    #: Unsigned brokers (brokers.md §1 finding 3) are gated by the secret POSTBACK_TOKEN in the path.
+    #: Unsigned brokers (docs/brokers.md §1) are gated by the secret POSTBACK_TOKEN in the path.
     path_token: ClassVar[bool] = True
-    #: Repair keys without values before parsing (Dhan's documented sample, brokers.md §4.1).
+    #: Repair keys without values before parsing (Dhan's documented sample, docs/brokers.md §4).
     lenient_json: ClassVar[bool] = False
-    #: Refuse a key given twice or in two spellings: signed brokers, whose signature covers some fields only.
+    #: Refuse a key given twice or in two spellings (no broker needs it now: Kite checks its signed fields itself).
     strict_keys: ClassVar[bool] = False
-    #: Raw status (upper-cased) -> normalized status.
+    #: Raw status word (as status_word folds it) -> normalized status.
     STATUS_MAP: ClassVar[dict[str, str]] = {}
+    #: Raw status words that announce a modification of a live order (the event's `modified` flag).
+    MODIFY_STATUSES: ClassVar[frozenset[str]] = frozenset()
     #: marshmallow schema for the wire shape, over canonical keys.
     schema: ClassVar[Schema | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Take name, route kind and status words from the spec a subclass declares."""
+        super().__init_subclass__(**kwargs)
+        spec = cls.__dict__.get("spec")
+        if spec is not None:
+            cls.name = spec.name
+            cls.http_postbacks = spec.postback is not None
+            cls.path_token = spec.postback == PATH_TOKEN
+            cls.STATUS_MAP = dict(spec.status_map)
+            cls.MODIFY_STATUSES = spec.modify_statuses
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -100,7 +118,7 @@ class BrokerAdapter:
 
     def event_from_payload(self, payload: dict[str, Any], *, source: str, received_at: str) -> OrderEvent:
         """Validate and normalize one parsed payload (the path postbacks and feeds share)."""
-        event = self.normalize(self.validate(payload), payload, source=source, received_at=received_at)
+        event = self.normalize(self.validate(payload), self.redact(payload), source=source, received_at=received_at)
         _check_storable(self.name, event)
         return event
 
@@ -117,10 +135,18 @@ class BrokerAdapter:
         """Normalized status for a raw one via STATUS_MAP, or None when unknown."""
         if raw_status is None:
             return None
-        return self.STATUS_MAP.get(" ".join(str(raw_status).upper().replace("_", " ").split()))
+        return self.STATUS_MAP.get(status_word(raw_status))
+
+    def is_known_status(self, raw_status: Any) -> bool:
+        """True when this adapter maps the status word; an unknown one is stored but should be counted and alerted."""
+        return raw_status is not None and self.map_status(raw_status) is not None
+
+    def redact(self, raw: Any) -> Any:
+        """The payload as it may leave the service: the spec's secret keys (Kite's checksum) blanked."""
+        return redact_raw(self.name, raw) if self.spec is not None and self.spec.redact_keys else raw
 
     def unmapped_status(self, raw_status: str | None, quantity: int | None, filled: int | None) -> str:
-        """A status word not in the map: keep the update, never let it move the state (brokers.md §2).
+        """A status word not in the map: keep the update, never let it move the state (docs/brokers.md §2).
 
         The event is stored with the raw word in broker_status and a status that cannot advance the
         order: PENDING (the lowest rank), or what the quantities prove when something is filled.
@@ -150,7 +176,7 @@ def pending_from(status: str, quantity: int | None, filled: int | None, reported
 
 
 def by_quantity(status: str, quantity: int | None, filled: int | None) -> str:
-    """PARTIALLY_FILLED comes from quantities (0 < filled < quantity), not from status words (brokers.md §2)."""
+    """PARTIALLY_FILLED comes from quantities (0 < filled < quantity), not from status words (docs/brokers.md §2)."""
     if status in (OrderStatus.OPEN, OrderStatus.TRIGGER_PENDING, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED):
         if quantity and filled is not None and 0 < filled < quantity:
             return OrderStatus.PARTIALLY_FILLED

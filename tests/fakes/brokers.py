@@ -1,4 +1,4 @@
-"""Each broker's side of its order-update WebSocket, as brokers.md describes it."""
+"""Each broker's side of its order-update WebSocket, as docs/brokers.md describes it."""
 
 from __future__ import annotations
 

@@ -8,11 +8,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from app import create_app
+from app.brokers.feed import FeedConnector
+from app.brokers.feed_status import read_status
 from app.config import load_config
 from app.services import Services, set_services
 from tests.fakes.server import WAIT_SECONDS, wait_until
-from workers.feeds.base import FeedConnector
-from workers.feeds.status import read_status
 
 #: Fast backoff and timeouts so a reconnect takes milliseconds.
 FAST = {

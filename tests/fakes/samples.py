@@ -68,7 +68,7 @@ def jainam_order(**changes: Any) -> dict[str, Any]:
 
 
 def dhan_web_login_frame(entity_id: str = "1100000001", token: str = "0" * 32, code: int = 42) -> bytes:
-    """A 703-byte frame in the seed 003 layout (struct bh30s50s500s50s50s10s10s, brokers.md §4.3), fake values."""
+    """A 703-byte frame in the seed 003 layout (struct bh30s50s500s50s50s10s10s, docs/brokers.md §4.3), fake values."""
     frame = struct.pack(
         "<bh30s50s500s50s50s10s10s",
         code,

@@ -11,9 +11,9 @@ import logging
 import signal
 import sys
 
+from app.brokers.feed import FeedConnector
 from app.config import load_config
 from app.services import Services, set_services
-from workers.feeds.base import FeedConnector
 from workers.feeds.runner import build_connectors, run_connectors
 
 log = logging.getLogger("workers.feeds")

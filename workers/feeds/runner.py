@@ -5,25 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from app.brokers import connector_classes
+from app.brokers.feed import FeedConnector, FeedSettings
+from app.brokers.feed_status import ALIVE_INTERVAL_SECONDS
 from app.services import Services
-from workers.feeds.base import FeedConnector, FeedSettings
-from workers.feeds.dhan import DhanConnector
-from workers.feeds.dhan_web import DhanWebConnector
-from workers.feeds.flattrade import FlattradeConnector
-from workers.feeds.jainam import JainamConnector
-from workers.feeds.kite import KiteConnector
-from workers.feeds.status import ALIVE_INTERVAL_SECONDS
 
 log = logging.getLogger("workers.feeds")
 
-#: FEEDS name -> connector (app/config.py KNOWN_FEEDS lists the same names).
-CONNECTORS: dict[str, type[FeedConnector]] = {
-    "kite": KiteConnector,
-    "dhan": DhanConnector,
-    "dhan_web": DhanWebConnector,
-    "flattrade": FlattradeConnector,
-    "jainam": JainamConnector,
-}
+#: FEEDS name -> connector, from the broker specs (app/config.py KNOWN_FEEDS lists the same names).
+CONNECTORS: dict[str, type[FeedConnector]] = connector_classes()
 
 
 def build_connectors(

@@ -1,4 +1,4 @@
-"""Kite order updates over WebSocket ("postbacks over WebSocket", brokers.md §3.2).
+"""Kite order updates over WebSocket ("postbacks over WebSocket", docs/brokers.md §3.2).
 
 `KITE_WS_URL?api_key=…&access_token=…`; no subscription: a connected socket receives the account's
 order updates as text frames `{"type":"order","data":{…postback fields…}}`. Market data is binary and
@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from workers.feeds.base import FeedConnector, parse_json, with_query
+from app.brokers.feed import FeedConnector, parse_json, with_query
 
 log = logging.getLogger("workers.feeds")
 
@@ -34,7 +34,7 @@ class KiteConnector(FeedConnector):
         )
 
     def order_payloads(self, message: str | bytes) -> list[dict[str, Any]]:
-        """`type: order` frames; a frame without `data` is the order itself (forum 7454, brokers.md §3.3)."""
+        """`type: order` frames; a frame without `data` is the order itself (forum 7454, docs/brokers.md §3.3)."""
         if isinstance(message, bytes):
             return []  # binary = market data ticks
         frame = parse_json(message)

@@ -1,6 +1,6 @@
 """Dhan (DhanHQ v2): HTTP postbacks, the official order-update WebSocket and the web order feed.
 
-Docs: https://dhanhq.co/docs/v2/postback/ (seed 002), https://dhanhq.co/docs/v2/order-update/; brokers.md §4.
+Docs: https://dhanhq.co/docs/v2/postback/, https://dhanhq.co/docs/v2/order-update/; docs/brokers.md §4.
 The three sources name the same roles differently (`orderId` / `orderNo` / `order_no`, `orderStatus` /
 `status`, ...). Keys arrive folded by canonical_key, so one schema picks the first spelling present and
 a postback and a WebSocket message of the same update normalize to the same event (and the same id).
@@ -13,10 +13,11 @@ from typing import Any
 from marshmallow import pre_load
 
 from app.brokers.base import BrokerAdapter, BrokerSchema, by_quantity, code_from, pending_from
+from app.brokers.dhan.spec import SPEC
 from app.events import OrderEvent, OrderStatus
 from app.parsing import LenientInt, LenientNumber, LenientStr, blank_to_none, canonical_keys, ist_to_utc_iso
 
-# "YYYY-MM-DD HH:MM:SS" in IST on every Dhan source; all zeros means none (brokers.md §4.1, §4.2, §4.3).
+# "YYYY-MM-DD HH:MM:SS" in IST on every Dhan source; all zeros means none (docs/brokers.md §4.1, §4.2, §4.3).
 DHAN_TIME_FORMATS = ("%Y-%m-%d %H:%M:%S",)
 
 # Schema key (the postback's canonical name) -> other canonical spellings of the same role, tried in
@@ -36,7 +37,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "exchangetime": ("exchordertime",),
 }
 
-# Postback exchangeSegment -> exchange (brokers.md §4.1).
+# Postback exchangeSegment -> exchange (docs/brokers.md §4.1).
 EXCHANGE_SEGMENTS = {
     "NSE_EQ": "NSE",
     "NSE_FNO": "NFO",
@@ -123,28 +124,17 @@ class DhanOrderSchema(BrokerSchema):
 
 
 class DhanAdapter(BrokerAdapter):
-    """Dhan does not sign postbacks (brokers.md §1 finding 3): the secret path token is the gate."""
+    """Dhan does not sign postbacks (docs/brokers.md §1): the secret path token is the gate."""
 
-    name = "dhan"
-    path_token = True
-    # The documented sample has `"legName": ,` (brokers.md §4.1): repair it rather than refuse it.
+    # Status words and the path-token route come from the spec (dhan/spec.py); PENDING, PART_TRADED and
+    # TRADED are then checked against the quantities in _status().
+    spec = SPEC
+    # The documented sample has `"legName": ,` (docs/brokers.md §4): repair it rather than refuse it.
     lenient_json = True
     schema = DhanOrderSchema()
 
-    # Map Dhan status (upper-cased): normalized (brokers.md §4.4). PENDING, PART_TRADED and TRADED are
-    # then checked against the quantities in _status().
-    STATUS_MAP = {
-        "TRANSIT": OrderStatus.PENDING,
-        "PENDING": OrderStatus.OPEN,
-        "PART TRADED": OrderStatus.PARTIALLY_FILLED,
-        "TRADED": OrderStatus.FILLED,
-        "CANCELLED": OrderStatus.CANCELLED,
-        "REJECTED": OrderStatus.REJECTED,
-        "EXPIRED": OrderStatus.EXPIRED,
-    }
-
     def normalize(self, data: dict[str, Any], raw: Any, *, source: str, received_at: str) -> OrderEvent:
-        """One event shape for the postback, the official WS and the web feed (brokers.md §4)."""
+        """One event shape for the postback, the official WS and the web feed (docs/brokers.md §4)."""
         broker_status = data["status"].upper()  # WS sends "Pending"/"Traded" (§4.2)
         order_type = code_from(ORDER_TYPES, data["order_type"])
         quantity = data["quantity"]
@@ -193,7 +183,7 @@ class DhanAdapter(BrokerAdapter):
         return None
 
     def _status(self, broker_status: str, order_type: str | None, quantity: int | None, filled: int | None) -> str:
-        """Normalized status for a Dhan status word, checked against the quantities (brokers.md §2, §4.4)."""
+        """Normalized status for a Dhan status word, checked against the quantities (docs/brokers.md §2, §4.4)."""
         status = self.map_status(broker_status) or self.unmapped_status(broker_status, quantity, filled)
         # Dhan documents no trigger status; a resting stop order with no fill is waiting for its
         # trigger (§4.4, [inferred]).
@@ -239,7 +229,7 @@ def _average_price(value: float | None) -> float | None:
 def _exchange_time(update_time: str | None, exchange_time: str | None) -> str | None:
     """The time of this update: updateTime / lastUpdatedTime, which the postback and the WS share.
 
-    It is part of the dedup key, so it must be the same field on both sources (brokers.md §7); the
+    It is part of the dedup key, so it must be the same field on both sources (docs/brokers.md §7); the
     order's exchange time (exchangeTime / exchOrderTime) is only a fallback, and all-zero dates are none.
     """
     return ist_to_utc_iso(update_time, DHAN_TIME_FORMATS) or ist_to_utc_iso(exchange_time, DHAN_TIME_FORMATS)

@@ -1,4 +1,4 @@
-"""Jainam protrade order-status WebSocket (brokers.md §6; seed 000).
+"""Jainam protrade order-status WebSocket (docs/brokers.md §6; seed 000).
 
 1. `GET {JAINAM_API_URL}/ws/createWsToken` with `Authorization: Bearer <JAINAM_BEARER_TOKEN>` gives
    `result[0].orderToken` (a fresh one for every connection); 401/403 is an authentication refusal.
@@ -19,7 +19,7 @@ from typing import Any
 import requests
 from websockets.asyncio.client import ClientConnection
 
-from workers.feeds.base import FeedAuthError, FeedConnector, json_text, parse_json, seconds_setting
+from app.brokers.feed import FeedAuthError, FeedConnector, json_text, parse_json, seconds_setting
 
 log = logging.getLogger("workers.feeds")
 

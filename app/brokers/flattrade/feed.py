@@ -1,9 +1,9 @@
-"""Flattrade (Noren OMS) order-update WebSocket (brokers.md §5.1).
+"""Flattrade (Noren OMS) order-update WebSocket (docs/brokers.md §5.1).
 
 Login `{"t":"c","uid",…,"actid",…,"susertoken",…,"source":"API"}` (old) or
 `{"t":"a","uid",…,"actid",…,"source":"API","accesstoken",…}` (new, NorenRestApi 0.0.29, which
 Flattrade's own SDK ships), chosen by NOREN_LOGIN_MODE. Unset, it starts with `a` and, if that form is
-refused, tries `c` once before calling it an authentication refusal (deployments differ, brokers.md §5.1:
+refused, tries `c` once before calling it an authentication refusal (deployments differ, docs/brokers.md §5.1:
 "support both forms"). The answer `ck`/`ak` must carry `s: "OK"`; anything else is a refusal.
 Then subscribe `{"t":"o","actid":…}` (Flattrade sends no ack), heartbeat `{"t":"h"}` as a text frame every
 NOREN_HEARTBEAT_SECONDS (30 s, as OpenAlgo and the Flattrade doc do), and read `t:"om"` order updates
@@ -16,8 +16,8 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 
+from app.brokers.feed import FeedAuthError, FeedConnector, FeedDisconnected, json_text, parse_json, seconds_setting
 from app.exceptions import ConfigurationError
-from workers.feeds.base import FeedAuthError, FeedConnector, FeedDisconnected, json_text, parse_json, seconds_setting
 
 LOGIN_MODES = ("a", "c")
 LOGIN_ACKS = ("ck", "ak")

@@ -1,6 +1,6 @@
 """The shared WebSocket connector: connect, log in, keep alive, normalize, queue, reconnect.
 
-Every broker module fills in a few hooks (URL, login frames, keepalive, how a frame holds order
+Every broker's feed.py (app/brokers/<name>/) fills in a few hooks (URL, login frames, keepalive, how a frame holds order
 updates); this class owns the rest, the same for all:
 
 - each order update goes through the broker adapter's `event_from_payload` (source "websocket") and
@@ -11,9 +11,9 @@ updates); this class owns the rest, the same for all:
   says so, since retrying a refused token only gets an account locked;
 - tokens, URLs with tokens and login frames are never logged: every error text is redacted first and
   the `websockets` library logger is held at WARNING (its DEBUG lines carry the request line and frames);
-- state goes to a Redis hash per connector (workers/feeds/status.py) for `GET /api/feeds`.
+- state goes to a Redis hash per connector (app/brokers/feed_status.py) for `GET /api/feeds`.
 
-brokers.md §1 finding 1: there is no replay after a reconnect; reconciling against the REST order
+docs/brokers.md §1: there is no replay after a reconnect; reconciling against the REST order
 book is not done here.
 """
 
@@ -31,11 +31,11 @@ from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlu
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from app.brokers.feed_status import FeedState, StatusPublisher
 from app.config import Config
 from app.exceptions import ConfigurationError, NotDurableError, PostbackError
 from app.parsing import utc_now_iso
 from app.services import Services
-from workers.feeds.status import FeedState, StatusPublisher
 
 log = logging.getLogger("workers.feeds")
 
@@ -53,6 +53,22 @@ STABLE_SESSION_SECONDS = 60.0
 MAX_ERROR_LENGTH = 300
 #: RFC 6455 code for a connection lost without a close frame.
 ABNORMAL_CLOSURE = 1006
+
+
+#: Called as hook(feed_name, broker) in a worker thread after every (re)connect: brokers never replay what was
+#: missed while a feed was down (docs/brokers.md §1), so reconciliation hangs here (add_connected_hook).
+_CONNECTED_HOOKS: list[Callable[[str, str], object]] = []
+
+
+def add_connected_hook(hook: Callable[[str, str], object]) -> None:
+    """Run `hook(feed_name, broker)` after each successful (re)connect and login of any feed in this process."""
+    _CONNECTED_HOOKS.append(hook)
+
+
+def remove_connected_hook(hook: Callable[[str, str], object]) -> None:
+    """Undo add_connected_hook (tests, shutdown)."""
+    if hook in _CONNECTED_HOOKS:
+        _CONNECTED_HOOKS.remove(hook)
 
 
 class FeedAuthError(Exception):
@@ -335,6 +351,7 @@ class FeedConnector:
                 self.raise_if_refused(ws)
                 await self.status.update(connected=True, connected_at=utc_now_iso())
                 log.info("%s feed connected", self.name)
+                await self._announce_connected()
                 await self._serve(ws)
         except InvalidStatus as exc:
             if exc.response.status_code in AUTH_HTTP_STATUSES:
@@ -342,6 +359,14 @@ class FeedConnector:
             raise
         except ConnectionClosed as exc:
             raise self.closed_error(exc.rcvd.code if exc.rcvd else None, exc.rcvd.reason if exc.rcvd else "") from None
+
+    async def _announce_connected(self) -> None:
+        """Run the connected hooks off the loop; a failing hook is logged, never costs the connection."""
+        for hook in list(_CONNECTED_HOOKS):
+            try:
+                await asyncio.to_thread(hook, self.name, self.broker)
+            except Exception:  # noqa: BLE001 - a hook's bug must not drop the feed
+                log.exception("%s feed: a connected hook failed", self.name)
 
     def connect_options(self) -> dict[str, Any]:
         """websockets.connect options: timeouts, keepalive, the muted wire logger."""

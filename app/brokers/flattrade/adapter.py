@@ -1,7 +1,7 @@
 """Flattrade and other Noren OMS postbacks: Noren `om` keys and the Tiqs camelCase shape.
 
-Docs: finserv-docs / gopocket Noren order feed, https://docs.tiqs.in/documentation/postbacks (seed 001);
-brokers.md §5. The Tiqs shape is a 1:1 camelCase rename of the Noren `om` message (§5.2), so it is
+Docs: finserv-docs / gopocket Noren order feed, https://docs.tiqs.in/documentation/postbacks;
+docs/brokers.md §5. The Tiqs shape is a 1:1 camelCase rename of the Noren `om` message (§5.2), so it is
 renamed onto the Noren keys and both share one schema and one status map.
 """
 
@@ -12,13 +12,15 @@ from typing import Any
 from marshmallow import pre_load
 
 from app.brokers.base import BrokerAdapter, BrokerSchema, by_quantity, code_from, pending_from
+from app.brokers.flattrade.spec import SPEC
+from app.brokers.spec import status_word
 from app.events import OrderEvent, OrderStatus
 from app.parsing import LenientInt, LenientNumber, LenientStr, blank_to_none, epoch_to_utc_iso, ist_to_utc_iso
 
-# exch_tm is "dd-mm-YYYY hh:MM:SS" in IST; "01-01-1980 00:00:00" means none (brokers.md §5.1, seed 001).
+# exch_tm is "dd-mm-YYYY hh:MM:SS" in IST; "01-01-1980 00:00:00" means none (docs/brokers.md §5.1, seed 001).
 NOREN_TIME_FORMATS = ("%d-%m-%Y %H:%M:%S",)
 
-# Tiqs camelCase key (canonical) -> Noren key (canonical) (brokers.md §5.2: a 1:1 rename).
+# Tiqs camelCase key (canonical) -> Noren key (canonical) (docs/brokers.md §5.2: a 1:1 rename).
 TIQS_TO_NOREN = {
     "id": "norenordno",
     "userid": "uid",
@@ -44,7 +46,7 @@ TIQS_TO_NOREN = {
 TIQS_TYPE = "orderupdate"
 REQUIRED_KEYS = ("norenordno", "status")
 
-# prctyp -> normalized order type (brokers.md §5.1).
+# prctyp -> normalized order type (docs/brokers.md §5.1).
 ORDER_TYPES = {"LMT": "LIMIT", "MKT": "MARKET", "SL-LMT": "SL", "SL-MKT": "SL-M"}
 # prd/pcode letters -> the usual product names; others pass through upper-cased.
 PRODUCTS = {"C": "CNC", "I": "MIS", "M": "NRML", "H": "CO", "B": "BO"}
@@ -57,7 +59,7 @@ _ORDER_ID_REQUIRED = (
 
 
 class NorenOrderSchema(BrokerSchema):
-    """The Noren `om` field set (brokers.md §5.1); every value arrives as a string."""
+    """The Noren `om` field set (docs/brokers.md §5.1); every value arrives as a string."""
 
     order_id = LenientStr(data_key="norenordno", required=True, error_messages={"required": _ORDER_ID_REQUIRED})
     status = LenientStr(data_key="status", required=True)
@@ -89,6 +91,10 @@ class NorenOrderSchema(BrokerSchema):
         data = dict(data)
         if "prd" not in data and "pcode" in data:  # Flattrade spells prd as pcode (§5.1)
             data["prd"] = data["pcode"]
+        if (
+            "reporttype" not in data and "rpt" in data
+        ):  # SingleOrdHist rows spell reporttype as rpt (docs/brokers.md §5.4)
+            data["reporttype"] = data["rpt"]
         if "norenordno" not in data and _is_tiqs(data):
             for camel, noren in TIQS_TO_NOREN.items():
                 if camel in data:
@@ -100,37 +106,18 @@ class NorenOrderSchema(BrokerSchema):
 
 
 class FlattradeAdapter(BrokerAdapter):
-    """Noren postbacks are unsigned (brokers.md §1 finding 3): the secret path token is the gate."""
+    """Noren postbacks are unsigned (docs/brokers.md §1): the secret path token is the gate."""
 
-    name = "flattrade"
-    path_token = True
+    # Status words (REJECT, New, Replaced, AMO ... included) and the route come from the spec (flattrade/spec.py);
+    # OPEN and COMPLETE are then checked against the quantities in _status().
+    spec = SPEC
     schema = NorenOrderSchema()
 
-    # Map Noren status: normalized (brokers.md §5.3), keys as map_status spells them (upper case,
-    # "_" as a space). OPEN and COMPLETE are then checked against the quantities in _status().
-    STATUS_MAP = {
-        "ORDER ACK": OrderStatus.PENDING,
-        "ORDER PENDING": OrderStatus.PENDING,
-        "PENDING": OrderStatus.PENDING,
-        "AMO OPEN": OrderStatus.PENDING,
-        "OPEN": OrderStatus.OPEN,
-        "TRIGGER PENDING": OrderStatus.TRIGGER_PENDING,
-        # A modified AMO is still waiting for the market, like AMO OPEN; the flag marks the modify.
-        "AMO MODIFIED": OrderStatus.PENDING,
-        "COMPLETE": OrderStatus.FILLED,
-        "CANCELED": OrderStatus.CANCELLED,
-        "CANCELLED": OrderStatus.CANCELLED,
-        "AMO CANCELED": OrderStatus.CANCELLED,
-        "AMO CANCELLED": OrderStatus.CANCELLED,
-        "REJECTED": OrderStatus.REJECTED,
-    }
-    #: Raw statuses that announce a modification rather than a new resting state (§2, §5.3).
-    MODIFY_STATUSES = frozenset({"AMO MODIFIED"})
     #: reporttype of a modify ack ([unconfirmed] in §5.1; harmless when absent).
     MODIFY_REPORT_TYPES = frozenset({"REPLACED"})
 
     def normalize(self, data: dict[str, Any], raw: Any, *, source: str, received_at: str) -> OrderEvent:
-        """Noren fields to the event; the status needs fillshares against qty (brokers.md §5.3)."""
+        """Noren fields to the event; the status needs fillshares against qty (docs/brokers.md §5.3)."""
         broker_status = data["status"].upper()
         quantity = data["quantity"]
         filled = self._filled(broker_status, quantity, data["fill_shares"], data["cancel_qty"])
@@ -160,6 +147,7 @@ class FlattradeAdapter(BrokerAdapter):
             tag=data["remarks"],
             exchange_time=_exchange_time(data["exchange_time"], data["epoch_time"]),
             modified=self._modified(broker_status, data["report_type"]),
+            report_type=data["report_type"],
         )
 
     def _filled(
@@ -188,12 +176,13 @@ class FlattradeAdapter(BrokerAdapter):
 
     def _modified(self, broker_status: str, report_type: str | None) -> bool:
         """AMO MODIFIED (and a Replaced report) flag a modification, not a new state (§2, §5.3)."""
-        key = " ".join(broker_status.replace("_", " ").split())
-        return key in self.MODIFY_STATUSES or (report_type or "").upper() in self.MODIFY_REPORT_TYPES
+        if status_word(broker_status) in self.MODIFY_STATUSES:
+            return True
+        return status_word(report_type or "") in self.MODIFY_REPORT_TYPES
 
 
 def _is_tiqs(data: dict[str, Any]) -> bool:
-    """The Tiqs camelCase shape: an `id` and `"type": "orderUpdate"` (brokers.md §5.2)."""
+    """The Tiqs camelCase shape: an `id` and `"type": "orderUpdate"` (docs/brokers.md §5.2)."""
     kind = data.get("type")
     return blank_to_none(data.get("id")) is not None and isinstance(kind, str) and kind.strip().lower() == TIQS_TYPE
 

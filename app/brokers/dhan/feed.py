@@ -1,11 +1,11 @@
-"""Dhan's official order-update WebSocket (brokers.md §4.2, dhanhq.co/docs/v2/order-update).
+"""Dhan's official order-update WebSocket (docs/brokers.md §4.2, dhanhq.co/docs/v2/order-update).
 
 First text frame `{"LoginReq":{"MsgCode":42,"ClientId":…,"Token":…},"UserType":"SELF"}`; then
 `{"Type":"order_alert","Data":{…}}` frames whose keys come camelCase on the wire and PascalCase in the
 docs (the dhan adapter accepts both). Other frames, such as the login ack, are ignored. No app-level
 heartbeat is documented: the library's WebSocket ping keeps the connection alive (OpenAlgo: 20 s).
 Dhan documents no login answer, so a refusal is recognised only by an auth close code or an HTTP
-401/403 at the handshake (workers/feeds/base.py).
+401/403 at the handshake (app/brokers/feed.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 
-from workers.feeds.base import FeedConnector, json_text, parse_json
+from app.brokers.feed import FeedConnector, json_text, parse_json
 
 #: The login message code of the self (non-partner) login.
 LOGIN_MSG_CODE = 42

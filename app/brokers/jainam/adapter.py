@@ -1,11 +1,11 @@
-"""Jainam protrade order-status feed: ODIN/OMEx `ORD_NRML` and `TRD_MSG` frames.
+"""Jainam protrade order updates: ODIN/OMEx `ORD_NRML` and `TRD_MSG` objects, by webhook or feed.
 
-Docs: https://protrade.jainam.in/apidocs/Webhooks (seed 000); brokers.md §6. Jainam has no HTTP
-postback in the contract; the `feeds` process (workers/feeds/jainam.py) is its inlet, but the adapter
-keeps the path-token template so a webhook, once its subscribe API is known, needs no new code.
+Docs: https://protrade.jainam.in/apidocs/Webhooks; docs/brokers.md §6. A webhook (`POST
+/postbacks/jainam/<POSTBACK_TOKEN>`) carries the same JSON as the order status feed
+(app/brokers/jainam/feed.py); both end here.
 
 Per-deployment settings (.env.example):
-- JAINAM_STATUS_MAP: `code:STATUS,...` merged over table (a) of brokers.md §6 (the numeric codes
+- JAINAM_STATUS_MAP: `code:STATUS,...` merged over table (a) of docs/brokers.md §6 (the numeric codes
   differ between ODIN deployments; 15 is a surveillance reject).
 - JAINAM_PRICE_DIVISOR: prices arrive in paise per OMEx (seed 000: OrderPrice 227000 for ADANIENT,
   which traded near ₹2270), so the default divides by 100; set 1 where a deployment sends rupees.
@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, ClassVar
+from typing import Any
 
 from app.brokers.base import BrokerAdapter, BrokerSchema, by_quantity
+from app.brokers.jainam.spec import SPEC
+from app.brokers.spec import MODIFIED as MODIFIED_FLAG
 from app.config import Config
 from app.events import OrderEvent, OrderStatus
 from app.exceptions import ConfigurationError, PostbackPayloadError
@@ -25,49 +27,14 @@ from app.parsing import LenientInt, LenientNumber, LenientStr, ist_to_utc_iso
 
 log = logging.getLogger(__name__)
 
-#: A modification flag rather than a resting state (brokers.md §2); accepted as a JAINAM_STATUS_MAP value.
-MODIFIED = "MODIFIED"
+#: A modification flag rather than a resting state (docs/brokers.md §2); accepted as a JAINAM_STATUS_MAP value.
+MODIFIED = MODIFIED_FLAG
 
-# Table (a) of brokers.md §6: Codifi ODIN OrderStatusConstants, the best guess for protrade.
-# 8 (suppressed from push), 21 STOPPED and 22 CONVERTED have no known meaning: left out, so they are
-# logged as unknown and reconciled by hand instead of guessed.
-DEFAULT_NUMERIC_STATUSES: dict[int, str] = {
-    5: OrderStatus.OPEN,  # "PENDING" at the exchange: OPEN, or PARTIALLY_FILLED from quantities
-    6: OrderStatus.CANCELLED,
-    7: OrderStatus.FILLED,  # COMPLETED; PARTIALLY_FILLED if the quantities say so
-    9: OrderStatus.REJECTED,
-    10: OrderStatus.REJECTED,
-    11: OrderStatus.REJECTED,
-    12: OrderStatus.REJECTED,
-    14: OrderStatus.PENDING,  # A.ACCEPT [inferred]
-    15: OrderStatus.REJECTED,  # surveillance reject (seed 000)
-    16: MODIFIED,
-    17: OrderStatus.CANCELLED,
-    18: OrderStatus.PENDING,  # AMO SUBMITTED
-    19: OrderStatus.CANCELLED,  # AMO CANCELLED
-    20: OrderStatus.FILLED,  # COMPLETED
-}
+# Table (a) of docs/brokers.md §6, the default numeric codes, and table (c)'s words: both from the spec.
+DEFAULT_NUMERIC_STATUSES: dict[int, str] = {int(k): v for k, v in SPEC.status_map.items() if k.isdigit()}
+STRING_STATUSES: dict[str, str] = {k: v for k, v in SPEC.status_map.items() if not k.isdigit()}
 
-# Table (c): the Indira (Codifi) live feed sends words, plus the words table (a) names its codes by.
-STRING_STATUSES: dict[str, str] = {
-    "ADMIN PENDING": OrderStatus.PENDING,
-    "A.ACCEPT": OrderStatus.PENDING,
-    "AMO SUBMITTED": OrderStatus.PENDING,
-    "PENDING": OrderStatus.OPEN,
-    "OPEN": OrderStatus.OPEN,
-    "EXECUTED": OrderStatus.FILLED,
-    "COMPLETED": OrderStatus.FILLED,
-    "COMPLETE": OrderStatus.FILLED,
-    "CANCELLED": OrderStatus.CANCELLED,
-    "CANCELED": OrderStatus.CANCELLED,
-    "AMO CANCELLED": OrderStatus.CANCELLED,
-    "REJECTED": OrderStatus.REJECTED,
-    "A.REJECTED": OrderStatus.REJECTED,
-    "ORDER ERROR": OrderStatus.REJECTED,
-    "MODIFIED": MODIFIED,
-}
-
-# Exchange and side codes (brokers.md §6, ORD_NRML fields).
+# Exchange and side codes (docs/brokers.md §6, ORD_NRML fields).
 EXCHANGES = {"1": "NSE", "2": "BSE", "3": "MCX", "4": "NCDEX", "5": "MCX-SX"}
 SIDES = {"1": "BUY", "2": "SELL", "B": "BUY", "S": "SELL", "BUY": "BUY", "SELL": "SELL"}
 GTD_EXPIRED = 4
@@ -110,12 +77,10 @@ class JainamOrderSchema(BrokerSchema):
 class JainamAdapter(BrokerAdapter):
     """Unsigned ODIN frames; the numeric status table and the price unit are per deployment."""
 
-    name = "jainam"
-    # Jainam has no HTTP postback, only the order status WebSocket (brokers.md §6).
-    http_postbacks = False
-    path_token = True
+    # Webhooks behind the path token and the status table come from the spec (jainam/spec.py); numeric
+    # codes are looked up in numeric_statuses, the spec's defaults with JAINAM_STATUS_MAP over them.
+    spec = SPEC
     schema = JainamOrderSchema()
-    STATUS_MAP: ClassVar[dict[str, str]] = STRING_STATUSES
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
@@ -123,7 +88,7 @@ class JainamAdapter(BrokerAdapter):
         self.price_divisor = parse_price_divisor(config.get("JAINAM_PRICE_DIVISOR"))
 
     def normalize(self, data: dict[str, Any], raw: Any, *, source: str, received_at: str) -> OrderEvent:
-        """One ORD_NRML or TRD_MSG frame as the normalized event (brokers.md §6 'Jainam mapping')."""
+        """One ORD_NRML or TRD_MSG frame as the normalized event (docs/brokers.md §6 'Jainam mapping')."""
         order_id = _order_id(data)
         quantity = data["original_qty"]
         filled = _filled(data)
@@ -157,10 +122,11 @@ class JainamAdapter(BrokerAdapter):
                 data["last_modified_time"] or data["trade_time"] or data["order_entry_time"], JAINAM_TIME_FORMATS
             ),
             modified=modified,
+            report_type=data["message_type"],
         )
 
     def _status(self, data: dict[str, Any], quantity: int | None, filled: int | None) -> tuple[str, bool]:
-        """Normalized status and the modified flag; quantities decide partial fills (brokers.md §2)."""
+        """Normalized status and the modified flag; quantities decide partial fills (docs/brokers.md §2)."""
         if data["gtd_order_status"] == GTD_EXPIRED:
             return OrderStatus.EXPIRED, False
         raw = data["order_status"]
@@ -173,7 +139,7 @@ class JainamAdapter(BrokerAdapter):
         modified = mapped == MODIFIED
         status = OrderStatus.OPEN if modified else mapped
         if status == OrderStatus.OPEN and not filled and (self._price(data["trigger_price"]) or 0) > 0:
-            # No TRIGGER_PENDING code exists: infer it for an untriggered stop order (brokers.md §6).
+            # No TRIGGER_PENDING code exists: infer it for an untriggered stop order (docs/brokers.md §6).
             status = OrderStatus.TRIGGER_PENDING
         return by_quantity(status, quantity, filled), modified
 
@@ -182,6 +148,10 @@ class JainamAdapter(BrokerAdapter):
         if (data["message_type"] or "").upper() == "TRD_MSG" and filled:
             return by_quantity(OrderStatus.PARTIALLY_FILLED, quantity, filled)
         raise PostbackPayloadError("invalid jainam order update: OrderStatus: Missing data for required field.")
+
+    def is_known_status(self, raw_status: Any) -> bool:
+        """A code of this deployment's table (JAINAM_STATUS_MAP included) or a known word."""
+        return raw_status is not None and self._lookup(str(raw_status)) is not None
 
     def _lookup(self, raw: str) -> str | None:
         """A numeric code through the deployment's table, else a status word."""
@@ -195,7 +165,7 @@ class JainamAdapter(BrokerAdapter):
         return None if value is None else round(value / self.price_divisor, 6)
 
     def _average_price(self, data: dict[str, Any], filled: int | None) -> float | None:
-        """Jainam sends no average; a trade that makes up the whole fill gives it exactly (brokers.md §6)."""
+        """Jainam sends no average; a trade that makes up the whole fill gives it exactly (docs/brokers.md §6)."""
         if data["traded_price"] and filled and data["trade_qty"] == filled:
             return self._price(data["traded_price"])
         return None

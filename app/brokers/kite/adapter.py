@@ -1,21 +1,24 @@
-"""Zerodha Kite Connect postbacks and WebSocket order updates.
+"""Zerodha Kite Connect postbacks, WebSocket order updates and order-book rows (one field set).
 
-Docs: https://kite.trade/docs/connect/v3/postbacks/ (seed 004); brokers.md §3.
+Docs: https://kite.trade/docs/connect/v3/postbacks/; docs/brokers.md §3.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from app.brokers.base import BrokerAdapter, BrokerSchema, by_quantity, code_from
+from app.brokers.kite.spec import SPEC
+from app.brokers.spec import status_word
 from app.events import OrderEvent, OrderStatus
 from app.exceptions import PostbackPayloadError, PostbackVerificationError
-from app.parsing import LenientInt, LenientNumber, LenientStr, canonical_keys, ist_to_utc_iso
+from app.parsing import LenientInt, LenientNumber, LenientStr, canonical_key, canonical_keys, ist_to_utc_iso
 
-# "YYYY-MM-DD HH:MM:SS" in IST (brokers.md §3.1).
+# "YYYY-MM-DD HH:MM:SS" in IST (docs/brokers.md §3).
 KITE_TIME_FORMATS = ("%Y-%m-%d %H:%M:%S",)
 
 
@@ -25,6 +28,7 @@ class KiteOrderSchema(BrokerSchema):
     order_id = LenientStr(data_key="orderid", required=True)
     status = LenientStr(data_key="status", required=True)
     user_id = LenientStr(data_key="userid")
+    account_id = LenientStr(data_key="accountid")  # current order-book dicts (docs/brokers.md §3)
     app_id = LenientStr(data_key="appid")
     exchange_order_id = LenientStr(data_key="exchangeorderid")
     status_message = LenientStr(data_key="statusmessage")
@@ -48,38 +52,26 @@ class KiteOrderSchema(BrokerSchema):
 class KiteAdapter(BrokerAdapter):
     """Kite signs its postbacks with sha256(order_id + order_timestamp + api_secret)."""
 
-    name = "kite"
-    path_token = False
-    # The checksum covers order_id and order_timestamp only (brokers.md §3.1): no second copy of any key.
-    strict_keys = True
+    # Status words, the modification words and the signed route come from the spec (kite/spec.py).
+    spec = SPEC
     schema = KiteOrderSchema()
 
-    # Map Kite status: normalized (brokers.md §3.3). UPDATE and the MODIFY/CANCEL PENDING states are
-    # handled in _status(): they flag a modification or keep the working state.
-    STATUS_MAP = {
-        "PUT ORDER REQ RECEIVED": OrderStatus.PENDING,
-        "VALIDATION PENDING": OrderStatus.PENDING,
-        "OPEN PENDING": OrderStatus.PENDING,
-        "AMO REQ RECEIVED": OrderStatus.PENDING,
-        "OPEN": OrderStatus.OPEN,
-        "TRIGGER PENDING": OrderStatus.TRIGGER_PENDING,
-        "COMPLETE": OrderStatus.FILLED,
-        "CANCELLED": OrderStatus.CANCELLED,
-        "CANCELED": OrderStatus.CANCELLED,
-        "CANCEL": OrderStatus.CANCELLED,  # the 2022 docs list "CANCEL" among postback events
-        "REJECTED": OrderStatus.REJECTED,
-        "UPDATE": OrderStatus.OPEN,
-        "MODIFY VALIDATION PENDING": OrderStatus.OPEN,
-        "MODIFY PENDING": OrderStatus.OPEN,
-        "CANCEL PENDING": OrderStatus.OPEN,
-    }
-    #: Raw statuses that announce a modification rather than a new resting state.
-    MODIFY_STATUSES = frozenset({"UPDATE", "MODIFY VALIDATION PENDING", "MODIFY PENDING", "CANCEL PENDING"})
+    def parse_body(self, body: bytes) -> dict[str, Any]:
+        """JSON as parsers read it (a repeated key: the last wins), except a signed field given twice differently.
+
+        Kite's own documentation sample repeats `status_message`, so repeats are read, not refused; the
+        checksum covers order_id and order_timestamp only (docs/brokers.md §3), so a second, different copy
+        of either (in any spelling that folds to it) would let the verifier and the reader see two values.
+        """
+        payload = super().parse_body(body)
+        if _may_repeat_signed_field(body):
+            _refuse_conflicting_signed_fields(body)
+        return payload
 
     def verify(self, body: bytes, payload: dict[str, Any], headers: Mapping[str, str]) -> None:
         """Checksum over the strings as received, before anything else in the payload is trusted."""
-        # The very values the schema will read (keys folded the same way, two spellings refused).
-        fields = canonical_keys(payload, strict=True)
+        # The very values the schema will read (keys folded the same way; parse_body refused conflicts).
+        fields = canonical_keys(payload)
         checksum = fields.get("checksum")
         if checksum is None or checksum == "":
             raise PostbackVerificationError(
@@ -105,7 +97,7 @@ class KiteAdapter(BrokerAdapter):
             )
 
     def normalize(self, data: dict[str, Any], raw: Any, *, source: str, received_at: str) -> OrderEvent:
-        """Kite fields map almost one to one; the status needs the quantities (brokers.md §3.3)."""
+        """Kite fields map almost one to one; the status needs the quantities (docs/brokers.md §3)."""
         broker_status = data["status"]
         quantity, filled = data["quantity"], data["filled_quantity"]
         status, modified = self._status(broker_status, data["order_type"], quantity, filled)
@@ -117,7 +109,7 @@ class KiteAdapter(BrokerAdapter):
             broker_status=broker_status,
             received_at=received_at,
             raw=raw,
-            account_id=data["user_id"],
+            account_id=data["user_id"] or data["account_id"],
             exchange_order_id=data["exchange_order_id"],
             side=_side(data["transaction_type"]),
             exchange=code_from({}, data["exchange"]),
@@ -142,12 +134,38 @@ class KiteAdapter(BrokerAdapter):
         self, broker_status: str, order_type: str | None, quantity: int | None, filled: int | None
     ) -> tuple[str, bool]:
         """Normalized status and the modified flag for a Kite status word."""
-        key = " ".join(broker_status.upper().replace("_", " ").split())
+        key = status_word(broker_status)
         status = self.map_status(key) or self.unmapped_status(broker_status, quantity, filled)
         modified = key in self.MODIFY_STATUSES and not (filled and filled > 0 and key == "UPDATE")
         if modified and (order_type or "").upper() in ("SL", "SL-M"):
             status = OrderStatus.TRIGGER_PENDING
         return by_quantity(status, quantity, filled), modified
+
+
+#: Keys (canonical) the checksum covers: a second copy with another value is refused.
+SIGNED_FIELDS = frozenset({"orderid", "ordertimestamp"})
+
+
+def _may_repeat_signed_field(body: bytes) -> bool:
+    """Cheap pre-check: a signed key could appear twice (or hide behind a \\u escape) in this body."""
+    folded = body.replace(b"_", b"").replace(b"-", b"").lower()
+    return b"\\u" in body or folded.count(b'"orderid"') > 1 or folded.count(b'"ordertimestamp"') > 1
+
+
+def _refuse_conflicting_signed_fields(body: bytes) -> None:
+    """400 when a signed field appears twice at the top level with two different values."""
+    seen: dict[str, Any] = {}
+    top = json.loads(body.decode("utf-8-sig"), object_pairs_hook=lambda pairs: pairs)
+    for key, value in top if isinstance(top, list) else ():
+        name = canonical_key(str(key))
+        if name not in SIGNED_FIELDS:
+            continue
+        value = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else value
+        if name in seen and seen[name] != value:  # 220303000308932 and "220303000308932" are one value
+            raise PostbackPayloadError(
+                f"{key!r} is given twice with different values; Kite's checksum covers it, so one copy is expected"
+            )
+        seen.setdefault(name, value)
 
 
 def kite_checksum(order_id: str, order_timestamp: str, api_secret: str) -> str:

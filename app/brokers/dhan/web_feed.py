@@ -1,4 +1,4 @@
-"""Dhan's web order feed `wss://order-feed.dhan.co` (brokers.md §4.3; seed 003). Unofficial.
+"""Dhan's web order feed `wss://order-feed.dhan.co` (docs/brokers.md §4.3; seed 003). Unofficial.
 
 The 703-byte binary login frame is captured from a browser session by the user and stored through
 `PUT /api/feeds/dhan-web/login-frame` (app/secrets_store.py: its own encrypted file). This connector
@@ -21,16 +21,16 @@ from urllib.parse import parse_qsl, urlsplit
 
 from websockets.asyncio.client import ClientConnection
 
+from app.brokers.dhan.feed import order_alert_data
+from app.brokers.feed import FeedConnector, FeedDisconnected, seconds_setting, with_query
+from app.brokers.feed_status import FeedState
 from app.parsing import utc_now_iso
 from app.secrets_store import DhanWebFrameStore, SecretKeyUnavailable, StoredFrameUnreadable
-from workers.feeds.base import FeedConnector, FeedDisconnected, seconds_setting, with_query
-from workers.feeds.dhan import order_alert_data
-from workers.feeds.status import FeedState
 
 log = logging.getLogger("workers.feeds")
 
 NO_FRAME = "no login frame stored: PUT its base64 text to /api/feeds/dhan-web/login-frame"
-#: Entity id inside the frame (struct offset 3, 30 bytes, NUL-padded; brokers.md §4.3).
+#: Entity id inside the frame (struct offset 3, 30 bytes, NUL-padded; docs/brokers.md §4.3).
 ENTITY_ID = slice(3, 33)
 
 
@@ -109,7 +109,7 @@ class DhanWebConnector(FeedConnector):
         await ws.send(self.frame)
 
     def keepalives(self, ws: ClientConnection) -> list[Any]:
-        """A WebSocket ping with payload b"\\x00" every DHAN_WEB_PING_SECONDS (brokers.md §4.3)."""
+        """A WebSocket ping with payload b"\\x00" every DHAN_WEB_PING_SECONDS (docs/brokers.md §4.3)."""
         return [self.repeat(self.ping_seconds, lambda: self._ping(ws))]
 
     async def _ping(self, ws: ClientConnection) -> None:

@@ -1,0 +1,44 @@
+"""Dhan's declaration: path-token postbacks, the `dhan` and `dhan_web` feeds, status words (docs/brokers.md §4)."""
+
+from __future__ import annotations
+
+from app.brokers.spec import PATH_TOKEN, BrokerSpec, FeedSpec, Variable
+
+SPEC = BrokerSpec(
+    name="dhan",
+    adapter="app.brokers.dhan.adapter:DhanAdapter",
+    postback=PATH_TOKEN,
+    # docs/brokers.md §4.4: the postback page's words plus PART_TRADED from the order book.
+    status_map={
+        "TRANSIT": "PENDING",
+        "PENDING": "OPEN",
+        "PART TRADED": "PARTIALLY_FILLED",
+        "TRADED": "FILLED",
+        "CANCELLED": "CANCELLED",
+        "REJECTED": "REJECTED",
+        "EXPIRED": "EXPIRED",
+    },
+    feeds=(
+        FeedSpec("dhan", "app.brokers.dhan.feed:DhanConnector", "DHAN_ORDER_WS_URL"),
+        FeedSpec("dhan_web", "app.brokers.dhan.web_feed:DhanWebConnector", "DHAN_WEB_WS_URL"),
+    ),
+    variables=(
+        Variable("DHAN_CLIENT_ID", doc="the Dhan client id (feed and REST)"),
+        Variable("DHAN_ACCESS_TOKEN", secret=True, doc="the access token (feed and REST)"),
+        Variable("DHAN_ORDER_WS_URL", "wss://api-order-update.dhan.co", doc="official order-update socket"),
+        Variable("DHAN_WEB_WS_URL", "wss://order-feed.dhan.co", doc="the web order feed (unofficial)"),
+        Variable("DHAN_WEB_PING_SECONDS", doc="web feed keepalive, default 30"),
+        Variable("DHAN_API_URL", "https://api.dhan.co", doc="REST base for the order book"),
+    ),
+    key_fields=(
+        "orderId | orderNo | order_no",
+        "orderStatus | status",
+        "filledQty | tradedQty | traded_qty",
+        "quantity",
+        "price",
+        "triggerPrice",
+        "averageTradedPrice | avgTradedPrice",
+        "updateTime | lastUpdatedTime (else exchangeTime)",
+    ),
+    docs="docs/brokers.md §4",
+)

@@ -1,0 +1,54 @@
+"""Flattrade's (Noren) declaration: path-token postbacks, the `flattrade` feed, status words (docs/brokers.md §5)."""
+
+from __future__ import annotations
+
+from app.brokers.spec import PATH_TOKEN, BrokerSpec, FeedSpec, Variable
+
+SPEC = BrokerSpec(
+    name="flattrade",
+    adapter="app.brokers.flattrade.adapter:FlattradeAdapter",
+    postback=PATH_TOKEN,
+    # docs/brokers.md §5.1 (documented and Firstock words), §5.3 and §10 (REJECT, New, Replaced, title-case Open).
+    status_map={
+        "ORDER ACK": "PENDING",
+        "ORDER PENDING": "PENDING",
+        "PENDING": "PENDING",
+        "AMO OPEN": "PENDING",
+        # A modified AMO is still waiting for the market, like AMO OPEN; the flag marks the modify.
+        "AMO MODIFIED": "PENDING",
+        "OPEN": "OPEN",
+        "NEW": "OPEN",  # the exchange accepted the new order (reporttype New comes with OPEN) [inferred]
+        "REPLACED": "OPEN",  # a modify acknowledged by the exchange: the order is live
+        "TRIGGER PENDING": "TRIGGER_PENDING",
+        "COMPLETE": "FILLED",
+        "CANCELED": "CANCELLED",
+        "CANCELLED": "CANCELLED",
+        "AMO CANCELED": "CANCELLED",
+        "AMO CANCELLED": "CANCELLED",
+        "REJECTED": "REJECTED",
+        "REJECT": "REJECTED",
+    },
+    modify_statuses=frozenset({"AMO MODIFIED", "REPLACED"}),
+    feeds=(FeedSpec("flattrade", "app.brokers.flattrade.feed:FlattradeConnector", "NOREN_WS_URL"),),
+    variables=(
+        Variable("NOREN_USER_ID", doc="the Noren user id (feed and REST)"),
+        Variable("NOREN_ACCOUNT_ID", doc="the account id when it differs from the user id"),
+        Variable("NOREN_TOKEN", secret=True, doc="the session token (feed and REST)"),
+        Variable("NOREN_LOGIN_MODE", doc="a (accesstoken) or c (susertoken); unset tries a, then c"),
+        Variable("NOREN_HEARTBEAT_SECONDS", doc="heartbeat period, default 30"),
+        Variable("NOREN_WS_URL", "wss://piconnect.flattrade.in/PiConnectWSAPI/", doc="Flattrade's order socket"),
+        Variable("NOREN_API_URL", "https://piconnect.flattrade.in/PiConnectAPI", doc="REST base for the order book"),
+    ),
+    key_fields=(
+        "norenordno",
+        "status",
+        "reporttype (history rows: rpt)",
+        "fillshares",
+        "qty",
+        "prc",
+        "trgprc",
+        "avgprc",
+        "exch_tm (else tm)",
+    ),
+    docs="docs/brokers.md §5",
+)

@@ -1,0 +1,54 @@
+"""Kite's declaration: signed postbacks, the `kite` feed, its variables and status words (docs/brokers.md §3)."""
+
+from __future__ import annotations
+
+from app.brokers.spec import SIGNED, BrokerSpec, FeedSpec, Variable
+
+SPEC = BrokerSpec(
+    name="kite",
+    adapter="app.brokers.kite.adapter:KiteAdapter",
+    postback=SIGNED,
+    # docs/brokers.md §3.3 (postback words, WebSocket and order-book words) and §10 (words seen in real payloads).
+    status_map={
+        "PUT ORDER REQ RECEIVED": "PENDING",
+        "VALIDATION PENDING": "PENDING",
+        "OPEN PENDING": "PENDING",
+        "AMO REQ RECEIVED": "PENDING",
+        "OPEN": "OPEN",
+        "TRIGGER PENDING": "TRIGGER_PENDING",
+        "COMPLETE": "FILLED",
+        "CANCELLED": "CANCELLED",
+        "CANCELED": "CANCELLED",
+        "CANCEL": "CANCELLED",  # the postback page lists CANCEL among its events
+        "REJECTED": "REJECTED",
+        # A modification keeps the working state (OPEN; TRIGGER_PENDING for a stop order): see modify_statuses.
+        "UPDATE": "OPEN",
+        "MODIFY VALIDATION PENDING": "OPEN",
+        "MODIFY PENDING": "OPEN",
+        "MODIFIED": "OPEN",
+        "CANCEL PENDING": "OPEN",
+    },
+    # UPDATE with a fill is a partial fill, not a modification (the adapter checks filled_quantity).
+    modify_statuses=frozenset({"UPDATE", "MODIFY VALIDATION PENDING", "MODIFY PENDING", "MODIFIED", "CANCEL PENDING"}),
+    feeds=(FeedSpec("kite", "app.brokers.kite.feed:KiteConnector", "KITE_WS_URL"),),
+    variables=(
+        Variable("KITE_API_SECRET", secret=True, doc="the app's api_secret: verifies the postback checksum"),
+        Variable("KITE_APPS", secret=True, doc="app_id:api_secret,... for several apps"),
+        Variable("KITE_API_KEY", secret=True, doc="the app's api_key (feed and REST; redacted from logs)"),
+        Variable("KITE_ACCESS_TOKEN", secret=True, doc="the day's access token (feed and REST)"),
+        Variable("KITE_WS_URL", "wss://ws.kite.trade", doc="KiteTicker (pykiteconnect ticker.py ROOT_URI)"),
+        Variable("KITE_API_URL", "https://api.kite.trade", doc="REST base for the order book"),
+    ),
+    redact_keys=("checksum",),
+    key_fields=(
+        "order_id",
+        "status",
+        "filled_quantity",
+        "quantity",
+        "price",
+        "trigger_price",
+        "average_price",
+        "exchange_update_timestamp (else exchange_timestamp)",
+    ),
+    docs="docs/brokers.md §3",
+)

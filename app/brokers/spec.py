@@ -1,0 +1,75 @@
+"""What a broker package declares about itself, as plain data every registry is derived from.
+
+Specs import nothing from the rest of the app (app/config.py and app/events.py read them at import
+time), so statuses are spelled as strings here; tests/test_registry.py checks them against OrderStatus.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Postback route kinds: the broker signs its body (Kite), or the secret POSTBACK_TOKEN in the path gates it.
+SIGNED = "signed"
+PATH_TOKEN = "path_token"
+#: A status map value meaning "a modification of a live order": a flag, never a resting state (docs/brokers.md §2).
+MODIFIED = "MODIFIED"
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable a broker package reads, with its default (the broker's real address)."""
+
+    name: str
+    default: str = ""
+    secret: bool = False
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class FeedSpec:
+    """One WebSocket connector, as named in FEEDS."""
+
+    name: str
+    #: "module:Class" of the connector (imported by the feeds runner only).
+    connector: str
+    #: The variable holding the socket URL.
+    url_variable: str
+
+
+@dataclass(frozen=True)
+class BrokerSpec:
+    """A broker: its adapter, postback route, feeds, variables, status words and what never leaves the service."""
+
+    name: str
+    #: "module:Class" of the adapter.
+    adapter: str
+    #: SIGNED, PATH_TOKEN, or None when the broker has no HTTP postback.
+    postback: str | None
+    #: Raw status word (upper case, "_" read as a space) -> normalized status (Jainam also uses MODIFIED).
+    status_map: dict[str, str]
+    #: Status words that announce a modification of a live order: the event's `modified` flag.
+    modify_statuses: frozenset[str] = frozenset()
+    feeds: tuple[FeedSpec, ...] = ()
+    #: "module:Class" of the REST order-book client (app/brokers/<name>/rest.py), None until it has one.
+    rest: str | None = None
+    variables: tuple[Variable, ...] = ()
+    #: Keys (any spelling that folds to them) whose non-blank values are blanked in every `raw` we show or send.
+    redact_keys: tuple[str, ...] = ()
+    #: The broker's fields the event's dedup key is computed from (documentation and the registry test).
+    key_fields: tuple[str, ...] = ()
+    #: The section of docs/brokers.md with this broker's facts.
+    docs: str = ""
+
+    @property
+    def postback_route(self) -> str | None:
+        """The route a trader registers with the broker, or None."""
+        if self.postback == SIGNED:
+            return f"/postbacks/{self.name}"
+        if self.postback == PATH_TOKEN:
+            return f"/postbacks/{self.name}/<POSTBACK_TOKEN>"
+        return None
+
+
+def status_word(raw: object) -> str:
+    """A broker status word as compared and keyed: upper case, "_" as a space, runs of spaces folded."""
+    return " ".join(str(raw).upper().replace("_", " ").split())
