@@ -232,7 +232,7 @@ def test_a_sender_that_died_leaves_its_lines_for_the_next(services, telegram, se
 
 
 def test_a_feed_down_for_over_the_threshold_is_announced_once(services, telegram, sender_for):
-    from workers.feeds.status import status_key
+    from app.brokers.feed_status import status_key
 
     services.config = replace(services.config, feeds=("kite",))
     services.redis.hset(
@@ -257,7 +257,7 @@ def test_a_feed_down_for_over_the_threshold_is_announced_once(services, telegram
 
 
 def test_a_refused_feed_is_announced_at_once(services, telegram, sender_for):
-    from workers.feeds.status import status_key
+    from app.brokers.feed_status import status_key
 
     services.config = replace(services.config, feeds=("dhan",))
     services.redis.hset(

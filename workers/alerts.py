@@ -164,7 +164,7 @@ class AlertSender:
 
     def watch_feeds(self) -> None:
         """A feed refused, or not connected for over feed_down_seconds, is announced once per outage."""
-        from workers.feeds.status import FeedState, read_status
+        from app.brokers.feed_status import FeedState, read_status
 
         now = time.monotonic()
         for name in self.services.config.feeds:
@@ -245,7 +245,7 @@ class AlertSender:
 
 def _fresh(status: dict) -> bool:
     """False when the feeds process stopped refreshing the status (it died)."""
-    from workers.feeds.status import STALE_AFTER_SECONDS
+    from app.brokers.feed_status import STALE_AFTER_SECONDS
 
     updated = status.get("updated_at")
     if not updated:

@@ -135,7 +135,7 @@ def _announce(client: redis.Redis, result: StoredBatch) -> None:
 def _known_status(services):
     """(broker, word) -> True when the broker's status map knows the word."""
     adapters = services.adapters
-    return lambda broker, word: broker not in adapters or adapters[broker].map_status(word) is not None
+    return lambda broker, word: broker not in adapters or adapters[broker].is_known_status(word)
 
 
 class DatabaseAway(Exception):
