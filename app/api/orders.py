@@ -27,6 +27,7 @@ DEFAULT_EVENTS_LIMIT = 100
 #: An order's answer stops adding events past this many bytes of JSON (next page via `after`).
 EVENTS_PAGE_BYTES = 4 * 1024 * 1024
 MAX_QUERY_VALUE = 512
+MAX_SEQUENCE = 2**31 - 1  # sequences are 32-bit integers in the database
 
 
 class BadQuery(ValueError):
@@ -171,7 +172,7 @@ def get_order(broker: str, order_id: str):
     """One order's state plus a page of `events` (arrival order), read in one snapshot (one statement)."""
     try:
         limit = ascii_int(request.args.get("limit", str(DEFAULT_EVENTS_LIMIT)), "limit", low=1, high=MAX_LIMIT)
-        after = ascii_int(request.args.get("after", "0"), "after", low=0)
+        after = min(ascii_int(request.args.get("after", "0"), "after", low=0), MAX_SEQUENCE)
     except BadQuery as exc:
         return error_response(400, str(exc))
     state_row = sa.select(sa.literal(0).label("seq"), orders.c.data.label("data"), sa.null().label("body")).where(
