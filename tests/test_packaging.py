@@ -7,18 +7,22 @@ Dockerfile is read. `pip install .` is run for real into a throwaway directory.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import tomllib
 
 import pytest
 import yaml
 
 from tests.conftest import ROOT
+from tests.procs import VENV_BIN, free_port
 
-DEV_TOOLS = {"pytest", "pytest-timeout", "responses", "hypothesis", "ruff", "playwright", "schemathesis"}
+DEV_TOOLS = {"pytest", "pytest-timeout", "responses", "hypothesis", "ruff", "playwright", "schemathesis", "honcho"}
 
 
 def _name(requirement: str) -> str:
@@ -143,3 +147,44 @@ def test_dockerfile_is_slim_non_root_and_runtime_only():
     assert users and users[-1] != "USER root"
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", "instance", ".env", ".git"} <= set(ignored)
+
+
+def _honcho(args: list[str], env: dict[str, str], tmp_path) -> subprocess.Popen:
+    """honcho over the Procfile with only `env` (an empty env file: a developer's .env must not leak in)."""
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    return subprocess.Popen(
+        [str(VENV_BIN / "honcho"), "-e", str(empty), *args],
+        cwd=ROOT,
+        env={**env, "PATH": f"{VENV_BIN}:/usr/bin:/bin", "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+@pytest.mark.e2e
+def test_honcho_start_web_worker_feeds_keeps_running_where_plain_start_stops(env, tmp_path):
+    """issue 11: `release` exits when migrated and plain `honcho start` takes everything down with it."""
+    import requests
+
+    port = free_port()
+    plain = _honcho(["start", "-p", str(free_port())], env, tmp_path)
+    output, _ = plain.communicate(timeout=180)  # ends by itself: release exited, honcho stopped the rest
+    assert "release" in output
+    named = _honcho(["start", "-p", str(port), "web", "worker", "feeds"], env, tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        status = None
+        while time.monotonic() < deadline and status != 200:
+            try:
+                status = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code
+            except requests.RequestException:
+                time.sleep(0.5)
+        assert status == 200, "web did not become ready under honcho"
+        time.sleep(3)
+        assert named.poll() is None  # still running: nothing exited and took the others down
+    finally:
+        os.killpg(named.pid, signal.SIGTERM)
+        named.communicate(timeout=60)
