@@ -231,8 +231,8 @@ def _read_typed(env: _MappingEnv) -> dict[str, Any]:
     except environs.EnvValidationError as exc:
         raise ConfigurationError(
             "; ".join(
-                f"{name} {_VALUE_HINTS.get(name, 'is not valid')} (got {env.source.get(name)!r}: {' '.join(errors)})"
-                for name, errors in exc.error_messages.items()
+                f"{name} {_VALUE_HINTS.get(name, 'is not valid')} (got {env.source.get(name)!r})"
+                for name in exc.error_messages
             )
         ) from None
     values["app_env"] = values["app_env"].lower()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+import redis
 import sqlalchemy as sa
 
 from app.db import deliveries, delivery_attempts, events, orders, raw_postbacks, utcnow
@@ -21,6 +22,21 @@ log = logging.getLogger(__name__)
 
 BATCH = 1000
 KINDS = ("delivery_attempts", "deliveries", "raw_postbacks", "events", "orders")
+#: Redis key that lets one process of the whole deployment prune per period.
+LEASE_KEY = "oh:retention:lease"
+DEFAULT_EVERY_SECONDS = 3600
+
+
+def prune_if_due(
+    engine: sa.Engine, client: redis.Redis, days: int, *, every_seconds: int = DEFAULT_EVERY_SECONDS
+) -> dict[str, int] | None:
+    """Prune at most once per period across every worker process (a Redis lease); None when not due.
+
+    The worker calls this from its loop (e.g. each minute); whichever process takes the lease prunes.
+    """
+    if days <= 0 or not client.set(LEASE_KEY, "1", nx=True, ex=every_seconds):
+        return None
+    return prune(engine, days)
 
 
 def prune(engine: sa.Engine, days: int, dry_run: bool = False, *, batch: int = BATCH) -> dict[str, int]:

@@ -145,3 +145,16 @@ def test_cli_prune_dry_run_both_ways(redis_client, redis_url, sqlite_url, tmp_pa
     result = runner.invoke(args=["prune"])
     assert "removed" in result.output and counts(services)["events"] == 0
     services.engine.dispose()
+
+
+def test_prune_if_due_runs_once_per_period_across_processes(db_services, redis_client):
+    from app.retention import prune_if_due
+
+    store(db_services, "OLD", [1])
+    settle(db_services, "OLD", "delivered")
+    age(db_services, "OLD", 100)
+    first = prune_if_due(db_services.engine, redis_client, 90, every_seconds=60)
+    assert first is not None and first["events"] == 1
+    assert prune_if_due(db_services.engine, redis_client, 90, every_seconds=60) is None  # another process, same hour
+    assert 0 < redis_client.ttl("oh:retention:lease") <= 60
+    assert prune_if_due(db_services.engine, redis_client, 0) is None  # RETENTION_DAYS=0: never
