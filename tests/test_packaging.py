@@ -76,6 +76,9 @@ def test_pip_install_dot_installs_a_working_package(tmp_path):
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, source / name)
+    for asset in ("app/templates/probe.html", "app/web/static/probe.js"):  # front-end files ship too
+        (source / asset).parent.mkdir(parents=True, exist_ok=True)
+        (source / asset).write_text("probe")
     target = tmp_path / "site"
     result = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(source)],
@@ -90,6 +93,9 @@ def test_pip_install_dot_installs_a_working_package(tmp_path):
     assert {"app", "workers", "migrations"} <= installed
     assert not {"tests", "bench", "scripts", "docs"} & installed
     assert (target / "migrations" / "versions" / "0005_feed_secrets.py").is_file()
+    assert (target / "migrations" / "script.py.mako").is_file()
+    assert (target / "app" / "templates" / "probe.html").is_file()
+    assert (target / "app" / "web" / "static" / "probe.js").is_file()
     database = tmp_path / "installed.sqlite3"
     script = f"import app, sys; from app.db import upgrade; upgrade('sqlite:///{database}'); print(app.__file__)"
     run = subprocess.run(
