@@ -147,9 +147,12 @@ def test_compose_file_runs_every_process_after_a_one_shot_release():
 def test_dockerfile_is_slim_non_root_and_runtime_only():
     text = (ROOT / "Dockerfile").read_text()
     instructions = [line for line in text.splitlines() if line and not line.startswith("#")]
-    assert instructions[0].startswith("FROM python:3.11-slim")
-    assert "pip install -r requirements.txt" in text and "requirements-dev" not in text
-    users = [line for line in instructions if line.startswith("USER ")]
+    stages = [line for line in instructions if line.startswith("FROM ")]
+    assert all(line.startswith("FROM python:3.11-slim") for line in stages)
+    final = text[text.rindex("\nFROM ") :]  # the runtime stage: no compiler, requirements.txt only
+    assert "build-essential" not in final and "-r requirements.txt" in final
+    assert "requirements-dev" not in text
+    users = [line for line in final.splitlines() if line.startswith("USER ")]
     assert users and users[-1] != "USER root"
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", "instance", ".env", ".git"} <= set(ignored)
