@@ -14,6 +14,7 @@ from app.db import consumers, deliveries, upgrade
 
 def register_cli(app: Flask) -> None:
     """Attach the commands to the app."""
+    _register_prune(app)
 
     @app.cli.command("db-upgrade")
     def db_upgrade() -> None:
@@ -60,15 +61,55 @@ def register_cli(app: Flask) -> None:
         click.echo(f"consumer {url} enabled" if changed else f"consumer {url} was not disabled")
 
 
-def main(argv: list[str]) -> int:
-    """`python -m app.cli db-upgrade`: migrate without building the web app (Procfile release phase)."""
-    from app.config import load_config
+def _register_prune(app: Flask) -> None:
+    """`flask --app wsgi prune [--dry-run] [--days N]`: retention by hand (the worker runs it periodically)."""
 
-    if argv[1:] != ["db-upgrade"]:
-        print("usage: python -m app.cli db-upgrade", file=sys.stderr)
-        return 2
-    upgrade(load_config().database_url)
-    print("database is at the latest revision")
+    @app.cli.command("prune")
+    @click.option("--days", type=click.IntRange(min=1), help="Keep this many days (default RETENTION_DAYS).")
+    @click.option("--dry-run", is_flag=True, help="Count what would be removed, change nothing.")
+    def prune_command(days: int | None, dry_run: bool) -> None:
+        """Remove raw postbacks, events, finished deliveries and idle orders older than the retention."""
+        services = current_app.extensions["orderhook"]
+        click.echo(run_prune(services.engine, days or services.config.retention_days, dry_run))
+
+
+def run_prune(engine: sa.Engine, days: int, dry_run: bool) -> str:
+    """Prune (or count) and say what was (or would be) removed."""
+    from app.retention import prune
+
+    if days <= 0:
+        return "RETENTION_DAYS is 0: everything is kept (pass --days N to prune anyway)"
+    counts = prune(engine, days, dry_run=dry_run)
+    what = ", ".join(f"{count} {kind}" for kind, count in counts.items())
+    return f"{'would remove' if dry_run else 'removed'} (older than {days} days): {what}"
+
+
+def main(argv: list[str]) -> int:
+    """`python -m app.cli db-upgrade | prune [--dry-run] [--days N]` without building the web app."""
+    import argparse
+
+    from app.config import load_config
+    from app.db import make_engine
+
+    parser = argparse.ArgumentParser(prog="python -m app.cli")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("db-upgrade", help="apply database migrations (the Procfile release phase)")
+    prune_parser = commands.add_parser("prune", help="retention: remove rows older than RETENTION_DAYS")
+    prune_parser.add_argument("--dry-run", action="store_true", help="count what would be removed, change nothing")
+    prune_parser.add_argument("--days", type=int, help="keep this many days (default RETENTION_DAYS)")
+    args = parser.parse_args(argv[1:])
+    config = load_config()
+    if args.command == "db-upgrade":
+        upgrade(config.database_url)
+        print("database is at the latest revision")
+        return 0
+    if args.days is not None and args.days < 1:
+        parser.error("--days must be 1 or more")
+    engine = make_engine(config.database_url)
+    try:
+        print(run_prune(engine, args.days or config.retention_days, args.dry_run))
+    finally:
+        engine.dispose()
     return 0
 
 

@@ -12,9 +12,13 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-from app.brokers import registry as _broker_registry  # integration: specs are plain data (no import cycle)
+import environs
+from marshmallow import validate
+
+from app.brokers import registry as _broker_registry  # specs are plain data (no import cycle)
 from app.exceptions import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -22,7 +26,8 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 MIN_TOKEN_LENGTH = 16
-# integration: the feed names and the brokers' real WebSocket/REST addresses come from the broker specs
+DEFAULT_RETENTION_DAYS = 90
+# The feed names and the brokers' real WebSocket/REST addresses come from the broker specs
 # (app/brokers/<name>/spec.py, docs/brokers.md); tests point the URLs at local fakes.
 KNOWN_FEEDS = _broker_registry.KNOWN_FEEDS
 DEFAULT_WS_URLS = _broker_registry.url_defaults()
@@ -48,6 +53,8 @@ class Config:
     feeds: tuple[str, ...] = ()
     dedup_ttl_seconds: int = 3 * 24 * 3600
     max_body_bytes: int = 64 * 1024
+    #: Days raw postbacks, events, deliveries and idle orders are kept (app/retention.py); 0 keeps everything.
+    retention_days: int = DEFAULT_RETENTION_DAYS
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -176,43 +183,79 @@ def public_base_url_problem(url: str) -> str | None:
     return None
 
 
+class _MappingEnv(environs.Env):
+    """environs reading a given mapping (load_config(environ)), not os.environ; blank means unset (.env.example)."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        super().__init__(eager=False)
+        self.source = environ
+
+    def _get_value(self, env_key: str, default: Any) -> Any:
+        """The variable's value, or the default when it is missing or blank."""
+        value = self.source.get(env_key)
+        return default if value is None or not str(value).strip() else str(value).strip()
+
+
+#: What a refused value must look like, by variable (environs names the variable, these say what to set).
+_VALUE_HINTS = {
+    "APP_ENV": "must be 'production' or 'development'",
+    "FORWARD_TIMEOUT_SECONDS": "must be a number of seconds",
+    "RETENTION_DAYS": "must be a whole number of days (0 keeps everything)",
+}
+
+
+def _read_typed(env: _MappingEnv) -> dict[str, Any]:
+    """The typed settings environs parses and checks; one ConfigurationError naming every bad variable."""
+    values = {
+        "app_env": env.str("APP_ENV", "production", validate=validate.Regexp(r"(?i)(production|development)\Z")),
+        # ASCII only (issue 12): Python's int() and float() also read digits of other scripts.
+        "forward_timeout": env.str("FORWARD_TIMEOUT_SECONDS", "5", validate=validate.Regexp(r"[0-9]*\.?[0-9]+\Z")),
+        "retention_days": env.str(
+            "RETENTION_DAYS", str(DEFAULT_RETENTION_DAYS), validate=validate.Regexp(r"[0-9]{1,6}\Z")
+        ),
+        "public_base_url": env.str("PUBLIC_BASE_URL", ""),
+        "redis_url": env.str("REDIS_URL", "") or None,
+        "database_url": env.str("DATABASE_URL", ""),
+        "kite_api_secret": env.str("KITE_API_SECRET", ""),
+        "admin_token": env.str("ADMIN_TOKEN", ""),
+        "forward_secret": env.str("FORWARD_SECRET", ""),
+    }
+    try:
+        env.seal()
+    except environs.EnvValidationError as exc:
+        raise ConfigurationError(
+            "; ".join(
+                f"{name} {_VALUE_HINTS.get(name, 'is not valid')} (got {env.source.get(name)!r})"
+                for name in exc.error_messages
+            )
+        ) from None
+    values["app_env"] = values["app_env"].lower()
+    values["forward_timeout"] = float(values["forward_timeout"])
+    values["retention_days"] = int(values["retention_days"])
+    return values
+
+
 def load_config(environ: Mapping[str, str] | None = None) -> Config:
     """Read and check the environment; in production any problem raises ConfigurationError."""
     env = dict(os.environ if environ is None else environ)
-    app_env = (env.get("APP_ENV") or "production").strip().lower()
-    if app_env not in ("production", "development"):
-        raise ConfigurationError(f"APP_ENV must be 'production' or 'development' (got {app_env!r})")
+    typed = _read_typed(_MappingEnv(env))
     instance_path = Path(env.get("INSTANCE_PATH") or ROOT / "instance")
     feeds = tuple(f.lower() for f in _split_list(env.get("FEEDS", "")))
     unknown_feeds = [f for f in feeds if f not in KNOWN_FEEDS]
     if unknown_feeds:
         raise ConfigurationError(f"FEEDS names unknown connectors {unknown_feeds}; choose from {list(KNOWN_FEEDS)}")
-    try:
-        forward_timeout = float(env.get("FORWARD_TIMEOUT_SECONDS") or 5)
-        if forward_timeout != forward_timeout:
-            raise ValueError("nan")
-    except ValueError:
-        raise ConfigurationError("FORWARD_TIMEOUT_SECONDS must be a number of seconds") from None
+    typed["database_url"] = normalize_database_url(typed["database_url"] or _default_database_url(instance_path))
     config = Config(
-        app_env=app_env,
-        public_base_url=(env.get("PUBLIC_BASE_URL") or "").strip(),
-        redis_url=(env.get("REDIS_URL") or "").strip() or None,
-        database_url=normalize_database_url(
-            (env.get("DATABASE_URL") or "").strip() or _default_database_url(instance_path)
-        ),
+        **typed,
         instance_path=instance_path,
-        kite_api_secret=(env.get("KITE_API_SECRET") or "").strip(),
         kite_apps=_parse_kite_apps(env.get("KITE_APPS", "")),
         postback_tokens=_split_list(env.get("POSTBACK_TOKEN", "")),
-        admin_token=(env.get("ADMIN_TOKEN") or "").strip(),
         forward_urls=_split_list(env.get("FORWARD_URLS", "")),
-        forward_secret=(env.get("FORWARD_SECRET") or "").strip(),
         forward_retry_schedule=(
             _parse_schedule(env["FORWARD_RETRY_SCHEDULE"])
             if (env.get("FORWARD_RETRY_SCHEDULE") or "").strip()
             else DEFAULT_RETRY_SCHEDULE
         ),
-        forward_timeout=forward_timeout,
         feeds=feeds,
         env=env,
     )
@@ -232,7 +275,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
 
 def config_problems(config: Config) -> list[str]:
     """Each production blocker as a sentence naming the variable and what to set."""
-    problems = []
+    problems = service_problems(config)
     url_problem = public_base_url_problem(config.public_base_url)
     if url_problem:
         problems.append(
@@ -257,6 +300,25 @@ def config_problems(config: Config) -> list[str]:
             "KITE_API_SECRET is not set (nor KITE_APPS). Set KITE_API_SECRET to your Kite Connect app's "
             "api_secret, or KITE_APPS=app_id:api_secret,... for several apps; Kite postbacks cannot be "
             "verified without it."
+        )
+    return problems
+
+
+def service_problems(config: Config) -> list[str]:
+    """Production needs shared, durable Redis and database: the embedded defaults live on one machine's disk."""
+    problems: list[str] = []
+    if config.is_development:
+        return problems  # development's embedded Redis and SQLite are the point of scripts/dev
+    if not config.redis_url:
+        problems.append(
+            "REDIS_URL is not set. Set it to your Redis (with AOF and maxmemory-policy noeviction), e.g. "
+            "redis://redis.internal:6379/0 or a managed rediss:// URL; the embedded Redis is for development only "
+            "(it lives on one machine's disk)."
+        )
+    if not (config.env.get("DATABASE_URL") or "").strip():
+        problems.append(
+            "DATABASE_URL is not set. Set it to your PostgreSQL, e.g. postgresql://user:pass@db.internal/orderhook "
+            "(Heroku's postgres:// form is accepted); SQLite under instance/ is for development only."
         )
     return problems
 

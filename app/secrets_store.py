@@ -1,10 +1,10 @@
-"""The Dhan web login frame store: one encrypted file, apart from the database and everything else.
+"""The Dhan web login frame store: encrypted, in its own database table, apart from everything else.
 
-The 703-byte frame (brokers.md §4.3) is a web-session credential, so it is kept in its own file
-(FEEDS_SECRETS_DIR, default `<instance>/secrets/`), encrypted with Fernet under FEEDS_SECRET_KEY (else
-a key derived from ADMIN_TOKEN), and never returned in full by the API: only its size and when it
-was stored. The web process writes it; the feeds process reads it, so both must see the same
-directory (same host or a shared volume).
+The 703-byte frame (brokers.md §4.3) is a web-session credential. It is encrypted with Fernet under
+FEEDS_SECRET_KEY (else a key derived from ADMIN_TOKEN) and kept in its own table, `feed_secrets`
+(migration 0005), which nothing else reads, joins or prunes; the API never returns it in full, only
+its size and when it was stored. The web process writes it and the feeds process reads it through
+DATABASE_URL, so they may run on machines that share no disk (issue 11: dynos). See docs/deploy.md.
 """
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import os
-import tempfile
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
+import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from app.config import Config
+from app.db import make_engine
 from app.parsing import utc_iso
 
 log = logging.getLogger(__name__)
@@ -32,8 +32,32 @@ LOGIN_FRAME_SIZE = 703
 #: First byte of the frame: 41 in the reverse-engineered client (brokers.md §4.3), 42 in the 2025 browser
 #: capture of seed 003. Both are accepted; anything else is not a login frame.
 LOGIN_FRAME_CODES = (41, 42)
-FRAME_FILE = "dhan_web_login_frame.bin"
 KEY_VARIABLE = "FEEDS_SECRET_KEY"
+FRAME_NAME = "dhan_web_login_frame"
+
+#: Its own metadata: this table is not part of app.db's schema that the rest of the service uses.
+secrets_metadata = sa.MetaData()
+
+#: Encrypted feed credentials, one row per secret (only the Dhan web login frame today).
+feed_secrets = sa.Table(
+    "feed_secrets",
+    secrets_metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("token", sa.LargeBinary, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+_engines: dict[str, sa.Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def _engine_for(url: str) -> sa.Engine:
+    """One engine per database URL and process (the feeds process polls the store every few seconds)."""
+    with _engines_lock:
+        if url not in _engines:
+            _engines[url] = make_engine(url)
+        return _engines[url]
 
 
 def derived_key(secret: str) -> str:
@@ -60,6 +84,10 @@ class StoredFrameUnreadable(Exception):
     """A stored frame exists but does not decrypt under the configured key (rotated or wrong key)."""
 
 
+class FrameStoreUnavailable(StoredFrameUnreadable):
+    """The database holding the frame does not answer (the API says 503; the feed waits and retries)."""
+
+
 @dataclass(frozen=True)
 class StoredFrameInfo:
     """What may be shown about a stored frame: never its bytes."""
@@ -80,6 +108,8 @@ def decode_login_frame(body: bytes | str) -> bytes:
         text = text[1:-1]  # a JSON string is the same base64 text, quoted
     if not text:
         raise ValueError("body is empty: send the base64 text of the 703-byte Dhan web login frame")
+    if text.isascii() and len(text) % 4 in (2, 3):
+        text += "=" * (-len(text) % 4)  # unpadded base64 (issue 12): the padding is implied by the length
     try:
         altchars = b"-_" if ("-" in text or "_" in text) else None
         frame = base64.b64decode(text.encode("ascii", errors="strict"), altchars=altchars, validate=True)
@@ -104,20 +134,19 @@ def check_login_frame(frame: bytes) -> None:
 
 
 class DhanWebFrameStore:
-    """Encrypted at rest, written atomically, readable only by this service's processes."""
+    """Encrypted at rest in its own table, replaced atomically, readable by this service's processes anywhere."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, engine: sa.Engine | None = None) -> None:
         self.config = config
-        self.directory = Path(config.get("FEEDS_SECRETS_DIR") or config.instance_path / "secrets")
-        self.path = self.directory / FRAME_FILE
+        self.engine = engine or _engine_for(config.database_url)
 
     # Public API:
 
     def store(self, frame: bytes) -> StoredFrameInfo:
-        """Encrypt and replace the stored frame; the feeds process notices the new file and reconnects."""
+        """Encrypt and replace the stored frame; the feeds process notices the new revision and reconnects."""
         check_login_frame(frame)
         token = self._fernet().encrypt(frame)
-        self._write_private(token)
+        self._write(token)
         return self._info_from_token(token, len(frame))
 
     def load(self) -> bytes | None:
@@ -142,18 +171,27 @@ class DhanWebFrameStore:
         return self._info_from_token(token, len(frame or b""))
 
     def version(self) -> tuple[int, int, int] | None:
-        """A cheap fingerprint of the stored file (no key needed), so a reader can poll for a new frame."""
+        """A cheap fingerprint (revision, stored time, size; no key needed) so a reader can poll for a new frame."""
+        query = sa.select(
+            feed_secrets.c.revision, feed_secrets.c.stored_at, sa.func.length(feed_secrets.c.token)
+        ).where(feed_secrets.c.name == FRAME_NAME)
         try:
-            stat = self.path.stat()
-        except FileNotFoundError:
+            with self.engine.connect() as conn:
+                row = conn.execute(query).first()
+        except sa.exc.SQLAlchemyError as exc:
+            log.debug("login frame store not answering: %s", type(exc).__name__)
             return None
-        return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        if row is None:
+            return None
+        return (row[0], int(row[1].timestamp() * 1_000_000), row[2])
 
     def exists(self) -> bool:
         """True when a frame is stored."""
-        return self.path.is_file()
-
-    # Internals:
+        with self.engine.connect() as conn:
+            return (
+                conn.execute(sa.select(feed_secrets.c.name).where(feed_secrets.c.name == FRAME_NAME)).first()
+                is not None
+            )
 
     def _fernet(self) -> MultiFernet:
         """FEEDS_SECRET_KEY (comma-separated for rotation: the first encrypts), else one derived from ADMIN_TOKEN."""
@@ -178,27 +216,34 @@ class DhanWebFrameStore:
             ) from None
 
     def _read(self) -> bytes | None:
-        """The encrypted token on disk, or None."""
+        """The encrypted token, or None."""
         try:
-            return self.path.read_bytes()
-        except FileNotFoundError:
-            return None
+            with self.engine.connect() as conn:
+                token = conn.execute(
+                    sa.select(feed_secrets.c.token).where(feed_secrets.c.name == FRAME_NAME)
+                ).scalar_one_or_none()
+        except sa.exc.SQLAlchemyError as exc:
+            raise FrameStoreUnavailable(
+                f"the database holding the Dhan web login frame is not answering ({type(exc).__name__}); "
+                "retry shortly (and check that migrations ran: `python -m app.cli db-upgrade`)"
+            ) from None
+        return None if token is None else bytes(token)
 
-    def _write_private(self, data: bytes) -> None:
-        """Owner-only file in an owner-only directory, replaced atomically (readers never see half a file)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.directory, 0o700)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".frame-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    def _write(self, token: bytes) -> None:
+        """Insert or replace the one row in a transaction (readers see the old token or the new, never half)."""
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            current = conn.execute(
+                sa.select(feed_secrets.c.revision).where(feed_secrets.c.name == FRAME_NAME)
+            ).scalar_one_or_none()
+            if current is None:
+                conn.execute(feed_secrets.insert().values(name=FRAME_NAME, token=token, revision=1, stored_at=now))
+            else:
+                conn.execute(
+                    feed_secrets.update()
+                    .where(feed_secrets.c.name == FRAME_NAME)
+                    .values(token=token, revision=feed_secrets.c.revision + 1, stored_at=now)
+                )
 
     def _info_from_token(self, token: bytes, size: int) -> StoredFrameInfo:
         """stored_at is the encryption time sealed inside the Fernet token."""

@@ -84,6 +84,7 @@ def test_orders_filters_are_checked(client, admin_headers):
     assert client.get("/api/orders?limit=5&status=filled", headers=admin_headers).get_json() == {
         "orders": [],
         "count": 0,
+        "next_cursor": None,
     }
 
 

@@ -17,6 +17,7 @@ GOOD = {
     "POSTBACK_TOKEN": "x" * 24,
     "KITE_API_SECRET": "kite-secret",
     "REDIS_URL": "redis://127.0.0.1:6379/9",
+    "DATABASE_URL": "postgresql://orderhook@db.example.com/orderhook",
 }
 
 
@@ -153,3 +154,59 @@ def test_forwarding_and_admin_settings_are_checked(changes, name):
 def test_a_short_admin_token_is_warned_about_not_fatal(caplog):
     assert load_config(dict(GOOD, ADMIN_TOKEN="admin")).admin_token == "admin"
     assert "ADMIN_TOKEN is shorter" in caplog.text
+
+
+@pytest.mark.parametrize("name", ["REDIS_URL", "DATABASE_URL"])
+def test_production_refuses_to_start_without_shared_redis_or_database(name):
+    """issue 11: the embedded Redis and SQLite live on one machine's disk; production names what is missing."""
+    env = dict(GOOD)
+    env.pop(name)
+    with pytest.raises(ConfigurationError, match=f"{name} is not set"):
+        load_config(env)
+    with pytest.raises(ConfigurationError, match=f"{name} is not set"):
+        load_config(dict(env, **{name: "   "}))
+
+
+def test_development_keeps_the_embedded_defaults(tmp_path):
+    config = load_config({"APP_ENV": "development", "INSTANCE_PATH": str(tmp_path)})
+    assert config.redis_url is None
+    assert config.database_url == f"sqlite:///{tmp_path / 'orderhook.sqlite3'}"
+
+
+def test_heroku_postgres_urls_mean_psycopg():
+    config = load_config(dict(GOOD, DATABASE_URL="postgres://u:p@ec2.example.com:5432/d1"))
+    assert config.database_url == "postgresql+psycopg://u:p@ec2.example.com:5432/d1"
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [({}, 90), ({"RETENTION_DAYS": ""}, 90), ({"RETENTION_DAYS": "30"}, 30), ({"RETENTION_DAYS": "0"}, 0)],
+)
+def test_retention_days(changes, expected):
+    assert load_config(dict(GOOD, **changes)).retention_days == expected
+
+
+@pytest.mark.parametrize("value", ["-1", "ninety", "1.5", "\u0661\u0662"])
+def test_bad_retention_days_name_the_variable(value):
+    with pytest.raises(ConfigurationError, match="RETENTION_DAYS must be a whole number of days"):
+        load_config(dict(GOOD, RETENTION_DAYS=value))
+
+
+def test_blank_values_mean_the_default_and_typed_values_are_parsed():
+    """.env.example leaves most variables blank: blank is unset, not an error."""
+    config = load_config(dict(GOOD, FORWARD_TIMEOUT_SECONDS="", APP_ENV="Production", FORWARD_RETRY_SCHEDULE=""))
+    assert config.forward_timeout == 5.0 and config.app_env == "production"
+    assert load_config(dict(GOOD, FORWARD_TIMEOUT_SECONDS=" 2.5 ")).forward_timeout == 2.5
+
+
+def test_config_get_reads_raw_variables_with_broker_defaults():
+    config = load_config(dict(GOOD, FEEDS_FRAME_POLL_SECONDS="3"))
+    assert config.get("FEEDS_FRAME_POLL_SECONDS") == "3"
+    assert config.get("KITE_WS_URL") == "wss://ws.kite.trade" and config.get("NOPE", "x") == "x"
+
+
+def test_the_process_environment_does_not_leak_into_an_explicit_mapping(monkeypatch):
+    monkeypatch.setenv("RETENTION_DAYS", "7")
+    monkeypatch.setenv("ADMIN_TOKEN", "from-the-process-environment")
+    config = load_config(GOOD)
+    assert config.retention_days == 90 and config.admin_token == ""

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import re
-import stat
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from app.brokers.feed_status import StatusPublisher
-from app.secrets_store import DhanWebFrameStore, decode_login_frame
+from app.config import load_config
+from app.secrets_store import DhanWebFrameStore, decode_login_frame, feed_secrets
 from tests.fakes.harness import ServiceBuilder, api_client
 from tests.fakes.samples import b64, dhan_web_login_frame
 
@@ -29,8 +29,10 @@ def build(env):
     builder.close()
 
 
-def frame_files(services) -> list[Path]:
-    return [p for p in (services.config.instance_path / "secrets").iterdir() if p.is_file()]
+def stored_tokens(services) -> list[bytes]:
+    """What the feed_secrets table holds (encrypted tokens)."""
+    with services.engine.connect() as conn:
+        return [bytes(row.token) for row in conn.execute(sa.select(feed_secrets.c.token))]
 
 
 def test_feed_endpoints_need_the_bearer_token(build):
@@ -58,12 +60,10 @@ def test_put_stores_encrypted_and_get_shows_only_size_and_time(build, admin_head
     assert shown.status_code == 200 and set(shown.get_json()) == {"size", "stored_at"}
     assert text not in shown.get_data(as_text=True) and "a1b2c3d4" not in shown.get_data(as_text=True)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", shown.get_json()["stored_at"])
-    (stored,) = frame_files(services)
-    on_disk = stored.read_bytes()
-    assert frame not in on_disk and text.encode() not in on_disk and b"a1b2c3d4e5f6" not in on_disk
-    assert base64.b64encode(frame[3:33]) not in on_disk and frame[3:33].rstrip(b"\0") not in on_disk
-    assert stat.S_IMODE(os.stat(stored).st_mode) == 0o600
-    assert stat.S_IMODE(os.stat(stored.parent).st_mode) == 0o700
+    (at_rest,) = stored_tokens(services)
+    assert frame not in at_rest and text.encode() not in at_rest and b"a1b2c3d4e5f6" not in at_rest
+    assert base64.b64encode(frame[3:33]) not in at_rest and frame[3:33].rstrip(b"\0") not in at_rest
+    assert not (services.config.instance_path / "secrets").exists()  # nothing on the local disk
     assert DhanWebFrameStore(services.config).load() == frame  # only the feeds process reads it back
 
 
@@ -80,7 +80,7 @@ def test_put_refuses_what_cannot_be_a_login_frame(build, admin_headers, body, me
     services = build(FEEDS_SECRET_KEY=FEED_KEY)
     response = api_client(services).put(URL, data=body, headers=admin_headers)
     assert response.status_code == 400 and message in response.get_json()["error"]
-    assert not (services.config.instance_path / "secrets").exists()
+    assert stored_tokens(services) == []
 
 
 def test_both_known_message_codes_and_url_safe_base64_are_accepted():
@@ -88,6 +88,38 @@ def test_both_known_message_codes_and_url_safe_base64_are_accepted():
     assert decode_login_frame(b64(dhan_web_login_frame(code=41)))[0] == 41
     urlsafe = base64.urlsafe_b64encode(dhan_web_login_frame(token="?>" * 16)).decode()
     assert decode_login_frame(f'"{urlsafe}"')[0] == 42
+
+
+def test_unpadded_base64_is_accepted():
+    """issue 12: the padding is implied by the length; the frame decodes the same."""
+    frame = dhan_web_login_frame(token="unpadded" * 4)
+    text = base64.b64encode(frame).decode()
+    assert text.endswith("=") and decode_login_frame(text.rstrip("=")) == frame
+    urlsafe = base64.urlsafe_b64encode(frame).decode().rstrip("=")
+    assert decode_login_frame(urlsafe) == frame
+    with pytest.raises(ValueError, match="not base64"):
+        decode_login_frame(text.rstrip("=")[:-1])  # one character short of any whole byte count
+
+
+def test_web_and_feeds_on_machines_that_share_no_disk(build, admin_headers, tmp_path):
+    """issue 11: the PUT on web is read by a feeds process with another instance directory (only the database)."""
+    web = build(FEEDS_SECRET_KEY=FEED_KEY, INSTANCE_PATH=str(tmp_path / "web-dyno"))
+    feeds_config = load_config(
+        {**build.env, "FEEDS_SECRET_KEY": FEED_KEY, "INSTANCE_PATH": str(tmp_path / "feeds-dyno")}
+    )
+    reader = DhanWebFrameStore(feeds_config)  # as workers/feeds/dhan_web.py builds it: config only
+    assert reader.version() is None and reader.load() is None
+    frame = dhan_web_login_frame(token="f" * 32)
+    assert api_client(web).put(URL, data=b64(frame), headers=admin_headers).status_code == 201
+    first = reader.version()
+    assert first is not None and reader.load() == frame
+    newer = dhan_web_login_frame(token="e" * 32)
+    assert api_client(web).put(URL, data=b64(newer), headers=admin_headers).status_code == 200
+    assert reader.version() != first and reader.load() == newer
+    for dyno in ("web-dyno", "feeds-dyno"):
+        assert not list((tmp_path / dyno).rglob("*secrets*"))
+    listed = api_client(web).get("/api/feeds", headers=admin_headers)
+    assert listed.status_code == 200
 
 
 @pytest.mark.skipif(SEED_003 is None, reason="../shared/seeds not present")
@@ -103,7 +135,7 @@ def test_production_without_a_feeds_key_encrypts_under_one_derived_from_admin_to
     frame = dhan_web_login_frame()
     assert api_client(services).put(URL, data=b64(frame), headers=admin_headers).status_code == 201
     assert "derived from ADMIN_TOKEN" in caplog.text
-    stored = b"".join(p.read_bytes() for p in frame_files(services))
+    stored = b"".join(stored_tokens(services))
     assert frame not in stored and b64(frame).encode() not in stored
     assert api_client(build()).get(URL, headers=admin_headers).get_json()["size"] == 703
 
@@ -112,7 +144,7 @@ def test_an_invalid_feeds_key_refuses_with_503(build, admin_headers):
     services = build(FEEDS_SECRET_KEY="not-a-fernet-key")
     response = api_client(services).put(URL, data=b64(dhan_web_login_frame()), headers=admin_headers)
     assert response.status_code == 503 and "FEEDS_SECRET_KEY" in response.get_json()["error"]
-    assert not (services.config.instance_path / "secrets").exists()
+    assert stored_tokens(services) == []
 
 
 def test_without_any_key_material_the_store_refuses(build):

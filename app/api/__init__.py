@@ -15,3 +15,6 @@ def register(app: Flask) -> None:
     app.register_blueprint(orders.bp)
     app.register_blueprint(deliveries.bp)
     app.register_blueprint(feeds.bp)
+    from app.api import openapi  # integration: product's /openapi.json
+
+    app.register_blueprint(openapi.bp)

@@ -1,7 +1,8 @@
 """GET /api/feeds (each connector's state) and the Dhan web login-frame endpoints (interface.md).
 
-The login frame is a web-session credential: it is accepted as base64 text, checked, encrypted into
-its own file (app/secrets_store.py), and never read back. GET shows only its size and when it was stored.
+The login frame is a web-session credential: it is accepted as base64 text (padded or not), checked,
+encrypted into its own database table (app/secrets_store.py) where a feeds process on another machine
+reads it, and never read back here. GET shows only its size and when it was stored.
 """
 
 from __future__ import annotations
@@ -14,8 +15,14 @@ from flask import Blueprint, current_app, jsonify, request
 
 from app.api.auth import require_admin
 from app.api.errors import error_response
-from app.brokers.feed_status import STALE_AFTER_SECONDS, FeedState, read_status  # integration: moved from workers/
-from app.secrets_store import DhanWebFrameStore, SecretKeyUnavailable, StoredFrameUnreadable, decode_login_frame
+from app.brokers.feed_status import STALE_AFTER_SECONDS, FeedState, read_status
+from app.secrets_store import (
+    DhanWebFrameStore,
+    FrameStoreUnavailable,
+    SecretKeyUnavailable,
+    StoredFrameUnreadable,
+    decode_login_frame,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +38,7 @@ def list_feeds():
         feeds = [_feed_view(services.redis, name) for name in services.config.feeds]
         for feed in feeds:
             if feed["name"] == "dhan_web":
-                feed["login_frame_stored"] = DhanWebFrameStore(services.config).exists()
+                feed["login_frame_stored"] = _store().exists()
     except redis.RedisError:
         return error_response(503, "Redis is not answering, so the feeds' state cannot be read; retry shortly")
     return jsonify(feeds=feeds, count=len(feeds))
@@ -49,7 +56,7 @@ def put_login_frame():
     replacing = store.exists()
     try:
         info = store.store(frame)
-    except SecretKeyUnavailable as exc:
+    except (SecretKeyUnavailable, FrameStoreUnavailable) as exc:
         return error_response(503, str(exc))
     log.info("Dhan web login frame stored (%d bytes); the dhan_web feed reconnects with it", info.size)
     return jsonify(info.to_dict()), 200 if replacing else 201
@@ -61,7 +68,7 @@ def get_login_frame():
     """Only the size and the time it was stored; never the frame."""
     try:
         info = _store().info()
-    except SecretKeyUnavailable as exc:
+    except (SecretKeyUnavailable, FrameStoreUnavailable) as exc:
         return error_response(503, str(exc))
     except StoredFrameUnreadable as exc:
         return error_response(409, str(exc))
@@ -72,7 +79,8 @@ def get_login_frame():
 
 def _store() -> DhanWebFrameStore:
     """The frame store for this process's configuration."""
-    return DhanWebFrameStore(current_app.extensions["orderhook"].config)
+    services = current_app.extensions["orderhook"]
+    return DhanWebFrameStore(services.config, services.engine)
 
 
 def _feed_view(client: redis.Redis, name: str) -> dict:

@@ -1,12 +1,12 @@
 """Dhan's web order feed `wss://order-feed.dhan.co` (docs/brokers.md §4.3; seed 003). Unofficial.
 
 The 703-byte binary login frame is captured from a browser session by the user and stored through
-`PUT /api/feeds/dhan-web/login-frame` (app/secrets_store.py: its own encrypted file). This connector
+`PUT /api/feeds/dhan-web/login-frame` (app/secrets_store.py: its own encrypted table). This connector
 sends it as the first binary message, pings with payload b"\\x00" every DHAN_WEB_PING_SECONDS (30 s,
 §4.3), and reads JSON `order_alert` frames with snake_case keys (`order_no`, `status` "Pending" /
 "Traded", `traded_qty`, `avg_traded_price`, `serial_no`, …). The orders are broker `dhan`, so they merge
 with Dhan postbacks and the official feed. Storing a new frame reconnects with it: the connector polls
-the store's file fingerprint every FEEDS_FRAME_POLL_SECONDS.
+the stored frame's version every FEEDS_FRAME_POLL_SECONDS.
 
 The frame embeds a hash of today's date (§4.3), so it goes stale daily: store a fresh one each day.
 Binary order packets (the 2024 format) are not decoded; they are counted and ignored.
@@ -64,7 +64,7 @@ class DhanWebConnector(FeedConnector):
             await asyncio.gather(watcher, return_exceptions=True)
 
     async def _watch_frame(self) -> None:
-        """Poll the stored file's fingerprint; a change means new credentials."""
+        """Poll the stored frame's version; a change means new credentials."""
         while True:
             await asyncio.sleep(self.poll_seconds)
             version = await asyncio.to_thread(self.store.version)
