@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import redis
@@ -33,13 +34,22 @@ class Services:
         from app.brokers import ADAPTERS
 
         client = connect(config)
+        engine = make_engine(config.database_url)
         return cls(
             config=config,
             redis=client,
-            engine=make_engine(config.database_url),
-            ingestor=Ingestor(client, dedup_ttl=config.dedup_ttl_seconds, spool_dir=config.instance_path / "spool"),
+            engine=engine,
+            # The database keeps what Redis cannot take (it survives a replaced dyno); SPOOL_DIR adds a
+            # local fsynced spool after it, for machines whose disk persists (docs/ingest.md).
+            ingestor=Ingestor(client, dedup_ttl=config.dedup_ttl_seconds, engine=engine, spool_dir=spool_dir(config)),
             adapters={name: adapter(config) for name, adapter in ADAPTERS.items()},
         )
+
+
+def spool_dir(config: Config) -> Path | None:
+    """SPOOL_DIR, when set: the opt-in local spool (only for a disk that outlives the process)."""
+    value = config.get("SPOOL_DIR").strip()
+    return Path(value) if value else None
 
 
 _current: Services | None = None

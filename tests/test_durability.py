@@ -316,10 +316,12 @@ def test_spooled_records_of_a_dead_process_are_replayed_at_start(tmp_path):
         os._exit(0)
     os.waitpid(pid, 0)
     client = redis.Redis.from_url(own.url, socket_timeout=2)
+    ingestor = Ingestor(client, dedup_ttl=600, spool_dir=spool)
     try:
-        Ingestor(client, dedup_ttl=600, spool_dir=spool)
+        ingestor.start()  # ingest (Redis outage): the replayer starts in the serving process, not at build
         wait_until(lambda: client.xlen(STREAM) == 5 and not spool_files(spool), 20)
     finally:
+        ingestor.close()
         own.stop()
 
 
