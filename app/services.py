@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from app.config import Config, load_config
 from app.db import make_engine
 from app.ingest import Ingestor
-from app.redis_conn import connect
+from app.redis_conn import check_redis_at_start, connect
 
 if TYPE_CHECKING:
     from app.brokers.base import BrokerAdapter
@@ -29,11 +29,14 @@ class Services:
     adapters: dict[str, BrokerAdapter] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, config: Config) -> Services:
-        """Connect (lazily: nothing is dialled until first use) to Redis and the database."""
+    def build(cls, config: Config, *, check_redis: bool = True) -> Services:
+        """Connect to Redis and the database (the database lazily); with `check_redis`, refuse in
+        production a Redis whose maxmemory-policy evicts (app/redis_conn.py), warn in development."""
         from app.brokers import ADAPTERS
 
         client = connect(config)
+        if check_redis:
+            check_redis_at_start(client, config)
         engine = make_engine(config.database_url)
         return cls(
             config=config,
