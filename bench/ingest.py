@@ -186,9 +186,7 @@ def serve(command: str, module: str, env: dict[str, str], workdir: Path, name: s
     return proc, port
 
 
-def over_server(
-    command: str, label: str, redis: Redis, workdir: Path, args: argparse.Namespace
-) -> dict[str, float]:
+def over_server(command: str, label: str, redis: Redis, workdir: Path, args: argparse.Namespace) -> dict[str, float]:
     """req/s of the bare app and Orderhook under `command`, alternating, `args.rounds` rounds; medians."""
     env = production_env(redis.url, workdir)
     if args.web_workers:

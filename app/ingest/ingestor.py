@@ -103,4 +103,3 @@ class Ingestor:
                     fallback.reset_after_fork()
         self._pid = os.getpid()
         self.replayer.ensure_running()
-
