@@ -24,7 +24,7 @@ class BoundedRequest(Request):
     """
 
     def get_data(self, *args, **kwargs):
-        encoding = self.headers.get("Content-Encoding", "").strip().lower()
+        encoding = self.environ.get("HTTP_CONTENT_ENCODING", "").strip().lower()
         if encoding and encoding != "identity":
             raise UnsupportedMediaType(
                 f"Content-Encoding {encoding[:40]!r} is not accepted: send the body uncompressed, "

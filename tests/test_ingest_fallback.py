@@ -117,3 +117,29 @@ def _update(ingestor: Ingestor, order_id: str):
 
     event = make_event(order_id)
     return QueuedUpdate(DEDUP_PREFIX + event.dedup_key, event.id, event_json(event), b"r")
+
+
+def test_a_full_redis_under_noeviction_sends_updates_to_the_database_until_it_has_room(tmp_path, sqlite_url):
+    own = OwnRedis(tmp_path)
+    own.start()
+    engine = make_engine(sqlite_url)
+    client = redis.Redis.from_url(own.url, socket_timeout=2)
+    ingestor = Ingestor(client, dedup_ttl=600, engine=engine)
+    try:
+        client.config_set("maxmemory", "2mb")
+        try:
+            for i in range(400):
+                client.set(f"ballast:{i}", b"x" * 10_000)
+        except redis.OutOfMemoryError:
+            pass  # full: writes are refused from here on
+        answers = [ingestor.submit(make_event(f"M{i}"), b"m") for i in range(20)]
+        assert all(answers) and ingestor.spooling  # acknowledged: kept in the database
+        assert fallback_rows(engine) == 20 and client.xlen(STREAM) == 0
+        client.config_set("maxmemory", "0")  # the operator makes room
+        wait_until(lambda: fallback_rows(engine) == 0 and not ingestor.spooling, 30, 0.1)
+        assert client.xlen(STREAM) == 20
+        assert ingestor.submit(make_event("M20"), b"m") is True and client.xlen(STREAM) == 21
+    finally:
+        ingestor.close()
+        engine.dispose()
+        own.stop()

@@ -93,8 +93,10 @@ class Replayer:
         while not self._stopped and (self.circuit.is_open or any(f.has_pending() for f in self.fallbacks)):
             try:
                 self.queue.ping()
-                self.circuit.close()
+                # Replay before closing the circuit: a Redis that answers PING may still refuse writes
+                # (OOM under noeviction); closing first would send each request to fail on it again.
                 replay_pending(self.queue, self.fallbacks)
+                self.circuit.close()
                 attempt = 0
             except (redis.RedisError, OSError, SQLAlchemyError) as exc:
                 if attempt % 100 == 0:
