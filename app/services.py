@@ -37,6 +37,7 @@ class Services:
         client = connect(config)
         if check_redis:
             check_redis_at_start(client, config)
+            client.connection_pool.disconnect()  # no socket inherited by forked children (gunicorn --preload)
         engine = make_engine(config.database_url)
         return cls(
             config=config,

@@ -259,3 +259,19 @@ def test_a_stale_connection_after_a_redis_restart_is_replaced_once(tmp_path, ser
     time.sleep(0.1)
     assert ingestor.submit(make_event("S2"), b"s") is True  # reconnected without a fallback or a 503
     assert client.xlen(STREAM) == 2 and not ingestor.spooling
+
+
+@pytest.mark.e2e
+def test_the_production_web_process_refuses_to_start_on_an_evicting_redis(tmp_path, servers, sqlite_url):
+    from tests.procs import Process, procfile_command
+
+    server = plain_server(servers, tmp_path, "--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru")
+    env = make_env(server.url, sqlite_url, tmp_path, PORT=str(free_port()))
+    command = procfile_command("web").replace("0.0.0.0", "127.0.0.1")
+    web = Process("web", env, tmp_path, command)
+    try:
+        code = web.popen.wait(60)
+    finally:
+        web.stop(timeout=10)
+    assert code != 0
+    assert "allkeys-lru" in web.log() and "maxmemory-policy noeviction" in web.log()
