@@ -208,6 +208,9 @@ def over_server(command: str, label: str, redis: Redis, workdir: Path, args: arg
                 used = meter.stop()
             finally:
                 proc.stop()
+            if "SPOOLING" in proc.log():  # the figure would not be the Redis path's
+                print(f"  warning: {label}-{name} sent updates to its fallback (Redis refused them):", flush=True)
+                print("    " + next(line for line in proc.log().splitlines() if "SPOOLING" in line)[:300], flush=True)
             redis.command("FLUSHALL")
             codes: dict[int, int] = {}
             for result in run.results:
