@@ -21,7 +21,7 @@ from app.ingest.circuit import Circuit
 from app.ingest.fallback import DatabaseFallback, Fallback, FallbackError, SpoolFallback
 from app.ingest.keys import DEDUP_PREFIX
 from app.ingest.queue import QueuedUpdate, RedisQueue
-from app.ingest.replay import Replayer
+from app.ingest.replay import Replayer, replay_pending
 from app.ingest.serialize import event_json
 
 
@@ -69,6 +69,11 @@ class Ingestor:
         """Start this process's replayer now (it feeds in what stopped processes kept aside)."""
         if self._pid != os.getpid():
             self._start_in_this_process()
+
+    def replay_now(self) -> tuple[int, int]:
+        """Feed what the fallbacks keep (this process's and stopped processes') into Redis now;
+        (queued, duplicates). For the worker's own schedule; Redis or database errors raise."""
+        return replay_pending(self.queue, self.fallbacks)
 
     def close(self) -> None:
         """Stop this process's replayer (what the fallbacks keep stays there for any other process)."""
