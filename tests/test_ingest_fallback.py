@@ -82,9 +82,10 @@ def test_the_replay_step_is_idempotent_and_callable_by_any_process(own, database
         for i in range(3):
             assert fallback.keep(_update(web, f"R{i}"))  # kept again (a crash before the delete, say)
         assert replay_pending(web.queue, [fallback]) == (0, 3)  # the dedup keys make the second feed a no-op
+        assert client.xlen(STREAM) == 3 and fallback_rows(engine) == 0
         assert fallback.keep(_update(web, "R9"))
         assert web.replay_now() == (1, 0)  # the worker's entry point: the same step, synchronously
-        assert client.xlen(STREAM) == 3 and fallback_rows(engine) == 0
+        assert client.xlen(STREAM) == 4 and fallback_rows(engine) == 0
     finally:
         web.close()
         engine.dispose()
