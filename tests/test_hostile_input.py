@@ -355,3 +355,32 @@ def test_gunicorn_answers_hostile_requests_with_json(env, tmp_path):
         assert "Traceback" not in web.log(), web.log()[-3000:]
     finally:
         web.stop()
+
+
+# Headers and encodings (ingest, issue 12): hostile header values never give a 5xx; any Content-Encoding
+# but identity is a 415 that says so, whatever the body.
+
+header_value = st.one_of(
+    st.sampled_from(["gzip", "deflate", "br", "identity", "GZIP", " gzip ", "x-gzip", "gzip, deflate", "", "zstd"]),
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=255), max_size=60),
+)
+hostile_headers = st.dictionaries(
+    st.sampled_from(["Content-Encoding", "Accept-Encoding", "Transfer-Encoding", "Content-Language", "X-Forwarded-For",
+                     "Expect", "Accept", "Content-MD5", "X-Request-Id"]),
+    header_value,
+    max_size=4,
+)  # fmt: skip
+
+
+@FUZZ
+@given(path=st.sampled_from(POSTBACK_PATHS[:3]), body=st.one_of(hostile_body, st.just(json.dumps(KITE).encode())),
+       headers=hostile_headers)  # fmt: skip
+def test_postback_endpoints_survive_hostile_headers(client, path, body, headers):
+    headers = {k: v for k, v in headers.items() if k != "Transfer-Encoding"}  # the test client sets the length
+    response = client.open(path, method="POST", data=body, headers=headers)
+    detail = f"POST {path} headers={headers!r} {body[:60]!r}"
+    check(response.status_code, response.data, response.content_type or "", "POST", detail)
+    encoding = headers.get("Content-Encoding", "").strip().lower()
+    if encoding and encoding != "identity":  # refused before anything reads the body
+        assert response.status_code == 415, detail
+        assert "Content-Encoding" in response.get_json()["error"]

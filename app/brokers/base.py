@@ -21,7 +21,7 @@ from app.brokers.spec import PATH_TOKEN, BrokerSpec, status_word
 from app.config import Config
 from app.events import OrderEvent, OrderStatus
 from app.exceptions import PostbackPayloadError, UnknownTokenError
-from app.parsing import canonical_key, canonical_keys, loads_object
+from app.parsing import canonical_key, canonical_keys, is_ascii_text, loader_for, loads_object
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +102,17 @@ class BrokerAdapter:
         if self.schema is None:
             raise NotImplementedError(f"{type(self).__name__} must declare a schema")
         try:
-            data = self.schema.load(canonical_keys(payload, strict=self.strict_keys))
+            # integration: (ingest) the schema compiled once into a fast loader; errors still come from
+            # marshmallow (app/parsing.py compile_loader: 56 -> 15 us per Kite body).
+            data = loader_for(self.schema)(canonical_keys(payload, strict=self.strict_keys))
         except ValidationError as exc:
             messages = exc.messages if isinstance(exc.messages, dict) else {"body": exc.messages}
             spelled = _spellings(payload)
             named = {spelled.get(key, key): value for key, value in messages.items()}
             raise PostbackPayloadError(f"invalid {self.name} order update: {_flatten(named)}") from None
+        # integration: (ingest) a status word must be ASCII: "ﬁlled" upper-cases to "FILLED" (issue 12).
+        if not is_ascii_text(data.get("status")):
+            raise PostbackPayloadError(f"invalid {self.name} order update: the status must be ASCII text")
         for name in self._required:
             if data.get(name) is None:
                 key = self.schema.fields[name].data_key or name
