@@ -45,7 +45,7 @@ class OrderStatus:
 
 
 BROKERS = ("kite", "dhan", "flattrade", "jainam")
-SOURCES = ("postback", "websocket")
+SOURCES = ("postback", "websocket", "reconcile")  # integration: reconcile (app/reconcile/engine.py)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from app.services import Services, set_services
 from workers import shutdown
 from workers.dispatcher import Dispatcher
 from workers.queues import QUEUE_NAMES, queue
+from workers.reconcile import start_scheduler  # integration: reconciliation (workers/reconcile.py)
 
 log = logging.getLogger("workers")
 RESPAWN_CHECK_SECONDS = 1.0
@@ -95,6 +96,7 @@ def main() -> int:
     log.info("worker up: %d RQ SimpleWorkers on %s", len(children), ", ".join(QUEUE_NAMES))
     loop = threading.Thread(target=dispatcher.run, name="dispatcher", daemon=True)
     loop.start()
+    start_scheduler(services, dispatcher.stop)  # integration: reconciliation scheduler thread (after the forks)
     while not dispatcher.stop.wait(RESPAWN_CHECK_SECONDS):
         respawn_exited(children, context)
     loop.join(timeout=10)

@@ -15,3 +15,6 @@ def register(app: Flask) -> None:
     app.register_blueprint(orders.bp)
     app.register_blueprint(deliveries.bp)
     app.register_blueprint(feeds.bp)
+    from app.api import reconcile  # reconciliation (developer "reconcile")
+
+    app.register_blueprint(reconcile.bp)
