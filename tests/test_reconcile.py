@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -351,3 +352,65 @@ def test_kite_account_id_rows_and_order_dicts(svc, fakes):
     reconcile(svc, "kite")
     got = state(svc, "kite", "251128000000110")
     assert (got["status"], got["reason"], got["account_id"]) == ("REJECTED", "RMS: margin exceeds", "AB1234")
+
+
+def test_missed_order_and_forged_cancel_on_both_databases(redis_client, redis_url, database_url, tmp_path, fakes):
+    services = build(redis_url, database_url, tmp_path, fakes)
+    try:
+        web = create_app(services.config, services).test_client()
+        rows = kite_lifecycle("251128000000120")
+        fakes["kite"].add("251128000000120", rows)
+        fakes["kite"].add("251128000000121", kite_lifecycle("251128000000121", end="REJECTED"))
+        post_kite(web, rows[-1], status="CANCELLED")
+        run_pipeline(services)
+        assert state(services, "kite", "251128000000120")["confirmed"] is False
+        result = reconcile(services, "kite")
+        assert result.error is None and result.orders_seen == 2
+        assert state(services, "kite", "251128000000121")["status"] == "REJECTED"
+        shown = state(services, "kite", "251128000000120")
+        assert (shown["status"], shown["confirmed"]) == ("FILLED", True)
+    finally:
+        set_services(None)
+        services.engine.dispose()
+
+
+def test_scheduler_serves_requests_interval_and_claims(svc, fakes, web, monkeypatch):
+    from app.reconcile import LEASE_KEY, request_reconcile
+    from workers import reconcile as job
+
+    scheduler = job.Scheduler(svc)
+    assert scheduler.brokers == ("kite", "dhan", "flattrade") and scheduler.interval == 300
+    now = time.monotonic()
+    assert scheduler.due("kite", now) is None
+    request_reconcile(svc.redis, "kite", "feed reconnected")
+    assert scheduler.due("kite", now) == "feed reconnected"
+    assert svc.redis.get(REQUEST_KEY.format(broker="kite")) is None
+    assert scheduler.due("kite", now + 301) == "periodic"
+
+    rows = kite_lifecycle("251128000000130")
+    fakes["kite"].add("251128000000130", rows)
+    post_kite(web, rows[-1])
+    run_pipeline(svc)
+    scheduler.scan_claims()
+    assert "kite" in scheduler.due_claims and "dhan" not in scheduler.due_claims
+    assert scheduler.due("kite", scheduler.due_claims["kite"] + 0.1) == "confirm postback"
+
+    svc.redis.set(LEASE_KEY.format(broker="kite"), "someone-else", px=5000)
+    assert job.run_reconcile("kite", "again", svc) is None  # another process runs it: the request is kept
+    assert svc.redis.get(REQUEST_KEY.format(broker="kite")) == b"again"
+    svc.redis.delete(LEASE_KEY.format(broker="kite"))
+    result = job.run_reconcile("kite", "again", svc)
+    assert result is not None and result.confirmations == 1
+    assert svc.redis.get(LEASE_KEY.format(broker="kite")) is None
+
+
+def test_interval_setting(redis_client, redis_url, sqlite_url, tmp_path, fakes):
+    from workers.reconcile import Scheduler
+
+    for raw, expected in (("0", 0.0), ("45", 45.0), ("", 300.0), ("soon", 300.0)):
+        services = build(redis_url, sqlite_url, tmp_path, fakes, RECONCILE_INTERVAL_SECONDS=raw)
+        try:
+            assert Scheduler(services).interval == expected
+        finally:
+            set_services(None)
+            services.engine.dispose()
