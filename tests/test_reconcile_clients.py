@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
 import pytest
@@ -168,6 +169,8 @@ def test_noren_form_body_and_history_newest_first(config):
     history = client.history("24112800001")
     assert [r["status"] for r in history] == ["PENDING", "OPEN", "COMPLETE"]
     assert client.to_payload(history[-1])["reporttype"] == "Fill"
+    # norentm 10:31:00 IST = 05:01:00 UTC, in the feed's epoch-seconds `tm`
+    assert client.to_payload(history[-1])["tm"] == str(int(datetime(2026, 11, 28, 5, 1, tzinfo=UTC).timestamp()))
     book_form = parse_qs(responses.calls[0].request.body)
     assert json.loads(book_form["jData"][0]) == {"uid": "FT0001", "ordersource": "API"}
     assert book_form["jKey"] == ["noren-session-token"]

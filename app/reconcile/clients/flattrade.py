@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta, timezone
 from typing import Any
 
 from app.reconcile.clients.base import (
@@ -18,6 +19,7 @@ from app.reconcile.clients.base import (
 # norentm is "HH:MM:SS dd-mm-YYYY"; exch_tm "dd-mm-YYYY HH:MM:SS" (both IST).
 NOREN_TM_FORMATS = ("%H:%M:%S %d-%m-%Y",)
 EXCH_TM_FORMATS = ("%d-%m-%Y %H:%M:%S",)
+IST = timezone(timedelta(hours=5, minutes=30))
 
 
 class FlattradeClient(OrderBookClient):
@@ -71,10 +73,16 @@ class FlattradeClient(OrderBookClient):
         return str(value) if value not in (None, "") else None
 
     def to_payload(self, row: dict[str, Any]) -> dict[str, Any]:
-        """History rows name the report type `rpt`; the adapter reads `reporttype`."""
+        """History rows name the report type `rpt` (the adapter reads `reporttype`) and carry the OMS time
+        as `norentm` text where the feed's `om` message has `tm` in epoch seconds: both are given the
+        feed's spelling, so an update seen both ways is one event when its exch_tm is blank [inferred]."""
         payload = dict(row)
         if "reporttype" not in payload and payload.get("rpt"):
             payload["reporttype"] = payload["rpt"]
+        if not payload.get("tm"):
+            moment = parse_time(payload.get("norentm"), NOREN_TM_FORMATS)
+            if moment is not None:
+                payload["tm"] = str(int(moment.replace(tzinfo=IST).timestamp()))
         payload.pop("stat", None)
         return payload
 
