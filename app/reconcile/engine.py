@@ -162,32 +162,31 @@ def _catch_up(
     else:
         rows = [row]
     received_at = utc_iso(utcnow())
-    submitted: list[tuple[OrderEvent, bool]] = []
+    submitted: list[tuple[OrderEvent, bool, bytes]] = []
     for item in rows:
         event = _event(adapter, client, item, received_at)
         if event is None or event.order_id != order_id:
             continue
-        is_new = services.ingestor.submit(event, dumps(item))
+        body = dumps(item)
+        is_new = services.ingestor.submit(event, body)
         result.updates_found += int(is_new)
-        submitted.append((event, is_new))
+        submitted.append((event, is_new, body))
     if not submitted:
         return
-    terminal = [(event, is_new) for event, is_new in submitted if event.status in OrderStatus.TERMINAL]
+    terminal = [entry for entry in submitted if entry[0].status in OrderStatus.TERMINAL]
     if terminal:
-        event, is_new = terminal[-1]
+        event, is_new, body = terminal[-1]
         if not is_new:
             # The same update is stored already, maybe only as an unconfirmed postback: say it again
             # under a key of its own so the state machine hears the broker (once per content).
-            result.confirmations += int(services.ingestor.submit(confirmation(event, "confirm"), dumps(rows[-1])))
+            result.confirmations += int(services.ingestor.submit(confirmation(event, "confirm"), body))
         return
     pending_claim = state is not None and state.get("confirmed") is False
-    fresh_working = any(is_new for event, is_new in submitted)
+    fresh_working = any(is_new for _, is_new, _ in submitted)
     if pending_claim and not fresh_working:
         # The broker shows the order still working: refute the claim with this read (once per read).
-        latest = submitted[-1][0]
-        result.confirmations += int(
-            services.ingestor.submit(confirmation(latest, "refute " + received_at), dumps(rows[-1]))
-        )
+        latest, _, body = submitted[-1]
+        result.confirmations += int(services.ingestor.submit(confirmation(latest, "refute " + received_at), body))
 
 
 def confirmation(event: OrderEvent, salt: str) -> OrderEvent:
