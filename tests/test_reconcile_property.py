@@ -88,7 +88,9 @@ def arrival(services: Services, row: dict, source: str):
         payload.pop("account_id")
         body = json.dumps(sign_kite(payload, KITE_SECRET)).encode()
         return adapter.receive(body, {}, token=None, received_at=RECEIVED), body
-    payload = KiteClient.to_payload(None, row) if source == "reconcile" else dict(row, user_id=row["account_id"])
+    payload = (
+        KiteClient(services.config).to_payload(row) if source == "reconcile" else dict(row, user_id=row["account_id"])
+    )
     return adapter.event_from_payload(payload, source=source, received_at=RECEIVED), json.dumps(row).encode()
 
 
