@@ -35,6 +35,9 @@ BACKOFF_MAX = 20.0
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 
+_LIMITER = MovingWindowRateLimiter(MemoryStorage())
+
+
 class ReconcileClientError(Exception):
     """A REST call failed; `message` is plain words for GET /api/reconcile (never a secret)."""
 
@@ -80,7 +83,7 @@ class OrderBookClient:
         self.config = config
         self.base_url = (config.get(self.url_variable) or self.default_url).rstrip("/")
         self.session = session or make_session()
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._limiter = _LIMITER  # one window per broker in this process, across runs
         self._rate = parse_rate(self.rate)
         self._sleep: Callable[[float], None] = _sleep
 
