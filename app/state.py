@@ -67,6 +67,9 @@ CLAIM_FIELDS = (
     *DESCRIPTIVE,
     *AMENDABLE,
 )
+#: Pending claims kept per order: the newest by receipt (an older claim is refuted whenever a newer one
+#: is, and never leads the display, so dropping it changes nothing shown).
+MAX_CLAIMS = 20
 #: Bookkeeping of the claim layer (never shown).
 _LAYER_KEYS = ("_trusted", "_claims", "_reconciled_at")
 
@@ -185,7 +188,8 @@ def apply_event(
     total = (state.get("event_count", 0) if state else 0) + 1
     trusted, claims, reconciled_at = _layers(state)
     if is_claim(event, confirming):
-        claims = [*claims, {name: event.get(name) for name in CLAIM_FIELDS}]
+        if all(claim.get("id") != event.get("id") for claim in claims):
+            claims = [*claims, {name: event.get(name) for name in CLAIM_FIELDS}]
     else:
         trusted = _fold(trusted, event)
         if _refutes(event) and (reconciled_at is None or event["received_at"] > reconciled_at):
@@ -246,7 +250,7 @@ def _compose(trusted: dict[str, Any] | None, claims: list[dict[str, Any]], recon
     """The state shown: trusted if final or unchallenged, else the latest pending claim over it, flagged."""
     pending = [] if trusted and trusted["status"] in OrderStatus.TERMINAL else _pending(claims, reconciled_at)
     if pending:
-        lead = max(pending, key=lambda c: (c.get("received_at") or "", c.get("id") or ""))
+        lead = max(pending, key=_claim_order)
         shown = _fold(dict(trusted), lead) if trusted else _fold(None, lead)
         shown["confirmed"] = False
         shown["unconfirmed"] = {
@@ -260,12 +264,18 @@ def _compose(trusted: dict[str, Any] | None, claims: list[dict[str, Any]], recon
         shown = dict(trusted) if trusted else {}
         shown["confirmed"] = True
         shown.pop("unconfirmed", None)
-    if claims:
+    if claims and not (trusted and trusted["status"] in OrderStatus.TERMINAL):
+        # Once final, claims are moot for good (a trusted terminal is never left): the state drops them.
         shown["_trusted"] = trusted
-        shown["_claims"] = claims
+        shown["_claims"] = sorted(claims, key=_claim_order)[-MAX_CLAIMS:]
     if reconciled_at is not None:
         shown["_reconciled_at"] = reconciled_at
     return shown
+
+
+def _claim_order(claim: dict[str, Any]) -> tuple[str, str]:
+    """Claims by our own receipt time (never by anything the sender wrote), then id."""
+    return (claim.get("received_at") or "", claim.get("id") or "")
 
 
 def _moment(value: Any) -> datetime | None:

@@ -242,3 +242,13 @@ def test_websocket_terminals_and_brokers_without_credentials_are_final_at_once()
     by_postback = event(OrderStatus.CANCELLED, 0, 10, 5)
     assert fold([by_postback], frozenset({"dhan"}))["confirmed"] is True
     assert fold([by_postback, event(OrderStatus.FILLED, 10, 10, 6)])["status"] == "CANCELLED"  # sticky as before
+
+
+def test_claims_kept_are_bounded_and_dropped_once_final():
+    from app.state import MAX_CLAIMS
+
+    claims = [event(OrderStatus.CANCELLED, 0, 10, second, tag=f"f{second}") for second in range(MAX_CLAIMS + 10)]
+    state = fold(claims, KITE)
+    assert len(state["_claims"]) == MAX_CLAIMS and state["unconfirmed"]["received_at"] == claims[-1]["received_at"]
+    final = fold([*claims, event(OrderStatus.FILLED, 10, 10, 100, source="reconcile")], KITE)
+    assert (final["status"], final["confirmed"]) == ("FILLED", True) and "_claims" not in final
