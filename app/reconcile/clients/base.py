@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -35,7 +36,18 @@ BACKOFF_MAX = 20.0
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 
-_LIMITER = MovingWindowRateLimiter(MemoryStorage())
+_LIMITER: MovingWindowRateLimiter | None = None
+_LIMITER_LOCK = threading.Lock()
+
+
+def shared_limiter() -> MovingWindowRateLimiter:
+    """The process's rate windows, one per broker, built on first use: its storage runs a timer thread,
+    which must not start at import (gunicorn forks gevent workers after importing the app)."""
+    global _LIMITER
+    with _LIMITER_LOCK:
+        if _LIMITER is None:
+            _LIMITER = MovingWindowRateLimiter(MemoryStorage())
+        return _LIMITER
 
 
 class ReconcileClientError(Exception):
@@ -83,7 +95,6 @@ class OrderBookClient:
         self.config = config
         self.base_url = (config.get(self.url_variable) or self.default_url).rstrip("/")
         self.session = session or make_session()
-        self._limiter = _LIMITER  # one window per broker in this process, across runs
         self._rate = parse_rate(self.rate)
         self._sleep: Callable[[float], None] = _sleep
 
@@ -111,6 +122,11 @@ class OrderBookClient:
         return dict(row)
 
     # Shared:
+
+    @property
+    def _limiter(self) -> MovingWindowRateLimiter:
+        """One window per broker in this process, across runs."""
+        return shared_limiter()
 
     def wait_turn(self) -> None:
         """Block until the broker's documented rate allows one more request (moving window)."""
