@@ -9,13 +9,35 @@ so the state is a join over the events seen, not "the last one wins":
   time breaking ties; PARTIALLY_FILLED and FILLED follow from the quantities;
 - prices and quantities come from the update with the latest exchange time, modifications included;
 - a modification (`modified`) proves the order is live (at least OPEN) but never sets a status beyond that.
+
+A forged status cannot stick (docs/reconcile.md): Kite's checksum covers only order_id and
+order_timestamp, and the other brokers sign nothing, so for a broker whose REST credentials are set a
+terminal status that arrives by postback is a *claim*. Claims are kept apart from the trusted fold of
+every other event; the order shows the latest pending claim with `confirmed: false` until the broker's
+own REST answer (a `reconcile` event) settles it:
+
+- a trusted terminal (a reconcile or WebSocket event, or any event of a broker without credentials)
+  makes the order final (`confirmed: true`) whatever the claims said: a confirmation, or a
+  contradiction that wins;
+- a non-terminal reconcile event read at time T refutes every claim received more than
+  CLAIM_GRACE_SECONDS before T: had the claim been true, the broker would have shown it by then;
+- a claim neither confirmed nor refuted stays pending: shown, flagged, never final.
+
+The result depends on the set of events only (the leading claim is chosen by our own receipt time,
+never by what the sender wrote), so any arrival order still ends in the same state.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from datetime import datetime
 from typing import Any
 
 from app.events import OrderStatus
+
+#: A claim received this long before a broker read that shows the order still working is refuted: it
+#: covers the broker's own lag between sending a postback and showing the status over REST.
+CLAIM_GRACE_SECONDS = 5.0
 
 DESCRIPTIVE = (
     "account_id",
@@ -28,6 +50,28 @@ DESCRIPTIVE = (
     "tag",
 )
 AMENDABLE = ("quantity", "price", "trigger_price")
+#: What a pending claim keeps in the state (its raw payload stays in the event log).
+CLAIM_FIELDS = (
+    "id",
+    "broker",
+    "order_id",
+    "source",
+    "status",
+    "broker_status",
+    "received_at",
+    "exchange_time",
+    "filled_quantity",
+    "average_price",
+    "reason",
+    "modified",
+    *DESCRIPTIVE,
+    *AMENDABLE,
+)
+#: Pending claims kept per order: the newest by receipt (an older claim is refuted whenever a newer one
+#: is, and never leads the display, so dropping it changes nothing shown).
+MAX_CLAIMS = 20
+#: Bookkeeping of the claim layer (never shown).
+_LAYER_KEYS = ("_trusted", "_claims", "_reconciled_at")
 
 
 def _status_key(event: dict[str, Any]) -> tuple:
@@ -73,8 +117,8 @@ def new_state(event: dict[str, Any]) -> dict[str, Any]:
     return _derive(state)
 
 
-def apply_event(state: dict[str, Any] | None, event: dict[str, Any]) -> dict[str, Any]:
-    """The state after one more event, whatever order events arrive in."""
+def _fold(state: dict[str, Any] | None, event: dict[str, Any]) -> dict[str, Any]:
+    """The state after one more trusted event, whatever order events arrive in (the monotonic join)."""
     if state is None:
         state = new_state(event)
         state["event_count"] = 1
@@ -132,6 +176,146 @@ def _derive(state: dict[str, Any]) -> dict[str, Any]:
     else:
         state["pending_quantity"] = None
     return state
+
+
+def apply_event(
+    state: dict[str, Any] | None, event: dict[str, Any], *, confirming: Collection[str] | None = None
+) -> dict[str, Any]:
+    """The state after one more event; `confirming` = brokers whose postback terminals need confirming
+    (default: the brokers with REST credentials in this process's configuration)."""
+    if confirming is None:
+        confirming = confirming_brokers()
+    total = (state.get("event_count", 0) if state else 0) + 1
+    trusted, claims, reconciled_at = _layers(state)
+    if is_claim(event, confirming):
+        if all(claim.get("id") != event.get("id") for claim in claims):
+            claims = [*claims, {name: event.get(name) for name in CLAIM_FIELDS}]
+    else:
+        trusted = _fold(trusted, event)
+        if _refutes(event) and (reconciled_at is None or event["received_at"] > reconciled_at):
+            reconciled_at = event["received_at"]
+    shown = _compose(trusted, claims, reconciled_at)
+    shown["event_count"] = total
+    shown["updated_at"] = event.get("received_at") or (state or {}).get("updated_at")
+    if state is not None and state.get("created_at"):
+        shown["created_at"] = state["created_at"]
+    return shown
+
+
+def is_claim(event: dict[str, Any], confirming: Collection[str]) -> bool:
+    """A terminal status by postback for a broker we can ask: to be confirmed before it is final."""
+    return (
+        event.get("source") == "postback"
+        and event.get("broker") in confirming
+        and event.get("status") in OrderStatus.TERMINAL
+        and not event.get("modified")
+    )
+
+
+def _refutes(event: dict[str, Any]) -> bool:
+    """A broker read (reconcile) showing the order still working: earlier claims were false."""
+    return (
+        event.get("source") == "reconcile"
+        and event.get("status") not in OrderStatus.TERMINAL
+        and bool(event.get("received_at"))
+    )
+
+
+def _layers(state: dict[str, Any] | None) -> tuple[dict[str, Any] | None, list[dict[str, Any]], str | None]:
+    """The trusted fold, the claims and the latest refuting read held in a stored state."""
+    if state is None:
+        return None, [], None
+    if "_claims" not in state:  # no claim ever: the state is the trusted fold itself
+        trusted = {k: v for k, v in state.items() if k not in _LAYER_KEYS and k not in ("confirmed", "unconfirmed")}
+        return trusted, [], state.get("_reconciled_at")
+    return state.get("_trusted"), list(state["_claims"]), state.get("_reconciled_at")
+
+
+def _pending(claims: list[dict[str, Any]], reconciled_at: str | None) -> list[dict[str, Any]]:
+    """Claims no broker read has refuted yet."""
+    if reconciled_at is None:
+        return claims
+    read = _moment(reconciled_at)
+    if read is None:
+        return claims
+    pending = []
+    for claim in claims:
+        received = _moment(claim.get("received_at"))
+        if received is None or (read - received).total_seconds() <= CLAIM_GRACE_SECONDS:
+            pending.append(claim)
+    return pending
+
+
+def _compose(trusted: dict[str, Any] | None, claims: list[dict[str, Any]], reconciled_at: str | None) -> dict[str, Any]:
+    """The state shown: trusted if final or unchallenged, else the latest pending claim over it, flagged."""
+    pending = [] if trusted and trusted["status"] in OrderStatus.TERMINAL else _pending(claims, reconciled_at)
+    if pending:
+        lead = max(pending, key=_claim_order)
+        shown = _fold(dict(trusted), lead) if trusted else _fold(None, lead)
+        shown["confirmed"] = False
+        shown["unconfirmed"] = {
+            "status": lead["status"],
+            "broker_status": lead.get("broker_status"),
+            "event_id": lead.get("id"),
+            "received_at": lead.get("received_at"),
+            "pending_claims": len(pending),
+        }
+    else:
+        shown = dict(trusted) if trusted else {}
+        shown["confirmed"] = True
+        shown.pop("unconfirmed", None)
+    if claims and not (trusted and trusted["status"] in OrderStatus.TERMINAL):
+        # Once final, claims are moot for good (a trusted terminal is never left): the state drops them.
+        shown["_trusted"] = trusted
+        shown["_claims"] = sorted(claims, key=_claim_order)[-MAX_CLAIMS:]
+    if reconciled_at is not None:
+        shown["_reconciled_at"] = reconciled_at
+    return shown
+
+
+def _claim_order(claim: dict[str, Any]) -> tuple[str, str]:
+    """Claims by our own receipt time (never by anything the sender wrote), then id."""
+    return (claim.get("received_at") or "", claim.get("id") or "")
+
+
+def _moment(value: Any) -> datetime | None:
+    """An ISO time we wrote (received_at), as a datetime."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def confirming_brokers() -> frozenset[str]:
+    """Brokers whose postback terminals are claims: set explicitly, else those with REST credentials
+    in the installed services' configuration (none when no services are installed)."""
+    if _CONFIRMING is not None:
+        return _CONFIRMING
+    from app import services as services_module
+
+    current = services_module._current
+    if current is None:
+        return frozenset()
+    cached = _policy_cache.get(id(current.config))
+    if cached is None:
+        from app.reconcile.clients import configured_brokers
+
+        cached = frozenset(configured_brokers(current.config))
+        _policy_cache.clear()
+        _policy_cache[id(current.config)] = cached
+    return cached
+
+
+def set_confirming_brokers(brokers: Collection[str] | None) -> None:
+    """Fix the confirming brokers (tests); None returns to the configuration's."""
+    global _CONFIRMING
+    _CONFIRMING = None if brokers is None else frozenset(brokers)
+
+
+_CONFIRMING: frozenset[str] | None = None
+_policy_cache: dict[int, frozenset[str]] = {}
 
 
 def public_view(state: dict[str, Any]) -> dict[str, Any]:

@@ -8,20 +8,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.events import OrderEvent, OrderStatus
-from app.state import apply_event, public_view
+from app.state import CLAIM_GRACE_SECONDS, apply_event, public_view
 
 TERMINAL = OrderStatus.TERMINAL
 
 
-def event(status: str, filled: int, quantity: int, second: int, avg: float | None = None, **extra) -> dict:
+def event(
+    status: str, filled: int, quantity: int, second: int, avg: float | None = None, source="postback", **extra
+) -> dict:
     """A normalized event dict as the pipeline stores it."""
     return OrderEvent(
         broker="kite",
-        source="postback",
+        source=source,
         order_id="O1",
         status=status,
         broker_status=status,
-        received_at=f"2026-01-01T00:00:{second:02d}.000000Z",
+        received_at=f"2026-01-01T00:{second // 60:02d}:{second % 60:02d}.000000Z",
         raw={},
         quantity=quantity,
         filled_quantity=filled,
@@ -63,12 +65,14 @@ def lifecycles(draw):
     return events
 
 
-def fold(events: list[dict]) -> dict:
+def fold(events: list[dict], confirming: frozenset[str] = frozenset()) -> dict:
     """Apply events one by one, as the worker does: the state goes through the database (JSON) between them."""
     state = None
     for item in events:
         before = state
-        state = json.loads(json.dumps(apply_event(state, item)))
+        state = json.loads(json.dumps(apply_event(state, item, confirming=confirming)))
+        if before is not None and before.get("confirmed") is False:
+            continue  # an unconfirmed claim is shown, not final: the checks below are for what is final
         if before is not None:
             if before["status"] in TERMINAL:
                 assert state["status"] == before["status"], "a terminal status was left"
@@ -154,3 +158,97 @@ def test_an_average_from_a_smaller_fill_is_not_kept_for_a_larger_one():
     done = event("FILLED", 10, 10, 2)
     assert fold([first, done])["average_price"] is None
     assert fold([done, first])["average_price"] is None
+
+
+# A forged status cannot stick (issue 12; docs/reconcile.md): for a broker with REST credentials a
+# terminal status by postback is a claim until the broker's own answer (a reconcile event) settles it.
+
+KITE = frozenset({"kite"})
+VERDICT_SECOND = 120  # the broker read comes well after every postback (more than the grace period)
+
+
+@st.composite
+def disputed(draw):
+    """A life of one order by postback, forged terminal postbacks anywhere, and maybe the broker's verdict."""
+    life = draw(lifecycles())
+    truth = fold(life)  # what really happened (no claims without confirming brokers)
+    quantity = truth["quantity"]
+    forged = [
+        event(
+            draw(st.sampled_from(sorted(TERMINAL))),
+            draw(st.integers(0, quantity)),
+            quantity,
+            draw(st.integers(0, 60)),
+            tag="forged",
+        )
+        for _ in range(draw(st.integers(0, 2)))
+    ]
+    verdict = event(
+        truth["status"],
+        truth["filled_quantity"],
+        quantity,
+        VERDICT_SECOND,
+        truth["average_price"],
+        source="reconcile",
+        price=truth["price"],
+    )
+    return life, forged, verdict, truth
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), case=disputed())
+def test_claims_in_any_order_end_in_the_same_state_and_the_broker_has_the_last_word(data, case):
+    life, forged, verdict, truth = case
+    arrivals = life + forged + data.draw(st.lists(st.sampled_from(life + forged), max_size=3))
+    unsettled = [fold(data.draw(st.permutations(arrivals)), KITE) for _ in range(2)]
+    keys = [(s["status"], s["filled_quantity"], s["confirmed"], s.get("unconfirmed")) for s in unsettled]
+    assert keys[0] == keys[1], "the same events in another order gave another state"
+    if any(e["status"] in TERMINAL for e in life + forged):
+        assert unsettled[0]["confirmed"] is False, "a postback terminal was taken as final without the broker"
+    settled = fold(data.draw(st.permutations([*arrivals, verdict])), KITE)
+    assert settled["confirmed"] is True
+    assert (settled["status"], settled["filled_quantity"]) == (truth["status"], truth["filled_quantity"])
+    assert settled["event_count"] == len(arrivals) + 1
+
+
+def test_a_confirmed_terminal_cannot_be_moved_by_a_later_forgery():
+    done = event(OrderStatus.FILLED, 10, 10, 5, avg=101.0)
+    confirm = event(OrderStatus.FILLED, 10, 10, 30, avg=101.0, source="reconcile")
+    forged = event(OrderStatus.CANCELLED, 0, 10, 40)
+    state = fold([done, confirm, forged], KITE)
+    assert (state["status"], state["confirmed"], state["filled_quantity"]) == ("FILLED", True, 10)
+
+
+def test_the_latest_claim_is_shown_until_the_broker_answers():
+    forged = event(OrderStatus.CANCELLED, 0, 10, 5)
+    genuine = event(OrderStatus.FILLED, 10, 10, 6, avg=101.0)
+    state = fold([genuine, forged], KITE)
+    assert (state["status"], state["confirmed"], state["unconfirmed"]["pending_claims"]) == ("FILLED", False, 2)
+
+
+def test_a_broker_read_within_the_grace_period_does_not_refute():
+    opened = event(OrderStatus.OPEN, 0, 10, 1, source="websocket")
+    claim = event(OrderStatus.CANCELLED, 0, 10, 10)
+    early_read = event(OrderStatus.OPEN, 0, 10, 10 + int(CLAIM_GRACE_SECONDS) - 1, source="reconcile")
+    assert fold([opened, claim, early_read], KITE)["status"] == "CANCELLED"
+    late_read = event(OrderStatus.OPEN, 0, 10, 10 + int(CLAIM_GRACE_SECONDS) + 1, source="reconcile")
+    state = fold([late_read, opened, claim], KITE)
+    assert (state["status"], state["confirmed"]) == ("OPEN", True)
+
+
+def test_websocket_terminals_and_brokers_without_credentials_are_final_at_once():
+    by_feed = event(OrderStatus.CANCELLED, 0, 10, 5, source="websocket")
+    assert fold([by_feed], KITE)["confirmed"] is True
+    by_postback = event(OrderStatus.CANCELLED, 0, 10, 5)
+    assert fold([by_postback], frozenset({"dhan"}))["confirmed"] is True
+    assert fold([by_postback, event(OrderStatus.FILLED, 10, 10, 6)])["status"] == "CANCELLED"  # sticky as before
+
+
+def test_claims_kept_are_bounded_and_dropped_once_final():
+    from app.state import MAX_CLAIMS
+
+    claims = [event(OrderStatus.CANCELLED, 0, 10, second, tag=f"f{second}") for second in range(MAX_CLAIMS + 10)]
+    state = fold(claims, KITE)
+    assert len(state["_claims"]) == MAX_CLAIMS and state["unconfirmed"]["received_at"] == claims[-1]["received_at"]
+    final = fold([*claims, event(OrderStatus.FILLED, 10, 10, 100, source="reconcile")], KITE)
+    assert (final["status"], final["confirmed"]) == ("FILLED", True) and "_claims" not in final

@@ -22,6 +22,7 @@ from app.services import Services, set_services
 from workers import shutdown
 from workers.dispatcher import Dispatcher
 from workers.queues import QUEUE_NAMES, queue
+from workers.reconcile import start_scheduler  # integration: reconciliation (workers/reconcile.py)
 
 log = logging.getLogger("workers")
 RESPAWN_CHECK_SECONDS = 1.0
@@ -99,6 +100,7 @@ def main() -> int:
     sender = alerts.start(services, settings_from(config))  # integration: alert sender
     loop = threading.Thread(target=dispatcher.run, name="dispatcher", daemon=True)
     loop.start()
+    start_scheduler(services, dispatcher.stop)  # integration: reconciliation scheduler thread (after the forks)
     while not dispatcher.stop.wait(RESPAWN_CHECK_SECONDS):
         respawn_exited(children, context)
     if sender is not None:

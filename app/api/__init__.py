@@ -7,7 +7,7 @@ from flask import Flask
 
 def register(app: Flask) -> None:
     """Attach every blueprint and the JSON error handlers."""
-    from app.api import deliveries, errors, feeds, health, orders, postbacks
+    from app.api import deliveries, errors, feeds, health, openapi, orders, postbacks, reconcile
 
     errors.register(app)
     app.register_blueprint(postbacks.bp)
@@ -15,6 +15,5 @@ def register(app: Flask) -> None:
     app.register_blueprint(orders.bp)
     app.register_blueprint(deliveries.bp)
     app.register_blueprint(feeds.bp)
-    from app.api import openapi  # integration: product's /openapi.json
-
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(reconcile.bp)

@@ -10,10 +10,13 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
+from app.brokers.registry import BROKER_NAMES
+from app.reconcile.clients import CLIENTS
+
 bp = Blueprint("openapi", __name__)
 
 VERSION = "1.0.0"
-BROKERS = ["kite", "dhan", "flattrade", "jainam"]
+BROKERS = list(BROKER_NAMES)
 STATUSES = ["PENDING", "OPEN", "TRIGGER_PENDING", "PARTIALLY_FILLED", "FILLED", "CANCELLED", "REJECTED", "EXPIRED"]
 ADMIN = [{"bearer": []}]
 #: Admin text input is printable ASCII (issue 12), at most 512 characters.
@@ -281,7 +284,7 @@ PATHS: dict[str, Any] = {
             "tags": ["reconcile"],
             "summary": "reconcile now against the brokers' REST order books",
             "security": ADMIN,
-            "parameters": [_query("broker", {"type": "string", "enum": BROKERS}, "only this broker")],
+            "parameters": [_query("broker", {"type": "string", "enum": list(CLIENTS)}, "only this broker")],
             "responses": {"202": _json({"type": "object"}, "queued"), **_errors(*ADMIN_ERRORS, 403, 409)},
         },
     },

@@ -1,0 +1,233 @@
+"""One reconciliation of one broker: read its order book, catch up every order that differs from ours.
+
+For each book entry whose status, fill or confirmation differs from the stored state, the order's
+history (where the broker keeps one) is read, sorted by time, and every row goes through the broker's
+adapter and the ingestor exactly like a postback, with `source: "reconcile"`: dedup drops what we
+already have, the monotonic state machine ignores what is stale. When a postback's terminal status is
+waiting for confirmation (app/state.py), the broker's answer is also sent as a *confirmation event*: the
+broker's current row under its own dedup key, so that it reaches the state machine even though the
+same update is already stored from the postback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from app.db import orders, utcnow
+from app.events import OrderEvent, OrderStatus
+from app.exceptions import NotDurableError, PostbackError
+from app.parsing import utc_iso
+from app.reconcile.clients import OrderBookClient, OrderNotFound, ReconcileClientError, client_for
+from app.reconcile.clients.base import dumps
+from app.reconcile.status import RunResult, mark_finished, mark_started
+from app.services import Services
+
+log = logging.getLogger(__name__)
+
+SOURCE = "reconcile"
+#: Claims older than this are not looked for: order books hold today's orders only.
+CLAIM_LOOKBACK = timedelta(days=1)
+
+
+class NotConfigured(ReconcileClientError):
+    """The broker has no REST client or its credentials are not set."""
+
+
+def reconcile_broker(
+    services: Services,
+    broker: str,
+    *,
+    reason: str,
+    client: OrderBookClient | None = None,
+    keep_alive: Callable[[], bool] | None = None,
+) -> RunResult:
+    """Reconcile one broker now; never raises: the outcome (and any error, in plain words) is returned
+    and recorded in Redis (oh:reconcile:status:<broker>)."""
+    started = time.monotonic()
+    result = RunResult(broker=broker, reason=reason, started_at=utc_iso(utcnow()))
+    try:
+        mark_started(services.redis, broker, result.started_at, reason)
+    except Exception:  # noqa: BLE001 - the status is informative; the run itself matters more
+        log.warning("could not record the start of the %s reconciliation", broker)
+    try:
+        client = client or client_for(services.config, broker)
+        if client is None:
+            raise NotConfigured(f"{broker} has no REST credentials set: nothing to reconcile")
+        _run(services, client, result, keep_alive or (lambda: True))
+    except ReconcileClientError as exc:
+        result.error = exc.message
+    except LeaseLost:
+        result.error = "the run took longer than its lease; another run carries on"
+    except NotDurableError:
+        result.error = "Redis could not queue the updates found; will retry at the next run"
+    except Exception as exc:  # noqa: BLE001 - a job must never raise: the error is recorded instead
+        log.exception("%s reconciliation failed", broker)
+        result.error = f"internal error ({type(exc).__name__}); see the worker log"
+    if result.error:
+        log.warning("%s reconciliation (%s): %s", broker, reason, result.error)
+    result.finished_at = utc_iso(utcnow())
+    result.duration_ms = int((time.monotonic() - started) * 1000)
+    try:
+        mark_finished(services.redis, result)
+    except Exception:  # noqa: BLE001
+        log.warning("could not record the outcome of the %s reconciliation", broker)
+    return result
+
+
+class LeaseLost(Exception):
+    """The run's lease lapsed: stop, another run may hold the broker now."""
+
+
+def _run(services: Services, client: OrderBookClient, result: RunResult, keep_alive: Callable[[], bool]) -> None:
+    """The run proper; client errors propagate to be recorded."""
+    broker = client.broker
+    adapter = services.adapters[broker]
+    claims = pending_claims(services.engine, broker)
+    try:
+        book = client.orders()
+    except ReconcileClientError as exc:
+        result.unconfirmed.update({order_id: exc.message for order_id in claims})
+        raise
+    result.orders_seen = len(book)
+    rows_by_id: dict[str, dict[str, Any]] = {}
+    for row in book:
+        order_id = client.order_id(row)
+        if order_id:
+            rows_by_id[order_id] = row
+    states = load_states(services.engine, broker, list(rows_by_id))
+    todo: list[tuple[str, dict[str, Any] | None]] = []
+    for order_id, row in rows_by_id.items():
+        current = _event(adapter, client, row, utc_iso(utcnow()))
+        state = states.get(order_id) or claims.get(order_id)
+        if current is None or differs(state, current):
+            todo.append((order_id, row))
+    todo += [(order_id, None) for order_id in claims if order_id not in rows_by_id]
+    result.differing = len(todo)
+    for index, (order_id, row) in enumerate(todo):
+        if not keep_alive():
+            raise LeaseLost
+        try:
+            _catch_up(services, client, adapter, order_id, row, states.get(order_id) or claims.get(order_id), result)
+        except OrderNotFound as exc:
+            if order_id in claims:
+                result.unconfirmed[order_id] = exc.message
+        except ReconcileClientError as exc:
+            for pending_id, _ in todo[index:]:
+                if pending_id in claims:
+                    result.unconfirmed[pending_id] = exc.message
+            raise
+        else:
+            if order_id in claims:
+                result.resolved.add(order_id)
+
+
+def differs(state: dict[str, Any] | None, current: OrderEvent) -> bool:
+    """True when the broker's row says something our state does not: then the order's history is read."""
+    if state is None or state.get("confirmed") is False:
+        return True
+    if state.get("status") in OrderStatus.TERMINAL:
+        return False  # final and confirmed: nothing the broker says can move it (monotonic)
+    if state.get("status") != current.status:
+        return True
+    return (state.get("filled_quantity") or 0) != (current.filled_quantity or 0)
+
+
+def _catch_up(
+    services: Services,
+    client: OrderBookClient,
+    adapter: Any,
+    order_id: str,
+    row: dict[str, Any] | None,
+    state: dict[str, Any] | None,
+    result: RunResult,
+) -> None:
+    """Read one order's history and queue every row in time order, then confirm or refute a claim."""
+    if client.has_history or row is None:
+        try:
+            rows = client.history(order_id)
+        except OrderNotFound:
+            if row is None:
+                raise
+            rows = []
+        rows = rows or ([row] if row is not None else [])
+    else:
+        rows = [row]
+    received_at = utc_iso(utcnow())
+    submitted: list[tuple[OrderEvent, bool, bytes]] = []
+    for item in rows:
+        event = _event(adapter, client, item, received_at)
+        if event is None or event.order_id != order_id:
+            continue
+        body = dumps(item)
+        is_new = services.ingestor.submit(event, body)
+        result.updates_found += int(is_new)
+        submitted.append((event, is_new, body))
+    if not submitted:
+        return
+    terminal = [entry for entry in submitted if entry[0].status in OrderStatus.TERMINAL]
+    if terminal:
+        event, is_new, body = terminal[-1]
+        if not is_new:
+            # The same update is stored already, maybe only as an unconfirmed postback: say it again
+            # under a key of its own so the state machine hears the broker (once per content).
+            result.confirmations += int(services.ingestor.submit(confirmation(event, "confirm"), body))
+        return
+    pending_claim = state is not None and state.get("confirmed") is False
+    fresh_working = any(is_new for _, is_new, _ in submitted)
+    if pending_claim and not fresh_working:
+        # The broker shows the order still working: refute the claim with this read (once per read).
+        latest, _, body = submitted[-1]
+        result.confirmations += int(services.ingestor.submit(confirmation(latest, "refute " + received_at), body))
+
+
+def confirmation(event: OrderEvent, salt: str) -> OrderEvent:
+    """The broker's row as a confirmation event: the same content under a dedup key (and id) of its own."""
+    copy = dataclasses.replace(event)
+    key = hashlib.sha256(f"reconcile-confirmation|{event.dedup_key}|{salt}".encode()).hexdigest()
+    # dedup_key and id are cached properties: an instance value takes their place.
+    copy.__dict__["dedup_key"] = key
+    copy.__dict__["id"] = "evt_" + key[:32]
+    return copy
+
+
+def _event(adapter: Any, client: OrderBookClient, row: dict[str, Any], received_at: str) -> OrderEvent | None:
+    """A REST row through the broker's adapter, as a postback would go; None (logged) if it cannot be read."""
+    try:
+        return adapter.event_from_payload(client.to_payload(row), source=SOURCE, received_at=received_at)
+    except PostbackError as exc:
+        log.warning("%s order book row skipped: %s", client.broker, exc.message)
+        return None
+
+
+def load_states(engine: Engine, broker: str, order_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Stored states of these orders (read in chunks)."""
+    states: dict[str, dict[str, Any]] = {}
+    with engine.connect() as conn:
+        for start in range(0, len(order_ids), 500):
+            chunk = order_ids[start : start + 500]
+            query = sa.select(orders.c.order_id, orders.c.data).where(
+                orders.c.broker == broker, orders.c.order_id.in_(chunk)
+            )
+            states.update({row.order_id: dict(row.data) for row in conn.execute(query)})
+    return states
+
+
+def pending_claims(engine: Engine, broker: str, since=None) -> dict[str, dict[str, Any]]:
+    """Orders of the broker showing an unconfirmed postback terminal (updated since `since`, default a day)."""
+    since = since or (utcnow() - CLAIM_LOOKBACK)
+    query = sa.select(orders.c.order_id, orders.c.data, orders.c.updated_at).where(
+        orders.c.broker == broker,
+        orders.c.status.in_(sorted(OrderStatus.TERMINAL)),
+        orders.c.updated_at >= since,
+    )
+    with engine.connect() as conn:
+        return {row.order_id: dict(row.data) for row in conn.execute(query) if row.data.get("confirmed") is False}

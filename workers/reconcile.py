@@ -1,0 +1,172 @@
+"""The reconciliation job and its scheduler (docs/reconcile.md).
+
+`run_reconcile(broker, reason)` is the job: one run of one broker at a time across every process (a
+Redis lease), never raising. `start_scheduler(services)` starts the loop the worker process runs in a
+thread: it reconciles every broker with REST credentials at start-up, every RECONCILE_INTERVAL_SECONDS
+(0 = never periodically), whenever `app.reconcile.request_reconcile` asked for it (a feed reconnected,
+POST /api/reconcile), and shortly after a postback's terminal status arrives that needs confirming.
+Each broker runs in its own thread, so a slow or rate-limited broker never delays another.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from datetime import timedelta
+
+import redis
+
+from app.db import utcnow
+from app.reconcile import LEASE_KEY, REQUEST_KEY, UNCONFIRMED_KEY, request_reconcile
+from app.reconcile.clients import configured_brokers
+from app.reconcile.engine import pending_claims, reconcile_broker
+from app.reconcile.status import RunResult
+from app.services import Services, get_services
+from app.state import CLAIM_GRACE_SECONDS
+from workers.leases import Lease
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL_SECONDS = 300.0
+LEASE_MS = 60_000
+TICK_SECONDS = 1.0
+#: How often the database is checked for newly arrived postback terminals awaiting confirmation.
+CLAIM_SCAN_SECONDS = 2.0
+#: Orders left unconfirmed by a REST error are retried this often (doubling up to the interval).
+UNCONFIRMED_RETRY_SECONDS = 30.0
+
+
+def run_reconcile(broker: str, reason: str = "requested", services: Services | None = None) -> RunResult | None:
+    """Job: reconcile one broker unless another process is doing it (then its request is kept for later)."""
+    services = services or get_services()
+    lease = Lease(services.redis, LEASE_KEY.format(broker=broker), LEASE_MS)
+    try:
+        if not lease.acquire():
+            request_reconcile(services.redis, broker, reason)  # served once the running one is done
+            return None
+    except redis.RedisError as exc:
+        log.warning("%s reconciliation skipped: Redis unavailable (%s)", broker, type(exc).__name__)
+        return None
+    try:
+        return reconcile_broker(services, broker, reason=reason, keep_alive=lease.refresh)
+    finally:
+        lease.release()
+
+
+def interval_seconds(services: Services) -> float:
+    """RECONCILE_INTERVAL_SECONDS (default 300; 0 = only at start-up, after reconnects and on demand)."""
+    raw = services.config.get("RECONCILE_INTERVAL_SECONDS")
+    try:
+        value = float(raw) if raw else DEFAULT_INTERVAL_SECONDS
+    except ValueError:
+        log.warning("RECONCILE_INTERVAL_SECONDS=%r is not a number of seconds; using %s", raw, DEFAULT_INTERVAL_SECONDS)
+        value = DEFAULT_INTERVAL_SECONDS
+    return max(value, 0.0) if value == value else DEFAULT_INTERVAL_SECONDS
+
+
+class Scheduler:
+    """Decides when each broker is reconciled; runs each broker's job in its own thread."""
+
+    def __init__(self, services: Services, stop: threading.Event | None = None) -> None:
+        self.services = services
+        self.stop = stop or threading.Event()
+        self.brokers = configured_brokers(services.config)
+        self.interval = interval_seconds(services)
+        now = time.monotonic()
+        self.next_periodic = {broker: now + self.interval for broker in self.brokers}
+        self.next_unconfirmed = {broker: now + UNCONFIRMED_RETRY_SECONDS for broker in self.brokers}
+        self.due_claims: dict[str, float] = {}
+        self.threads: dict[str, threading.Thread] = {}
+        self.last_scan = 0.0
+        self.scan_since = utcnow() - timedelta(minutes=10)
+
+    def start(self) -> threading.Thread | None:
+        """Start the loop in a daemon thread (nothing to do without brokers with credentials)."""
+        if not self.brokers:
+            log.info("reconciliation: no broker has REST credentials set; not scheduled")
+            return None
+        for broker in self.brokers:
+            request_reconcile(self.services.redis, broker, "start-up")
+        log.info(
+            "reconciliation scheduled for %s (every %s)",
+            ", ".join(self.brokers),
+            f"{self.interval:g} s" if self.interval else "start-up, reconnect and on demand only",
+        )
+        thread = threading.Thread(target=self.run, name="reconcile-scheduler", daemon=True)
+        thread.start()
+        return thread
+
+    def run(self) -> None:
+        """Loop until stopped, riding out Redis and database outages."""
+        while not self.stop.is_set():
+            try:
+                self.tick()
+            except Exception as exc:  # noqa: BLE001 - the scheduler must outlive any outage
+                log.warning("reconcile scheduler: %s; retrying", type(exc).__name__)
+            self.stop.wait(TICK_SECONDS)
+
+    def tick(self) -> None:
+        """One pass: start every broker that is due and not already running here."""
+        now = time.monotonic()
+        if now - self.last_scan >= CLAIM_SCAN_SECONDS:
+            self.last_scan = now
+            self.scan_claims()
+        for broker in self.brokers:
+            reason = self.due(broker, now)
+            if reason and not self.running(broker):
+                self.launch(broker, reason)
+
+    def due(self, broker: str, now: float) -> str | None:
+        """Why the broker should run now, or None."""
+        requested = self.services.redis.getdel(REQUEST_KEY.format(broker=broker))
+        if requested is not None:
+            if self.running(broker):  # keep the request: served after the current run
+                request_reconcile(self.services.redis, broker, requested.decode(errors="replace"))
+                return None
+            return requested.decode(errors="replace")
+        if self.interval and now >= self.next_periodic[broker]:
+            return "periodic"
+        if broker in self.due_claims and now >= self.due_claims[broker]:
+            return "confirm postback"
+        if now >= self.next_unconfirmed[broker]:
+            self.next_unconfirmed[broker] = now + UNCONFIRMED_RETRY_SECONDS
+            if self.services.redis.hlen(UNCONFIRMED_KEY.format(broker=broker)):
+                return "retry unconfirmed"
+        return None
+
+    def scan_claims(self) -> None:
+        """Find orders changed since the last scan that show an unconfirmed postback terminal; run their
+        broker once the grace period has passed, so that one broker read can settle each claim."""
+        since, self.scan_since = self.scan_since, utcnow() - timedelta(seconds=2)
+        for broker in self.brokers:
+            if pending_claims(self.services.engine, broker, since=since):
+                at = time.monotonic() + CLAIM_GRACE_SECONDS + 1.0
+                self.due_claims[broker] = min(self.due_claims.get(broker, at), at)
+
+    def running(self, broker: str) -> bool:
+        """True while this process runs the broker's job."""
+        thread = self.threads.get(broker)
+        return thread is not None and thread.is_alive()
+
+    def launch(self, broker: str, reason: str) -> None:
+        """Run the broker's job in its own thread; schedule the next periodic run."""
+        now = time.monotonic()
+        if self.interval:
+            # A little jitter, so several brokers (and several worker machines) do not fire together.
+            self.next_periodic[broker] = now + self.interval * random.uniform(0.95, 1.05)
+        if reason == "confirm postback":
+            self.due_claims.pop(broker, None)
+        thread = threading.Thread(
+            target=run_reconcile, args=(broker, reason, self.services), name=f"reconcile-{broker}", daemon=True
+        )
+        self.threads[broker] = thread
+        thread.start()
+
+
+def start_scheduler(services: Services, stop: threading.Event | None = None) -> Scheduler:
+    """Start reconciliation in this (worker) process; returns the scheduler (its `stop` event ends it)."""
+    scheduler = Scheduler(services, stop)
+    scheduler.start()
+    return scheduler
