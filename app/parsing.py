@@ -1,4 +1,4 @@
-"""Lenient, hostile-input-safe parsing shared by every broker adapter (brokers.md §1 finding 4)."""
+"""Lenient, hostile-input-safe parsing shared by every broker adapter (docs/brokers.md §1 finding 4)."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def loads_object(body: bytes, *, lenient: bool = False, strict_keys: bool = Fals
 
 
 def repair_missing_values(text: str) -> str:
-    """Insert null where a key has no value (`"legName": ,`), as in Dhan's own sample (brokers.md §4.1)."""
+    """Insert null where a key has no value (`"legName": ,`), as in Dhan's own sample (docs/brokers.md §4.1)."""
     out: list[str] = []
     in_string = escaped = False
     i, n = 0, len(text)
@@ -107,7 +107,7 @@ _CANONICAL_CACHE_SIZE = 4096  # brokers use a few hundred key spellings; hostile
 
 
 def canonical_key(key: str) -> str:
-    """`orderId`, `order_id`, `OrderId` and `ORDER_ID` are one field (brokers.md §4.2: docs differ from wire)."""
+    """`orderId`, `order_id`, `OrderId` and `ORDER_ID` are one field (docs/brokers.md §4.2: docs differ from wire)."""
     folded = _CANONICAL.get(key)
     if folded is None:
         folded = key.replace("_", "").replace("-", "").lower()
@@ -120,7 +120,7 @@ def canonical_keys(data: dict[str, Any], *, strict: bool = False) -> dict[str, A
     """Top-level keys folded with canonical_key; on a clash the first spelling wins, or (strict) a 400.
 
     Strict matters for Kite: the checksum and the schema must read the very same order_id. Unsigned
-    brokers are parsed leniently (brokers.md §1: their docs even repeat keys).
+    brokers are parsed leniently (docs/brokers.md §1: their docs even repeat keys).
     """
     # Fast path: one comprehension over the cache, kept only when no two keys fold alike (a clash needs
     # the loop below for first-wins or the 400). 34-key Kite body: 11 -> 3 us per call (timeit, this machine).
@@ -145,7 +145,7 @@ def canonical_keys(data: dict[str, Any], *, strict: bool = False) -> dict[str, A
 
 
 def blank_to_none(value: Any) -> Any:
-    """Empty and whitespace-only strings mean null on every broker (brokers.md §1)."""
+    """Empty and whitespace-only strings mean null on every broker (docs/brokers.md §1)."""
     if isinstance(value, str) and not value.strip():
         return None
     return value
@@ -325,7 +325,7 @@ def loader_for(schema: Schema) -> Callable[[dict[str, Any]], dict[str, Any]]:
     return entry[1]
 
 
-# Sentinels meaning "no time" (brokers.md §4.1: "0000-00-00 00:00:00"; Tiqs: "01-01-1980 00:00:00").
+# Sentinels meaning "no time" (docs/brokers.md §4.1: "0000-00-00 00:00:00"; Tiqs: "01-01-1980 00:00:00").
 _NULL_TIME = re.compile(r"^(0000-00-00|0001-01-01|01-01-1980|1980-01-01)")
 
 

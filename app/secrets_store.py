@@ -1,6 +1,6 @@
 """The Dhan web login frame store: encrypted, in its own database table, apart from everything else.
 
-The 703-byte frame (brokers.md §4.3) is a web-session credential. It is encrypted with Fernet under
+The 703-byte frame (docs/brokers.md §4.3) is a web-session credential. It is encrypted with Fernet under
 FEEDS_SECRET_KEY (else a key derived from ADMIN_TOKEN) and kept in its own table, `feed_secrets`
 (migration 0005), which nothing else reads, joins or prunes; the API never returns it in full, only
 its size and when it was stored. The web process writes it and the feeds process reads it through
@@ -27,9 +27,9 @@ from app.parsing import utc_iso
 
 log = logging.getLogger(__name__)
 
-#: Size of the Dhan web login frame (struct `bh30s50s500s50s50s10s10s`, brokers.md §4.3).
+#: Size of the Dhan web login frame (struct `bh30s50s500s50s50s10s10s`, docs/brokers.md §4.3).
 LOGIN_FRAME_SIZE = 703
-#: First byte of the frame: 41 in the reverse-engineered client (brokers.md §4.3), 42 in the 2025 browser
+#: First byte of the frame: 41 in the reverse-engineered client (docs/brokers.md §4.3), 42 in the 2025 browser
 #: capture of seed 003. Both are accepted; anything else is not a login frame.
 LOGIN_FRAME_CODES = (41, 42)
 KEY_VARIABLE = "FEEDS_SECRET_KEY"

@@ -1,4 +1,4 @@
-"""The monotonic per-order state machine (brokers.md §1 finding 2, §2).
+"""The monotonic per-order state machine (docs/brokers.md §1 finding 2, §2).
 
 Updates arrive twice, late and out of order (a partial fill after COMPLETE, two cancels per cancel),
 so the state is a join over the events seen, not "the last one wins":

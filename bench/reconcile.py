@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from app.brokers.kite.rest import KiteClient  # noqa: E402
 from app.config import load_config  # noqa: E402
 from app.db import upgrade  # noqa: E402
-from app.reconcile.clients import KiteClient  # noqa: E402
 from app.reconcile.engine import reconcile_broker  # noqa: E402
 from app.services import Services, set_services  # noqa: E402
 from tests.fakes.rest_brokers import FakeKite, kite_lifecycle  # noqa: E402

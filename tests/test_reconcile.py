@@ -10,12 +10,12 @@ import pytest
 import sqlalchemy as sa
 
 from app import create_app
+from app.brokers import rest as client_base
 from app.config import load_config
 from app.db import events as events_table
 from app.db import orders
 from app.parsing import utc_iso
 from app.reconcile import REQUEST_KEY, STATUS_KEY
-from app.reconcile.clients import base as client_base
 from app.reconcile.engine import reconcile_broker
 from app.reconcile.status import read_status
 from app.services import Services, set_services

@@ -10,9 +10,9 @@ import pytest
 import requests
 import responses
 
+from app.brokers import rest as client_base
 from app.config import load_config
 from app.reconcile.clients import AuthExpired, BadResponse, OrderNotFound, Unavailable, client_for, configured_brokers
-from app.reconcile.clients import base as client_base
 from tests.conftest import make_env
 from tests.fakes.rest_brokers import dhan_order, kite_lifecycle, kite_order, noren_order
 

@@ -12,10 +12,10 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.brokers.kite.rest import KiteClient
 from app.config import load_config
 from app.db import events as events_table
 from app.db import orders
-from app.reconcile.clients import KiteClient
 from app.services import Services, set_services
 from app.state import apply_event
 from tests.conftest import KITE_SECRET, make_env

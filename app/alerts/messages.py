@@ -59,7 +59,7 @@ def event_alert(event: dict[str, Any], state: dict[str, Any] | None) -> Iterator
         return
     current = (state or {}).get("status")
     if status == "PARTIALLY_FILLED" and current in ("FILLED",):
-        return  # a late partial fill of an order already filled (brokers.md: out-of-order updates)
+        return  # a late partial fill of an order already filled (docs/brokers.md §1: out-of-order updates)
     order = f"{event.get('broker')}:{event.get('order_id')}"
     key = f"{order}:{status}"
     if status == "PARTIALLY_FILLED":

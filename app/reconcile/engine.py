@@ -22,12 +22,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from app.brokers.rest import dumps
 from app.db import orders, utcnow
 from app.events import OrderEvent, OrderStatus
 from app.exceptions import NotDurableError, PostbackError
 from app.parsing import utc_iso
 from app.reconcile.clients import OrderBookClient, OrderNotFound, ReconcileClientError, client_for
-from app.reconcile.clients.base import dumps
 from app.reconcile.status import RunResult, mark_finished, mark_started
 from app.services import Services
 

@@ -18,6 +18,7 @@ SPEC = BrokerSpec(
         "REJECTED": "REJECTED",
         "EXPIRED": "EXPIRED",
     },
+    rest="app.brokers.dhan.rest:DhanClient",
     feeds=(
         FeedSpec("dhan", "app.brokers.dhan.feed:DhanConnector", "DHAN_ORDER_WS_URL"),
         FeedSpec("dhan_web", "app.brokers.dhan.web_feed:DhanWebConnector", "DHAN_WEB_WS_URL"),

@@ -29,6 +29,7 @@ SPEC = BrokerSpec(
         "REJECT": "REJECTED",
     },
     modify_statuses=frozenset({"AMO MODIFIED", "REPLACED"}),
+    rest="app.brokers.flattrade.rest:FlattradeClient",
     feeds=(FeedSpec("flattrade", "app.brokers.flattrade.feed:FlattradeConnector", "NOREN_WS_URL"),),
     variables=(
         Variable("NOREN_USER_ID", doc="the Noren user id (feed and REST)"),

@@ -30,6 +30,7 @@ SPEC = BrokerSpec(
     },
     # UPDATE with a fill is a partial fill, not a modification (the adapter checks filled_quantity).
     modify_statuses=frozenset({"UPDATE", "MODIFY VALIDATION PENDING", "MODIFY PENDING", "MODIFIED", "CANCEL PENDING"}),
+    rest="app.brokers.kite.rest:KiteClient",
     feeds=(FeedSpec("kite", "app.brokers.kite.feed:KiteConnector", "KITE_WS_URL"),),
     variables=(
         Variable("KITE_API_SECRET", secret=True, doc="the app's api_secret: verifies the postback checksum"),

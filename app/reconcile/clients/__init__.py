@@ -1,13 +1,14 @@
-"""Per-broker REST order-book clients for reconciliation (docs/reconcile.md).
+"""The brokers' REST order-book clients, as the reconciliation sees them (docs/reconcile.md).
 
-Jainam is not here: its order-book endpoint is known only from third-party code (brokers.md §10
-[secondary]), so it is not reconciled; docs/reconcile.md says why.
+Each client lives in its broker's package (`app/brokers/<name>/rest.py`, named by the spec's `rest`);
+this registry is derived from the specs. Jainam has none: its order-book endpoint is known only from
+third-party code (docs/brokers.md §10 [secondary]), so it is not reconciled; docs/reconcile.md says why.
 """
 
 from __future__ import annotations
 
-from app.config import Config
-from app.reconcile.clients.base import (
+from app.brokers import rest_client_classes
+from app.brokers.rest import (
     AuthExpired,
     BadResponse,
     OrderBookClient,
@@ -15,15 +16,9 @@ from app.reconcile.clients.base import (
     ReconcileClientError,
     Unavailable,
 )
-from app.reconcile.clients.dhan import DhanClient
-from app.reconcile.clients.flattrade import FlattradeClient
-from app.reconcile.clients.kite import KiteClient
+from app.config import Config
 
-CLIENTS: dict[str, type[OrderBookClient]] = {
-    "kite": KiteClient,
-    "dhan": DhanClient,
-    "flattrade": FlattradeClient,
-}
+CLIENTS: dict[str, type[OrderBookClient]] = rest_client_classes()
 
 __all__ = [
     "CLIENTS",

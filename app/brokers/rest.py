@@ -182,7 +182,7 @@ def sort_by_time(
 ) -> list[dict[str, Any]]:
     """Rows oldest first by their own time; rows of the same second keep the broker's documented order.
 
-    Position alone is never trusted (brokers.md §10: Kite oldest first, Noren newest first), but many
+    Position alone is never trusted (docs/brokers.md §10: Kite oldest first, Noren newest first), but many
     rows share a second, and then the documented direction is the only order there is.
     """
     count = len(rows)

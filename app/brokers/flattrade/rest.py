@@ -6,7 +6,7 @@ import json
 from datetime import timedelta, timezone
 from typing import Any
 
-from app.reconcile.clients.base import (
+from app.brokers.rest import (
     AuthExpired,
     BadResponse,
     OrderBookClient,
@@ -29,7 +29,7 @@ class FlattradeClient(OrderBookClient):
     credentials = ("NOREN_USER_ID", "NOREN_TOKEN")
     url_variable = "NOREN_API_URL"
     default_url = "https://piconnect.flattrade.in/PiConnectAPI"
-    rate = "5/second"  # undocumented (brokers.md §10): a cautious figure
+    rate = "5/second"  # undocumented (docs/brokers.md §10): a cautious figure
     auth_message = "Flattrade session expired or invalid: refresh NOREN_TOKEN"
 
     def _post(self, path: str, **extra: str) -> list[dict[str, Any]]:

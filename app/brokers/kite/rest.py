@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.reconcile.clients.base import (
+from app.brokers.rest import (
     AuthExpired,
     BadResponse,
     OrderBookClient,
@@ -52,7 +52,7 @@ class KiteClient(OrderBookClient):
         return data
 
     def orders(self) -> list[dict[str, Any]]:
-        """Today's orders (not guaranteed chronological, brokers.md §10)."""
+        """Today's orders (not guaranteed chronological, docs/brokers.md §10)."""
         return self._get("/orders")
 
     def history(self, order_id: str) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.reconcile.clients.base import AuthExpired, BadResponse, OrderBookClient, OrderNotFound, Unavailable
+from app.brokers.rest import AuthExpired, BadResponse, OrderBookClient, OrderNotFound, Unavailable
 
 #: Dhan's error codes for a refused token or client id (DhanHQ v2 annexure: DH-901 invalid authentication,
 #: DH-902 invalid access).
@@ -18,7 +18,7 @@ class DhanClient(OrderBookClient):
     credentials = ("DHAN_CLIENT_ID", "DHAN_ACCESS_TOKEN")
     url_variable = "DHAN_API_URL"
     default_url = "https://api.dhan.co"
-    # 25/s for order APIs, 20/s for the rest (brokers.md §10): stay at the lower figure.
+    # 25/s for order APIs, 20/s for the rest (docs/brokers.md §10): stay at the lower figure.
     rate = "20/second"
     # GET /v2/orders/{id} is the same current row as the book's, not a history.
     has_history = False
