@@ -15,3 +15,9 @@ def register(app: Flask) -> None:
     app.register_blueprint(orders.bp)
     app.register_blueprint(deliveries.bp)
     app.register_blueprint(feeds.bp)
+    # The blotter: its live stream and its pages (docs/frontend.md).
+    from app.api import stream
+    from app.web import bp as web_bp
+
+    app.register_blueprint(stream.bp)
+    app.register_blueprint(web_bp)

@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, jsonify, request
 from app.api.auth import require_admin
 from app.api.errors import error_response
 from app.api.orders import parse_limit
-from app.db import as_utc, consumers, deliveries, delivery_attempts
+from app.db import as_utc, consumers, deliveries, delivery_attempts, events
 
 bp = Blueprint("deliveries", __name__, url_prefix="/api")
 STATUSES = ("pending", "delivered", "failed")
@@ -32,6 +32,10 @@ def list_deliveries():
         query = query.where(deliveries.c.event_id == request.args["event_id"])
     if request.args.get("consumer"):
         query = query.where(deliveries.c.url == request.args["consumer"])
+    if request.args.get("order"):  # integration: blotter, deliveries of one order's events ("<broker>/<order_id>")
+        broker, _, order_id = request.args["order"].partition("/")
+        owned = sa.select(events.c.id).where(events.c.broker == broker, events.c.order_id == order_id)
+        query = query.where(deliveries.c.event_id.in_(owned))
     with _services().engine.connect() as conn:
         rows = conn.execute(query).all()
         attempts = _attempts(conn, [row.id for row in rows])
@@ -79,6 +83,38 @@ def retry_delivery(delivery_id: int):
         )
     redrive(services.engine, services.redis, [delivery_id])
     return jsonify(id=delivery_id, status="pending"), 202
+
+
+@bp.post("/deliveries/redrive")
+@require_admin
+def redrive_failed():
+    """Redrive failed deliveries of one consumer (since a time); dry_run (the default) only counts them."""
+    # integration: blotter bulk redrive, app/cli.py's query; developer "pipeline" moves redrive to app/deliveries.py
+    from datetime import UTC, datetime
+
+    from workers.forwarding import redrive
+
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("consumer"), str) or not body["consumer"]:
+        return error_response(400, 'send JSON {"consumer": "<forward URL>", "since": "<ISO time>", "dry_run": true}')
+    dry_run = body.get("dry_run", True)
+    since = body.get("since")
+    if not isinstance(dry_run, bool):
+        return error_response(400, "dry_run must be true or false")
+    query = sa.select(deliveries.c.id).where(deliveries.c.status == "failed", deliveries.c.url == body["consumer"])
+    if since is not None:
+        try:
+            moment = datetime.fromisoformat(str(since).replace("Z", "+00:00"))
+        except ValueError:
+            return error_response(400, "since must be an ISO 8601 time, e.g. 2026-11-28T09:15:00Z")
+        query = query.where(deliveries.c.created_at >= (moment if moment.tzinfo else moment.replace(tzinfo=UTC)))
+    services = _services()
+    with services.engine.connect() as conn:
+        ids = [row.id for row in conn.execute(query.order_by(deliveries.c.id))]
+    if dry_run:
+        return jsonify(count=len(ids), dry_run=True)
+    done = sum(redrive(services.engine, services.redis, ids[i : i + 500]) for i in range(0, len(ids), 500))
+    return jsonify(count=done, dry_run=False)
 
 
 def _attempts(conn, ids: list[int]) -> dict[int, list[dict]]:

@@ -46,6 +46,11 @@ def list_orders():
         query = query.where(orders.c.status == status)
     with _engine().connect() as conn:
         rows = [public_view(row.data) for row in conn.execute(query)]
+        # integration: blotter's Source column, the source of the event that set each order's status
+        ids = [row["last_event_id"] for row in rows if row.get("last_event_id")]
+        sources = dict(conn.execute(sa.select(events.c.id, events.c.source).where(events.c.id.in_(ids))).all())
+    for row in rows:
+        row.setdefault("source", sources.get(row.get("last_event_id")))
     return jsonify(orders=rows, count=len(rows))
 
 
