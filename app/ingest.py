@@ -120,6 +120,10 @@ class Ingestor:
             except BaseException:
                 self._drop_connection(pool)  # e.g. a timeout: the reply may still arrive on this socket
                 raise
+            finally:  # integration: under gevent "thread" locals are per greenlet: hand the connection back
+                if getattr(self._local, "conn", None) is conn:  # or each request leaks one until the pool is full
+                    self._local.conn = None
+                    pool.release(conn)
         raise redis.ConnectionError("the ingest script could not be run")
 
     def _connection(self, pool: redis.ConnectionPool):

@@ -22,6 +22,7 @@ from flask import Blueprint, Response, current_app
 
 from app import sessions
 from app.api.auth import current_session, unauthorized
+from app.api.errors import error_response
 from app.live import CHANNEL
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,8 @@ HEARTBEAT_SECONDS = 15.0
 TICK_SECONDS = 1.0  # how often a stream looks at the shutdown flag and its session
 RETRY_MS = 2000
 QUEUE_SIZE = 2000  # a browser this far behind is cut off; it reconnects and takes a snapshot
-MAX_STREAM_SECONDS = 3600.0  # streams are renewed hourly, so a long-lived tab re-checks its session
+MAX_STREAM_SECONDS = 3600.0
+SUBSCRIBE_WAIT_SECONDS = 5.0  # streams are renewed hourly, so a long-lived tab re-checks its session
 
 
 class Hub:
@@ -42,6 +44,7 @@ class Hub:
         self.queues: set[queue.Queue] = set()
         self.lock = threading.Lock()
         self.started = False
+        self.subscribed = threading.Event()  # set while the subscriber listens on the channel
         self.closing = False
         self.client: redis.Redis | None = None
 
@@ -94,10 +97,13 @@ class Hub:
                 delay = 0.5
                 while not self.closing:
                     message = pubsub.get_message(timeout=TICK_SECONDS)
+                    if pubsub.subscribed and not self.subscribed.is_set():
+                        self.subscribed.set()  # the subscription is confirmed: from now on we hear everything
                     if message and message.get("type") == "message":
                         data = message["data"]
                         self.fan_out(data.decode() if isinstance(data, bytes) else str(data))
             except redis.RedisError as exc:
+                self.subscribed.clear()
                 log.warning("live subscriber lost Redis (%s); resubscribing in %.1fs", exc, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
@@ -143,8 +149,12 @@ def stream():
         return refusal
     services = current_app.extensions["orderhook"]
     HUB.start(services.redis)
-    session = current_session()
     box = HUB.join()
+    # The page snapshots when the stream opens, so open it only once messages flow: nothing falls in between.
+    if not HUB.subscribed.wait(SUBSCRIBE_WAIT_SECONDS):
+        HUB.leave(box)
+        return error_response(503, "the live channel is not connected to Redis yet; the page retries by itself")
+    session = current_session()
     response = Response(
         _events(box, services.redis, session.sid if session else None),
         mimetype="text/event-stream",

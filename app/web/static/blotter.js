@@ -74,7 +74,7 @@ function when(iso) {
   const pad = (n) => String(n).padStart(2, "0");
   const time = `${pad(moment.getHours())}:${pad(moment.getMinutes())}:${pad(moment.getSeconds())}`;
   if (new Date().toDateString() === moment.toDateString()) return time;
-  return `${moment.getFullYear()}-${pad(moment.getMonth() + 1)}-${pad(moment.getDate())} ${time}`;
+  return `${moment.getFullYear()}-${pad(moment.getMonth() + 1)}-${pad(moment.getDate())}\n${time}`;
 }
 
 function toast(message, bad = false) {
@@ -165,6 +165,8 @@ function renderRow(order) {
     cell("Last update", el("time", { datetime: order.updated_at || "", text: when(order.updated_at) })),
     cell("Source", blank(order.source)),
   );
+  if (order.reason) row.querySelector('td[data-label="Reason"]').classList.add("wide");
+  row.querySelector('td[data-label="Order id"]').classList.add("wide");
   row.hidden = !matches(order);
   return row;
 }
