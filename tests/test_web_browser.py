@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import requests
@@ -11,6 +13,7 @@ import requests
 from app import sessions
 from tests.browser import DESKTOP, PHONE, Stack, chromium, screenshot_dir, shoot, sign_in, wait_live
 from tests.conftest import ADMIN_TOKEN
+from tests.fakes.samples import dhan_web_login_frame
 from tests.procs import Consumer, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -104,6 +107,11 @@ def test_new_order_appears_and_changes_in_place_without_reload(stack, browser, t
     page.locator('#chips button[data-chip="rejected"]').click()
     assert row(page, "kite/LIVE-1").is_hidden() and rejected.is_visible()
     assert page.locator('#chips button[data-chip="rejected"] .count').inner_text() == "1"
+    with page.expect_download() as caught:
+        page.get_by_role("button", name="Export CSV").click()
+    exported = Path(caught.value.path()).read_text().splitlines()
+    assert exported[0].startswith("Status,Broker,Account,Order id") and len(exported) == 2  # only what is shown
+    assert "LIVE-2" in exported[1] and "RMS:Margin Exceeds" in exported[1]
 
 
 def test_dashboard_reconnects_after_a_web_restart(stack, browser):
@@ -235,7 +243,7 @@ def test_a_cross_site_post_with_the_cookie_is_refused(stack, browser):
 def test_screenshots_desktop_and_phone(stack, browser, tmp_path):
     consumer = Consumer(lambda n, _req: (500, {}, 0))
     try:
-        web = stack(FORWARD_URLS=consumer.url, FORWARD_RETRY_SCHEDULE="1")
+        web = stack(FORWARD_URLS=consumer.url, FORWARD_RETRY_SCHEDULE="1", FEEDS="kite,dhan_web")
         web.kite("SHOT-OPEN", **OPEN)
         web.kite("SHOT-FILLED")
         web.kite(
@@ -279,9 +287,14 @@ def test_screenshots_desktop_and_phone(stack, browser, tmp_path):
             page.locator("#failed-deliveries [data-delivery]").first.wait_for(timeout=30_000)
             shoot(page, directory, f"{name}-deliveries")
             page.goto(f"{web.base}/#feeds")
+            page.locator("#feeds tr[data-feed]").first.wait_for(timeout=30_000)
             shoot(page, directory, f"{name}-feeds")
             page.goto(f"{web.base}/#dhan-web")
             page.locator("#frame-info").filter(has_text="frame").wait_for(timeout=30_000)
+            if name == "desktop":
+                page.get_by_label("New login frame").fill(base64.b64encode(dhan_web_login_frame()).decode())
+                page.get_by_role("button", name="Store frame").click()
+                page.locator("#frame-info").filter(has_text="A 703-byte frame is stored").wait_for(timeout=30_000)
             shoot(page, directory, f"{name}-dhan-web")
             page.close()
         page = browser.new_page(viewport=PHONE)

@@ -463,6 +463,7 @@ async function loadFeeds() {
       cell("Reconnects", String(f.reconnects ?? 0)),
       cell("Last error", blank(f.last_error)))));
     document.getElementById("no-feeds").hidden = data.feeds.length > 0;
+    document.querySelector("#view-feeds .table-wrap").hidden = data.feeds.length === 0;
   } catch (failure) {
     toast(failure.message, true);
   }
@@ -472,7 +473,9 @@ async function loadFrame() {
   const info = document.getElementById("frame-info");
   try {
     const { status, data } = await api("/api/feeds/dhan-web/login-frame", { allow: [404, 409, 503] });
-    info.textContent = status === 200 ? `A ${data.size}-byte frame is stored (since ${when(data.stored_at)}).` : data.error;
+    if (status === 200) info.textContent = `A ${data.size}-byte frame is stored (since ${when(data.stored_at).replace("\n", " ")}).`;
+    else if (status === 404) info.textContent = "No login frame is stored yet: paste one below (the capture extension does it for you).";
+    else info.textContent = data.error;
   } catch (failure) {
     info.textContent = failure.message;
   }
