@@ -114,16 +114,29 @@ def test_new_order_appears_and_changes_in_place_without_reload(stack, browser, t
     assert "LIVE-2" in exported[1] and "RMS:Margin Exceeds" in exported[1]
 
 
-def test_dashboard_reconnects_after_a_web_restart(stack, browser):
+def test_dashboard_reconnects_after_a_web_restart_and_catches_up(stack, browser):
     web = stack()
     page = browser.new_page(viewport=DESKTOP)
     sign_in(page, web.base)
     wait_live(page)
+    page.evaluate("window.__noReload = 'still here'")
+    page.route("**/api/stream", lambda route: route.abort())  # keep the page off the stream for a while
     took = web.restart_web()
     assert took < 15, f"web took {took:.1f}s to stop with a stream open (graceful_timeout is 20 s)"
-    web.kite("AFTER-RESTART", **OPEN)
-    row(page, "kite/AFTER-RESTART").wait_for(timeout=30_000)
+    page.locator("#live.off").wait_for(timeout=30_000)
+    answer, _ = web.kite("DURING-OUTAGE", **OPEN)  # stored and published while the page hears nothing
+    assert answer.status_code == 202
+    wait_until(
+        lambda: requests.get(f"{web.base}/api/orders/kite/DURING-OUTAGE", headers=AUTH, timeout=5).ok,
+        30,
+        message=web.logs(),
+    )
+    page.unroute("**/api/stream")
+    row(page, "kite/DURING-OUTAGE").wait_for(timeout=30_000)  # from the snapshot taken on reconnect
     wait_live(page)
+    web.kite("AFTER-RESTART", **OPEN)
+    row(page, "kite/AFTER-RESTART").wait_for(timeout=30_000)  # and live again
+    assert page.evaluate("window.__noReload") == "still here"
 
 
 def test_open_an_order_shows_its_events_and_raw_payload(stack, browser):
