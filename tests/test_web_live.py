@@ -107,3 +107,10 @@ def test_stream_body_starts_with_the_retry_hint_and_ends_on_shutdown(monkeypatch
     hub.close()
     assert list(body) == []
     assert box not in hub.queues
+
+
+def test_losing_redis_ends_every_stream_so_pages_resnapshot(services):
+    hub = stream.Hub()
+    boxes = [hub.join() for _ in range(2)]
+    hub.cut_all()
+    assert [box.get(timeout=1) for box in boxes] == [None, None] and not hub.queues

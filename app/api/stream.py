@@ -74,6 +74,14 @@ class Hub:
         """Shutdown: every stream ends at its next tick."""
         self.closing = True
 
+    def cut_all(self) -> None:
+        """End every open stream (its browser reconnects and takes a fresh snapshot)."""
+        with self.lock:
+            boxes, self.queues = list(self.queues), set()
+        for box in boxes:
+            box.queue.clear()
+            box.put_nowait(None)
+
     def fan_out(self, data: str) -> None:
         """Copy one message to every stream; a stream that stopped reading is cut off."""
         with self.lock:
@@ -92,18 +100,21 @@ class Hub:
         while not self.closing:
             pubsub = None
             try:
-                pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+                pubsub = self.client.pubsub()
                 pubsub.subscribe(CHANNEL)
                 delay = 0.5
                 while not self.closing:
                     message = pubsub.get_message(timeout=TICK_SECONDS)
-                    if pubsub.subscribed and not self.subscribed.is_set():
-                        self.subscribed.set()  # the subscription is confirmed: from now on we hear everything
-                    if message and message.get("type") == "message":
+                    if not message:
+                        continue
+                    if message.get("type") == "subscribe":
+                        self.subscribed.set()  # Redis confirmed: every later PUBLISH reaches us
+                    elif message.get("type") == "message":
                         data = message["data"]
                         self.fan_out(data.decode() if isinstance(data, bytes) else str(data))
             except redis.RedisError as exc:
                 self.subscribed.clear()
+                self.cut_all()  # messages may be lost until we resubscribe: pages reconnect and re-snapshot
                 log.warning("live subscriber lost Redis (%s); resubscribing in %.1fs", exc, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
@@ -175,7 +186,7 @@ def _events(box: queue.Queue, client: redis.Redis, sid: str | None) -> Iterator[
             except queue.Empty:
                 data = ""
             if data is None:
-                return  # cut off for falling behind
+                return  # cut off: fell behind, or the subscriber lost Redis
             if data:
                 yield f"data: {data}\n\n"
                 continue
