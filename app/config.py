@@ -351,6 +351,8 @@ def forward_problems(config: Config) -> list[str]:
 
 def _warn_development(config: Config, problems: list[str]) -> None:
     """Development runs anyway, but loudly."""
+    if config.env.get("ORDERHOOK_DEV_BANNER_SHOWN"):  # integration: scripts/dev printed it once already
+        return
     banner = "!" * 78
     lines = [
         banner,

@@ -76,6 +76,9 @@ def banner(config: Config, env: dict[str, str]) -> str:
         f"  Kite       {config.postback_url('kite')}",
         f"  Dhan       {config.postback_url('dhan')}",
         f"  Flattrade  {config.postback_url('flattrade')}",
+        f"Blotter:     {config.public_base_url}/",
+        f"             one-time sign-in link: {sign_in_link(config, env)}",
+        "             (valid 15 minutes, once; `python -m app.devrun --link` prints a new one)",
         'Admin API:   curl -H "Authorization: Bearer $ADMIN_TOKEN" ' + f"{config.public_base_url}/api/orders",
         "             (ADMIN_TOKEN is in .env or instance/dev-secrets.json)",
         f"Redis:       {'embedded (' + env['REDIS_URL'] + ')' if 'instance' in env['REDIS_URL'] else env['REDIS_URL']}",
@@ -84,6 +87,32 @@ def banner(config: Config, env: dict[str, str]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def sign_in_link(config: Config, env: dict[str, str]) -> str:
+    """A single-use, short-lived link that opens a blotter session (the route exists in development only)."""
+    import redis
+
+    from app.sessions import issue_dev_code
+
+    try:
+        code = issue_dev_code(redis.Redis.from_url(env["REDIS_URL"], socket_connect_timeout=2))
+    except redis.RedisError as exc:
+        return f"(unavailable: Redis did not answer: {exc})"
+    return f"{config.public_base_url}/signin/dev?code={code}"
+
+
+def print_link() -> int:
+    """`python -m app.devrun --link`: a fresh sign-in link for the running development service."""
+    env = prepare_environment()
+    env.pop("_ORDERHOOK_STARTED_REDIS", None)
+    env["ORDERHOOK_DEV_BANNER_SHOWN"] = "1"
+    config = load_config(env)
+    if not config.is_development:
+        print("sign-in links exist in development only (APP_ENV=development)", file=sys.stderr)
+        return 2
+    print(sign_in_link(config, env))
+    return 0
 
 
 def procfile() -> dict[str, str]:
@@ -107,7 +136,8 @@ def main() -> int:
     """Run until Ctrl-C or until a process exits, then stop the others."""
     env = prepare_environment()
     started_redis = bool(env.pop("_ORDERHOOK_STARTED_REDIS", None))
-    config = load_config(env)
+    config = load_config(env)  # logs the development warning, once: the children are told it is shown
+    env["ORDERHOOK_DEV_BANNER_SHOWN"] = "1"
     upgrade(config.database_url)
     print(banner(config, env), flush=True)
     children: dict[str, subprocess.Popen] = {}
@@ -153,4 +183,4 @@ def _stop_embedded_redis(url: str) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(print_link() if sys.argv[1:] == ["--link"] else main())

@@ -109,6 +109,7 @@ def new_state(event: dict[str, Any]) -> dict[str, Any]:
         created_at=event.get("received_at"),
         updated_at=event.get("received_at"),
         last_event_id=event.get("id"),
+        source=event.get("source"),
         event_count=0,
         _status_key=list(_status_key(event)),
         _fill_key=list(_fill_key(event)),
@@ -153,6 +154,7 @@ def _adopt(state: dict[str, Any], event: dict[str, Any]) -> None:
     state["status"] = event["status"]
     state["broker_status"] = event.get("broker_status")
     state["last_event_id"] = event.get("id")
+    state["source"] = event.get("source")  # how the update that set the status arrived (the blotter shows it)
     state["exchange_time"] = event.get("exchange_time") or state.get("exchange_time")
     if event.get("reason") is not None:
         state["reason"] = event["reason"]

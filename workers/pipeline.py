@@ -16,6 +16,7 @@ import time
 import redis
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from app import live  # integration: blotter live updates (app/observers.after_store later)
 from app.events import OrderEvent
 from app.ingest import DEDUP_PREFIX, STREAM
 from app.services import get_services
@@ -118,6 +119,7 @@ def _store_entries(client: redis.Redis, lease: Lease, entries: list, deadline: f
     pipe.execute()
     forwarding.schedule_new(client, result.deliveries)
     _announce(client, result)  # integration: alerts after storage
+    live.publish_stored(client, live.with_states(get_services().engine, result))  # integration: blotter
     return len(result.events)
 
 

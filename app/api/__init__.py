@@ -17,3 +17,9 @@ def register(app: Flask) -> None:
     app.register_blueprint(feeds.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(reconcile.bp)
+    # The blotter: its live stream and its pages (docs/frontend.md).
+    from app.api import stream
+    from app.web import bp as web_bp
+
+    app.register_blueprint(stream.bp)
+    app.register_blueprint(web_bp)

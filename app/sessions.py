@@ -1,0 +1,122 @@
+"""Browser sessions, sign-in throttling and development sign-in codes, all kept in Redis.
+
+The blotter never holds the admin token: signing in trades it for a random session id (an HttpOnly
+cookie) whose record lives in Redis, so signing out deletes it on the server and the old cookie is
+worthless (docs/frontend.md). Failed sign-ins and wrong bearer tokens are counted per client in
+Redis; past the limit the client gets 429 until the window passes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+
+import redis
+
+SESSION_PREFIX = "oh:session:"
+LIMIT_PREFIX = "oh:ratelimit:"
+DEV_CODE_PREFIX = "oh:dev-signin:"
+COOKIE_NAME = "oh_session"
+IDLE_SECONDS = 12 * 3600  # a session unused for 12 hours ends
+MAX_AGE_SECONDS = 7 * 24 * 3600  # and none lives longer than a week, used or not
+DEV_CODE_SECONDS = 15 * 60
+
+
+@dataclass(frozen=True)
+class Session:
+    """A signed-in browser: its id (the cookie) and the CSRF token its page sends with writes."""
+
+    sid: str
+    csrf: str
+    created: float
+
+
+def create(client: redis.Redis) -> Session:
+    """A fresh session with its own CSRF token, stored with the idle expiry."""
+    session = Session(sid=secrets.token_urlsafe(32), csrf=secrets.token_urlsafe(32), created=time.time())
+    record = json.dumps({"csrf": session.csrf, "created": session.created})
+    client.set(SESSION_PREFIX + session.sid, record, ex=IDLE_SECONDS)
+    return session
+
+
+def load(client: redis.Redis, sid: str | None) -> Session | None:
+    """The live session for a cookie value (its idle clock restarts), or None."""
+    if not sid or len(sid) > 128 or not sid.isascii():
+        return None
+    key = SESSION_PREFIX + sid
+    raw = client.get(key)
+    if raw is None:
+        return None
+    try:
+        record = json.loads(raw)
+        session = Session(sid=sid, csrf=str(record["csrf"]), created=float(record["created"]))
+    except (ValueError, KeyError, TypeError):
+        client.delete(key)
+        return None
+    if time.time() - session.created > MAX_AGE_SECONDS:
+        client.delete(key)
+        return None
+    client.expire(key, IDLE_SECONDS)
+    return session
+
+
+def destroy(client: redis.Redis, sid: str | None) -> None:
+    """Sign out: the session record goes, so the cookie stops working everywhere at once."""
+    if sid and len(sid) <= 128 and sid.isascii():
+        client.delete(SESSION_PREFIX + sid)
+
+
+def csrf_matches(session: Session, given: str | None) -> bool:
+    """The page's CSRF header equals its session's token (constant time)."""
+    return bool(given) and hmac.compare_digest(given.encode(), session.csrf.encode())
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most `failures` failures per `window` seconds per client for one kind of attempt."""
+
+    name: str
+    failures: int
+    window: int
+
+
+SIGN_IN_LIMIT = Limit("signin", failures=10, window=300)
+BEARER_LIMIT = Limit("bearer", failures=30, window=60)
+
+
+def blocked_for(client: redis.Redis, limit: Limit, who: str) -> int:
+    """Seconds this client must wait before trying again (0 = may try)."""
+    key = f"{LIMIT_PREFIX}{limit.name}:{who}"
+    pipe = client.pipeline(transaction=False)
+    pipe.get(key)
+    pipe.ttl(key)
+    count, ttl = pipe.execute()
+    if count is not None and int(count) >= limit.failures:
+        return max(int(ttl), 1)
+    return 0
+
+
+def record_failure(client: redis.Redis, limit: Limit, who: str) -> None:
+    """Count one failure in the client's current window (the window starts at its first failure)."""
+    key = f"{LIMIT_PREFIX}{limit.name}:{who}"
+    pipe = client.pipeline(transaction=True)
+    pipe.incr(key)
+    pipe.expire(key, limit.window, nx=True)
+    pipe.execute()
+
+
+def issue_dev_code(client: redis.Redis) -> str:
+    """A single-use sign-in code for the developer at the keyboard (development only), short-lived."""
+    code = secrets.token_urlsafe(24)
+    client.set(DEV_CODE_PREFIX + code, "1", ex=DEV_CODE_SECONDS)
+    return code
+
+
+def redeem_dev_code(client: redis.Redis, code: str | None) -> bool:
+    """True once for a code that was issued and has not expired; the code is gone afterwards."""
+    if not code or len(code) > 128 or not code.isascii():
+        return False
+    return client.getdel(DEV_CODE_PREFIX + code) is not None
