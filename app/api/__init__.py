@@ -15,3 +15,7 @@ def register(app: Flask) -> None:
     app.register_blueprint(orders.bp)
     app.register_blueprint(deliveries.bp)
     app.register_blueprint(feeds.bp)
+    # ops: /metrics (app/api/metrics.py)
+    from app.api import metrics
+
+    app.register_blueprint(metrics.bp)
