@@ -109,8 +109,25 @@ def make_formatter(log_format: str, fallback: logging.Formatter | None = None) -
     return RedactingFormatter(fallback) if fallback is not None else PlainFormatter()
 
 
+def _install_record_factory() -> None:
+    """Stamp every log record with the request id when it is made (a queued or captured record keeps it)."""
+    current = logging.getLogRecordFactory()
+    if getattr(current, "orderhook_request_id", False):
+        return
+
+    def factory(*args, **kwargs) -> logging.LogRecord:
+        record = current(*args, **kwargs)
+        if not hasattr(record, "request_id"):
+            record.request_id = current_request_id()
+        return record
+
+    factory.orderhook_request_id = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
 def configure_logging(log_format: str) -> None:
     """One stdout handler on the root logger in the chosen format (kept if a host already set one up)."""
+    _install_record_factory()
     root = logging.getLogger()
     if root.handlers:
         for handler in root.handlers:
