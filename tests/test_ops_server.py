@@ -243,3 +243,30 @@ def test_readyz_answers_503_within_a_second_or_so_when_redis_is_frozen(redis_cli
     finally:
         process.stop()
         frozen.close()
+
+
+def test_json_logs_from_app_and_gunicorn_with_its_access_log_on(redis_client, redis_url, sqlite_url, tmp_path):
+    env = make_env(redis_url, sqlite_url, tmp_path, LOG_FORMAT="json", GUNICORN_CMD_ARGS="--access-logfile -")
+    port = free_port()
+    process = start_web(env, tmp_path, port, workers=1)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        headers = {"X-Request-ID": "json-check-1"}
+        assert (
+            requests.post(f"{base}/postbacks/dhan/{POSTBACK_TOKEN}", data=b"{", headers=headers, timeout=10).status_code
+            == 400
+        )
+        assert raw_exchange(port, b"GET /" + b"a" * 3000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", wait=10).startswith(
+            b"HTTP/1.1 414"
+        )
+        wait_until(lambda: process.log().count("/postbacks/dhan/<redacted>") >= 2, 10)
+    finally:
+        process.stop()
+    entries = [json.loads(line) for line in process.log().splitlines() if line.strip()]
+    loggers = {entry["logger"] for entry in entries}
+    assert {"orderhook.access", "orderhook.postbacks", "gunicorn.access", "gunicorn.error"} <= loggers
+    gunicorn_access = [e for e in entries if e["logger"] == "gunicorn.access"]
+    assert any("/postbacks/dhan/<redacted>" in e["message"] for e in gunicorn_access)
+    refusal = next(e for e in entries if e["logger"] == "orderhook.postbacks")
+    assert refusal["request_id"] == "json-check-1" and refusal["status"] == 400
+    assert POSTBACK_TOKEN not in process.log()
