@@ -70,7 +70,15 @@ def _configure_logging(config: Config) -> None:
     """Log to stdout in one format (LOG_FORMAT=json for shippers); secrets registered for redaction."""
     from app import logs
 
-    logs.register_secrets((*config.postback_tokens, config.admin_token))
+    logs.register_secrets(
+        (
+            *config.postback_tokens,
+            config.admin_token,
+            config.kite_api_secret,
+            *config.kite_apps.values(),
+            *config.forward_secret.split(),
+        )
+    )
     logs.configure_logging(config.get("LOG_FORMAT", "plain"))
 
 
