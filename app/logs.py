@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 from collections.abc import Iterable
 
 from flask import Flask, Response, g, has_request_context, request
@@ -149,7 +149,7 @@ def init_app(app: Flask) -> None:
 def _start_request() -> None:
     """Take the client's X-Request-ID if it is sane, else make one; note the start time."""
     given = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = given if _SANE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    g.request_id = given if given and _SANE_REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
     g.request_started = time.perf_counter()
 
 
@@ -176,7 +176,7 @@ def _finish_request(response: Response) -> Response:
             "path": path,
             "status": response.status_code,
             "duration_ms": duration_ms,
-            "user_agent": (request.user_agent.string or "")[:200],
+            "user_agent": request.headers.get("User-Agent", "")[:200],
         },
     )
     return response
