@@ -31,15 +31,17 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from app.config import KNOWN_FEEDS, Config
+from app.ingest import STREAM
 from app.redis_conn import redis_url_for
 
 log = logging.getLogger(__name__)
 refusal_log = logging.getLogger("orderhook.postbacks")
 
-STREAM = "oh:ingest"  # app/ingest.py STREAM
+PERSIST_GROUP = "persist"  # workers/pipeline.py GROUP: the consumer group that stores the stream
 STATS_KEY = "oh:stats"
 STALLED_KEY = "oh:pipeline:stalled"
 RECONCILE_PREFIX = "oh:reconcile:status:"
+FEEDS_PREFIX = "oh:feeds:"  # workers/feeds/status.py KEY_PREFIX
 DELIVERY_OUTCOMES = ("delivered", "failed", "retried")
 #: Seconds a probe (readiness, scrape) may wait on Redis before calling it unavailable.
 PROBE_TIMEOUT_SECONDS = 0.5
@@ -218,22 +220,24 @@ class RedisCollector:
             yield since
 
     def _feeds(self) -> Iterator[Metric]:
-        """Each connector that ever published a state (oh:feeds:<name>, workers/feeds/status.py)."""
-        from workers.feeds.status import read_status
-
+        """Each connector that ever published a state: hash oh:feeds:<name> with fields state, connected
+        ("1"/"0"), reconnects and events, as workers/feeds/status.py writes it (app/ never imports workers/)."""
         feed = ["feed"]
         connected = GaugeMetricFamily("orderhook_feed_connected", "1 while a connector is connected.", labels=feed)
         state = GaugeMetricFamily("orderhook_feed_state", "1 for a connector's current state.", labels=[*feed, "state"])
         reconnects = CounterMetricFamily("orderhook_feed_reconnects", "Reconnects since the feed started.", labels=feed)
         events = CounterMetricFamily("orderhook_feed_events", "Updates queued by the feed since start.", labels=feed)
+        pipe = self.client.pipeline(transaction=False)
         for name in KNOWN_FEEDS:
-            status = read_status(self.client, name)
-            if status is None:
+            pipe.hmget(FEEDS_PREFIX + name, ["state", "connected", "reconnects", "events"])
+        for name, values in zip(KNOWN_FEEDS, pipe.execute(), strict=True):
+            if not any(v is not None for v in values):
                 continue
-            connected.add_metric([name], 1 if status.get("connected") else 0)
-            state.add_metric([name, str(status.get("state") or "unknown")], 1)
-            reconnects.add_metric([name], status.get("reconnects", 0))
-            events.add_metric([name], status.get("events", 0))
+            feed_state = values[0].decode(errors="replace")[:40] if values[0] is not None else "unknown"
+            connected.add_metric([name], 1 if values[1] == b"1" else 0)
+            state.add_metric([name, feed_state], 1)
+            reconnects.add_metric([name], _number(values[2]))
+            events.add_metric([name], _number(values[3]))
         yield from (connected, state, reconnects, events)
 
     def _reconcile(self) -> Iterator[Metric]:
@@ -267,7 +271,7 @@ def ingest_backlog(client: redis.Redis) -> dict[str, Any]:
     pending = 0
     if length:
         try:
-            pending = int(client.xpending(STREAM, "persist").get("pending", 0))
+            pending = int(client.xpending(STREAM, PERSIST_GROUP).get("pending", 0))
         except redis.ResponseError:  # no consumer group yet: nothing was read
             pending = 0
     oldest_age = None
