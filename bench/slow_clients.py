@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -122,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory and logs")
     args = parser.parse_args(argv)
     args.worker_processes = args.persist_batch = None
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # `timeout` sends TERM: still stop what was started
 
     workdir = Path(tempfile.mkdtemp(prefix="orderhook-slow-"))
     stack = Stack(workdir, args)
