@@ -1,9 +1,17 @@
-"""gunicorn settings for the `web` process (Procfile): async gevent workers.
+"""gunicorn settings for the `web` process (Procfile): async gevent workers, bounded clients, JSON refusals.
 
 A sync worker is held by one connection for as long as that client takes: 16 clients dribbling a
 header line a second, or four open dashboards (their live streams stay open), stopped every postback.
 With gevent each connection is a greenlet, so slow and idle connections cost memory, not workers.
 Patch the standard library first, before anything (the app, with --preload) imports sockets or threads.
+
+What bounds a client (docs/operations.md has the table and the measured figures):
+* the request line and headers must arrive within `keepalive` seconds (gunicorn's gevent worker reads
+  them under a gevent.Timeout of that length; the same bound ends an idle keep-alive connection);
+* every later read or write on the socket (the body, the answer) may block at most WEB_BODY_TIMEOUT
+  seconds, then the app answers 408 and the connection closes (app/server.py JsonGeventWorker);
+* request line, header count and header size are capped (answered 414 / 431 as JSON);
+* gunicorn's own log lines go through app/server.py RedactingLogger: no path token, ever.
 """
 
 from gevent import monkey
@@ -11,12 +19,57 @@ from gevent import monkey
 monkey.patch_all()
 
 import os  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+# Two processes for two cores; each serves up to worker_connections clients concurrently as greenlets.
 workers = int(os.environ.get("WEB_CONCURRENCY") or 2)
-worker_class = "gevent"
+worker_class = "app.server.JsonGeventWorker"
+logger_class = "app.server.RedactingLogger"
 worker_connections = int(os.environ.get("WEB_CONNECTIONS") or 1000)
 preload_app = True  # a bad configuration stops the master with its message, before any worker forks
 graceful_timeout = 20
+# Seconds a worker may go without a heartbeat; with gevent only a blocked event loop (CPU-bound code,
+# a blocking C call) misses it, never a slow client.
 timeout = 30
+# Idle keep-alive connections close after this, and it is the deadline for a request's headers.
+# Behind a load balancer that reuses connections, set it above the balancer's idle timeout.
+keepalive = int(os.environ.get("WEB_KEEPALIVE") or 5)
+# The longest legitimate request line is an /api query with a cursor (a few hundred bytes).
+limit_request_line = 2048
+# Brokers send about a dozen headers and browsers about twenty.
+limit_request_fields = 50
+# Large enough for the blotter's session cookie.
+limit_request_field_size = 8190
 errorlog = "-"
+# No gunicorn access log: the app writes one line per request, with the request id and the path
+# token redacted (app/logs.py). `--access-logfile -` still works and is redacted too.
+accesslog = None
+
+# Metrics of every worker in one scrape: prometheus_client's multiprocess mode (app/metrics.py).
+_METRICS_DIR_CREATED = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _METRICS_DIR_CREATED:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="orderhook-metrics-")
+
+
+def on_starting(server) -> None:
+    """Start counting from zero: remove metric files a previous run left in a configured directory."""
+    directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    directory.mkdir(parents=True, exist_ok=True)
+    for leftover in directory.glob("*.db"):
+        leftover.unlink(missing_ok=True)
+
+
+def child_exit(server, worker) -> None:
+    """Let prometheus_client drop a dead worker's live gauges (its counters stay counted)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    """Remove the metrics directory this file created."""
+    if _METRICS_DIR_CREATED:
+        shutil.rmtree(os.environ.get("PROMETHEUS_MULTIPROC_DIR", ""), ignore_errors=True)

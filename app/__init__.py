@@ -64,7 +64,8 @@ def create_app(config: Config | None = None, services: Services | None = None, *
     app.url_map.merge_slashes = False
     app.url_map.strict_slashes = False
     app.extensions["orderhook"] = services
-    _configure_logging()
+    _configure_logging(config)
+    _wire_edges(app, config)
 
     from app.api import register
 
@@ -88,7 +89,52 @@ def _migrate(config: Config) -> None:
         log.warning("database unavailable at start-up (%s); /readyz answers 503 until it is", type(exc.orig).__name__)
 
 
-def _configure_logging() -> None:
-    """Log to stdout/stderr in one format (Procfile processes)."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _configure_logging(config: Config) -> None:
+    """Log to stdout in one format (LOG_FORMAT=json for shippers); secrets registered for redaction."""
+    from app import logs
+
+    logs.register_secrets(
+        (
+            *config.postback_tokens,
+            config.admin_token,
+            config.kite_api_secret,
+            *config.kite_apps.values(),
+            *config.forward_secret.split(),
+        )
+    )
+    logs.configure_logging(config.get("LOG_FORMAT", "plain"))
+
+
+def _wire_edges(app: Flask, config: Config) -> None:
+    """ProxyFix behind trusted proxies, request ids and access lines, the /api guard, postback metrics."""
+    from app import logs, metrics
+
+    proxies = _trusted_proxies(config)
+    if proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
+    logs.init_app(app)  # first: every later hook and log line has the request id
+    app.before_request(_guard_api)
+    metrics.init_app(app)
+
+
+def _trusted_proxies(config: Config) -> int:
+    """TRUSTED_PROXIES: how many proxies in front append X-Forwarded-For (0: trust no header)."""
+    from app.exceptions import ConfigurationError
+
+    raw = config.get("TRUSTED_PROXIES", "0").strip()
+    if not raw.isdigit() or not raw.isascii() or int(raw) > 10:
+        raise ConfigurationError(f"TRUSTED_PROXIES must be the number of proxies in front, 0-10 (got {raw!r})")
+    return int(raw)
+
+
+def _guard_api():
+    """/api/* answers 401 without credentials before any 404, 405 or OPTIONS (interface.md)."""
+    from flask import request
+
+    if request.path == "/api" or request.path.startswith("/api/"):
+        from app.api.auth import unauthorized
+
+        return unauthorized()
+    return None

@@ -57,7 +57,10 @@ def test_unknown_broker_and_wrong_method_are_json(client):
 def test_health_and_readiness(client):
     assert client.get("/healthz").status_code == 200
     ready = client.get("/readyz")
-    assert ready.status_code == 200 and ready.get_json()["checks"] == {"redis": "ok", "database": "ok"}
+    # integration: /readyz (ops) also checks the ingest backlog and a stalled pipeline
+    assert ready.status_code == 200 and ready.get_json()["checks"] == dict.fromkeys(
+        ("database", "redis", "ingest", "pipeline"), "ok"
+    )
 
 
 def test_readyz_is_503_when_the_database_is_gone(app, services):

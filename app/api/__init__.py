@@ -7,7 +7,8 @@ from flask import Flask
 
 def register(app: Flask) -> None:
     """Attach every blueprint and the JSON error handlers."""
-    from app.api import deliveries, errors, feeds, health, openapi, orders, postbacks, reconcile
+    from app import web
+    from app.api import deliveries, errors, feeds, health, metrics, openapi, orders, postbacks, reconcile, stream
 
     errors.register(app)
     app.register_blueprint(postbacks.bp)
@@ -17,9 +18,7 @@ def register(app: Flask) -> None:
     app.register_blueprint(feeds.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(reconcile.bp)
+    app.register_blueprint(metrics.bp)
     # The blotter: its live stream and its pages (docs/frontend.md).
-    from app.api import stream
-    from app.web import bp as web_bp
-
     app.register_blueprint(stream.bp)
-    app.register_blueprint(web_bp)
+    app.register_blueprint(web.bp)

@@ -9,7 +9,6 @@ come from our own pages: same origin by `Origin`/`Sec-Fetch-Site`, and the sessi
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 from functools import wraps
 from urllib.parse import urlsplit
@@ -66,14 +65,9 @@ def authenticated_by_session() -> bool:
 
 
 def client_key() -> str:
-    """Who is asking, for rate limits: the peer, or the proxy-reported client when the peer is a trusted proxy."""
-    peer = request.remote_addr or "unknown"
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    if forwarded and _trusted_proxy(peer):
-        last = forwarded.split(",")[-1].strip()
-        if last:
-            return last[:64]
-    return peer
+    """Who is asking, for rate limits: the peer address, which werkzeug's ProxyFix has already replaced by the
+    client's own when TRUSTED_PROXIES says proxies in front append X-Forwarded-For (app/__init__.py)."""
+    return (request.remote_addr or "unknown")[:64]
 
 
 def request_is_https() -> bool:
@@ -157,25 +151,6 @@ def _same_origin(origin: str) -> bool:
     if parts.netloc.lower() != request.host.lower():
         return False
     return parts.scheme == ("https" if request_is_https() else "http") or parts.scheme == "https"
-
-
-def _trusted_proxy(peer: str) -> bool:
-    """The peer is a proxy whose X-Forwarded-For we believe (gunicorn's FORWARDED_ALLOW_IPS, same default)."""
-    allowed = _services().config.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
-    if allowed.strip() == "*":
-        return True
-    entries = [entry.strip() for entry in allowed.split(",") if entry.strip()]
-    try:
-        address = ipaddress.ip_address(peer)
-    except ValueError:
-        return False
-    for entry in entries:
-        try:
-            if address in ipaddress.ip_network(entry, strict=False):
-                return True
-        except ValueError:
-            continue
-    return False
 
 
 def _services():

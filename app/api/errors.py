@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+import redis
+from flask import Flask, g, has_request_context, jsonify, request
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
 
 from app.exceptions import PostbackError
 
@@ -17,11 +20,18 @@ MESSAGES = {
     405: "method not allowed for this URL",
     413: "body is larger than the 64 KiB limit for an order update",
 }
+DATABASE_UNAVAILABLE = "the database is unavailable; retry shortly"
+REDIS_UNAVAILABLE = "Redis is unavailable; retry shortly"
+BODY_STALLED = "the request body stopped arriving; send the whole body without pausing"
+BODY_CUT = "the request body ended before its Content-Length; send the whole body"
 
 
 def error_response(status_code: int, message: str | None = None):
     """A JSON error with the status; the message says what to fix."""
-    response = jsonify(error=message or MESSAGES.get(status_code, "request failed"))
+    text = message or MESSAGES.get(status_code, "request failed")
+    if has_request_context():
+        g.error_message = text  # the refusal log line (app/metrics.py) says the same as the answer
+    response = jsonify(error=text)
     response.status_code = status_code
     return response
 
@@ -76,11 +86,73 @@ def register(app: Flask) -> None:
             return error_response(400, "the URL contains a NUL character")
         return None
 
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(PoolTimeoutError)
+    def _database_down(exc: Exception):
+        """A database outage is a 503 the client can retry, with one short log line, not a traceback."""
+        log.error("database unavailable on %s %s: %s", request.method, _route(), _short(exc))
+        return error_response(503, DATABASE_UNAVAILABLE)
+
+    @app.errorhandler(DBAPIError)
+    def _database_error(exc: DBAPIError):
+        """Connection-level DBAPI errors are outages too; anything else is a bug (500, logged in full)."""
+        if exc.connection_invalidated:
+            return _database_down(exc)
+        return _unexpected(exc)
+
+    @app.errorhandler(redis.ConnectionError)
+    @app.errorhandler(redis.TimeoutError)
+    def _redis_down(exc: Exception):
+        """Redis not answering outside the postback path (which spools): 503, one line."""
+        log.error("Redis unavailable on %s %s: %s", request.method, _route(), type(exc).__name__)
+        return error_response(503, REDIS_UNAVAILABLE)
+
+    @app.errorhandler(TimeoutError)
+    def _body_stalled(exc: BaseException):
+        """The client stopped sending its body for WEB_BODY_TIMEOUT seconds (gunicorn.conf.py): 408."""
+        log.warning("request body stalled on %s %s; connection cut", request.method, _route())
+        response = error_response(408, BODY_STALLED)
+        response.headers["Connection"] = "close"
+        return response
+
+    @app.errorhandler(ClientDisconnected)
+    def _body_incomplete(exc: ClientDisconnected):
+        """Werkzeug turns a socket timeout while reading the body into ClientDisconnected: say which it was."""
+        if _caused_by(exc, TimeoutError):
+            return _body_stalled(exc)
+        response = error_response(400, BODY_CUT)
+        response.headers["Connection"] = "close"
+        return response
+
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
-        # The route pattern, not the path: postback paths carry POSTBACK_TOKEN.
-        route = request.url_rule.rule if request.url_rule else "(no route)"
-        log.exception("unexpected error on %s %s", request.method, route)
+        log.exception("unexpected error on %s %s", request.method, _route())
         if request.path.startswith("/postbacks/"):
             return error_response(500, "internal error; the update was not acknowledged, please retry")
         return error_response(500, "internal error")
+
+
+def _route() -> str:
+    """The route pattern, not the path: postback paths carry POSTBACK_TOKEN."""
+    return request.url_rule.rule if request.url_rule else "(no route)"
+
+
+def _short(exc: Exception) -> str:
+    """The exception's class and first line, without parameters or URLs (they may carry credentials)."""
+    orig = getattr(exc, "orig", None)
+    source = orig if orig is not None else exc
+    first = str(source).strip().splitlines()[0] if str(source).strip() else ""
+    return f"{type(source).__name__}: {first[:160]}" if first else type(source).__name__
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """True if `kind` is in the exception's cause/context chain."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 10:
+        if isinstance(current, kind):
+            return True
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return False
