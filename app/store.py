@@ -1,7 +1,14 @@
 """Persistence of a batch of queued events: raw log, events with per-order sequence, order state, deliveries.
 
 One transaction per batch (delivery.md §7.2: batching is what makes persistence keep up), idempotent
-by event id so a batch that is replayed after a worker died is stored exactly once.
+by event id so a batch that is replayed after a worker died is stored exactly once. The body is stored
+once, in raw_postbacks; `events.data` has no `raw` (app/rawlog.py rebuilds it when an event leaves).
+
+Several workers may store batches at once. PostgreSQL: the orders a batch touches are locked
+(`SELECT ... FOR UPDATE`, in key order so two batches never deadlock). SQLite: the transaction takes
+the write lock before it reads, so writers run one after the other. Either way, two batches that
+still raced on a new order collide on the unique (broker, order_id, sequence) and the loser is
+retried whole (`Conflict`), so `sequence` stays 1, 2, 3 ... without gaps or repeats.
 """
 
 from __future__ import annotations
@@ -12,9 +19,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from app.db import consumers, deliveries, events, orders, raw_postbacks, utcnow
-from app.state import apply_event
+from app.state import apply_event, public_view
 
 
 @dataclass
@@ -25,13 +33,30 @@ class QueuedEvent:
     body: bytes
 
 
+@dataclass(frozen=True)
+class NewDelivery:
+    """A pending delivery created with its event: enough to send it without reading it back."""
+
+    id: int
+    event_id: str
+    consumer_id: str
+    url: str
+
+
 @dataclass
 class StoredBatch:
-    """What a batch changed: new events (with sequence) and the deliveries created for them."""
+    """What a batch changed: new events (with sequence, without raw), their bodies, the pending
+    deliveries created for them, and the new public state of every order it touched."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
-    deliveries: list[tuple[int, str]] = field(default_factory=list)
+    deliveries: list[NewDelivery] = field(default_factory=list)
     skipped: int = 0
+    bodies: dict[str, bytes] = field(default_factory=dict)
+    states: dict[tuple[str, str], dict] = field(default_factory=dict)
+
+
+class Conflict(Exception):
+    """Another worker stored an event of the same order at the same time; retry the batch whole."""
 
 
 def consumer_id(url: str) -> str:
@@ -57,8 +82,19 @@ def configured_consumers(conn: Connection, urls: tuple[str, ...]) -> list[tuple[
 
 def persist_batch(engine: Engine, batch: list[QueuedEvent], forward_urls: tuple[str, ...] = ()) -> StoredBatch:
     """Store a batch in one transaction; events already stored are skipped, not stored twice."""
+    try:
+        return _persist(engine, batch, forward_urls)
+    except IntegrityError as exc:
+        raise Conflict(str(exc.orig)[:200]) from exc
+
+
+def _persist(engine: Engine, batch: list[QueuedEvent], forward_urls: tuple[str, ...]) -> StoredBatch:
+    """The transaction of persist_batch."""
     result = StoredBatch()
     with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            # Take the write lock before reading states: SQLite then runs writers one at a time.
+            conn.execute(sa.text("UPDATE orders SET event_count = event_count WHERE 0 = 1"))
         fresh = _fresh(conn, batch)
         result.skipped = len(batch) - len(fresh)
         if not fresh:
@@ -69,11 +105,12 @@ def persist_batch(engine: Engine, batch: list[QueuedEvent], forward_urls: tuple[
         now = utcnow()
         event_rows, raw_rows = [], []
         for queued in fresh:
-            event = dict(queued.event)
+            event = {k: v for k, v in queued.event.items() if k != "raw"}  # the body is the one copy
             key = (event["broker"], event["order_id"])
             states[key] = apply_event(states.get(key), event)
             event["sequence"] = states[key]["event_count"]
             result.events.append(event)
+            result.bodies[event["id"]] = queued.body
             event_rows.append(_event_row(event, now))
             raw_rows.append(
                 {
@@ -88,6 +125,7 @@ def persist_batch(engine: Engine, batch: list[QueuedEvent], forward_urls: tuple[
         conn.execute(events.insert(), event_rows)
         _save_states(conn, {k: states[k] for k in keys}, existing, now)
         result.deliveries = _create_deliveries(conn, result.events, forward_urls, now)
+    result.states = {key: public_view(states[key]) for key in keys}
     return result
 
 
@@ -171,7 +209,7 @@ def _save_states(conn: Connection, states: dict, existing: set, now) -> None:
         )
 
 
-def _create_deliveries(conn: Connection, new_events: list[dict], urls: tuple[str, ...], now) -> list[tuple[int, str]]:
+def _create_deliveries(conn: Connection, new_events: list[dict], urls: tuple[str, ...], now) -> list[NewDelivery]:
     """One delivery per new event and consumer, in the same transaction as the event; returns the pending ones.
 
     A consumer disabled by a 410 still gets its rows, dead-lettered at once, so nothing is silently
@@ -197,8 +235,13 @@ def _create_deliveries(conn: Connection, new_events: list[dict], urls: tuple[str
     ]
     returned = conn.execute(
         deliveries.insert().returning(
-            deliveries.c.id, deliveries.c.consumer_id, deliveries.c.status, sort_by_parameter_order=True
+            deliveries.c.id,
+            deliveries.c.event_id,
+            deliveries.c.consumer_id,
+            deliveries.c.url,
+            deliveries.c.status,
+            sort_by_parameter_order=True,
         ),
         rows,
     )
-    return [(row.id, row.consumer_id) for row in returned if row.status == "pending"]
+    return [NewDelivery(r.id, r.event_id, r.consumer_id, r.url) for r in returned if r.status == "pending"]

@@ -9,6 +9,7 @@ from app.api.auth import require_admin
 from app.api.errors import error_response
 from app.api.orders import parse_limit
 from app.db import as_utc, consumers, deliveries, delivery_attempts
+from app.delivery import redrive  # integration: delivery bookkeeping is domain code now (app/delivery)
 
 bp = Blueprint("deliveries", __name__, url_prefix="/api")
 STATUSES = ("pending", "delivered", "failed")
@@ -55,8 +56,6 @@ def get_delivery(delivery_id: int):
 @require_admin
 def retry_delivery(delivery_id: int):
     """Redrive one failed (dead-lettered) delivery: pending again, due now, a fresh retry schedule."""
-    from workers.forwarding import redrive
-
     if delivery_id > MAX_ID:
         return error_response(404, f"no delivery {delivery_id}")
     services = _services()

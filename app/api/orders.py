@@ -7,8 +7,9 @@ from flask import Blueprint, current_app, jsonify, request
 
 from app.api.auth import require_admin
 from app.api.errors import error_response
-from app.db import events, orders
+from app.db import events, orders, raw_postbacks  # integration: raw_postbacks for with_raw
 from app.events import BROKERS, OrderStatus
+from app.rawlog import with_raw  # integration: events.data has no raw (issue 12)
 from app.state import public_view
 
 bp = Blueprint("orders", __name__, url_prefix="/api")
@@ -60,12 +61,13 @@ def get_order(broker: str, order_id: str):
         if row is None:
             return error_response(404, f"no {broker} order {order_id!r} has been received")
         event_rows = conn.execute(
-            sa.select(events.c.data)
+            sa.select(events.c.data, raw_postbacks.c.body)  # integration: raw is rebuilt from the one stored body
+            .outerjoin(raw_postbacks, raw_postbacks.c.event_id == events.c.id)
             .where(events.c.broker == broker, events.c.order_id == order_id)
             .order_by(events.c.sequence)
         )
         body = public_view(row.data)
-        body["events"] = [r.data for r in event_rows]
+        body["events"] = [with_raw(r.data, r.body or b"") for r in event_rows]  # integration: app/rawlog.py
     return jsonify(body)
 
 
