@@ -17,9 +17,9 @@ from standardwebhooks.webhooks import Webhook
 from app import create_app
 from app.config import load_config
 from app.db import consumers, deliveries
+from app.delivery import next_delay, parse_retry_after, resync_pending
 from app.services import Services, set_services
 from tests.conftest import ADMIN_TOKEN, KITE_SECRET, make_env
-from app.delivery import next_delay, parse_retry_after, resync_pending
 from tests.helpers import load_fixture, run_pipeline, sign_kite
 from workers import signing
 

@@ -32,7 +32,7 @@ from app.services import Services
 from app.store import Conflict, QueuedEvent, StoredBatch, persist_batch
 from workers import shutdown
 from workers.forwarder import Forwarder
-from workers.stall import StallMarker, is_oom
+from workers.stall import OOM_REASON, StallMarker, is_oom
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,15 @@ CONFLICT_RETRIES = 8
 
 
 def ensure_group(client: redis.Redis) -> None:
-    """Create the consumer group (from the stream's start, so nothing queued before it is skipped)."""
+    """Create the consumer group (from the stream's start, so nothing queued before it is skipped).
+
+    Looked up first: XGROUP CREATE is refused at maxmemory even when the group exists.
+    """
+    try:
+        if any(group["name"] == GROUP.encode() for group in client.xinfo_groups(STREAM)):
+            return
+    except redis.ResponseError:
+        pass  # no stream yet
     try:
         client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
     except redis.ResponseError as exc:
@@ -75,6 +83,7 @@ class Pipeline:
         stop: threading.Event | None = None,
         heartbeat: Callable[[], None] | None = None,
         claim_idle_ms: int = CLAIM_IDLE_MS,
+        stall: StallMarker | None = None,
     ) -> None:
         self.services = services
         self.client = services.redis
@@ -83,7 +92,9 @@ class Pipeline:
         self.heartbeat = heartbeat
         self.claim_idle_ms = claim_idle_ms
         self.forwarder = Forwarder(services)
-        self.stall = StallMarker(self.client)
+        self.stall = stall or StallMarker(self.client)
+        self.refused = False  # Redis refused a write during the last step (OOM)
+        self.scan_refused_at = -1e9  # when Redis last refused the scanner a write (OOM)
         self._last_reclaim = 0.0
         self._last_beat = time.monotonic()
         self.stop_scanner = False
@@ -102,9 +113,11 @@ class Pipeline:
                     if not group_checked:
                         ensure_group(self.client)
                         group_checked = True
+                    self.refused = False
                     stored += self.step(BLOCK_MS)
                     attempt = 0
-                    self.stall.clear()
+                    if not self.refused and time.monotonic() - self.scan_refused_at > 5:
+                        self.stall.clear()
                 except DatabaseAway:
                     break
                 except redis.RedisError as exc:
@@ -122,7 +135,7 @@ class Pipeline:
         """Back off after a Redis failure; an OOM also marks the pipeline stalled."""
         delay = BACKOFF[min(attempt, len(BACKOFF) - 1)] * random.uniform(0.8, 1.2)
         if is_oom(exc):
-            self.stall.mark("redis out of memory (maxmemory reached under noeviction)")
+            self.stall.mark(OOM_REASON + " (maxmemory reached under noeviction)")
         elif attempt % 20 == 0:
             log.warning("Redis unavailable (%s: %s); retrying", type(exc).__name__, str(exc)[:200])
         self.stop.wait(delay)
@@ -147,6 +160,8 @@ class Pipeline:
                 attempt = 0
                 self.stop.wait(SCAN_SECONDS)
             except redis.RedisError as exc:
+                if is_oom(exc):
+                    self.scan_refused_at = time.monotonic()
                 attempt = self._redis_trouble(exc, attempt)
             except Exception:  # noqa: BLE001 - the database may be away; keep scanning
                 log.warning("could not load due deliveries (database unavailable?); retrying", exc_info=True)
@@ -233,7 +248,8 @@ class Pipeline:
             # the periodic resync puts them back into Redis once it takes writes again.
             log.warning("after storing a batch, Redis refused %d writes (%s)", len(errors), errors[0])
             if any(is_oom(e) for e in errors):
-                self.stall.mark("redis out of memory (maxmemory reached under noeviction)")
+                self.refused = True
+                self.stall.mark(OOM_REASON + " (maxmemory reached under noeviction)")
 
     # Storage with back-off:
 

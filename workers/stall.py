@@ -18,12 +18,16 @@ from app.redis_keys import MARK_STALLED, STALLED_KEY
 
 log = logging.getLogger(__name__)
 TTL_MS = 30_000
+OOM_REASON = "redis out of memory"
+PROBE_KEY = STALLED_KEY + ":probe"
 REFRESH_SECONDS = 5.0
 
 
 def is_oom(exc: BaseException) -> bool:
     """Redis at maxmemory under noeviction refuses writes with an OOM error."""
-    return isinstance(exc, redis.ResponseError) and str(exc).startswith("OOM")
+    if isinstance(exc, redis.exceptions.OutOfMemoryError):  # redis-py strips the "OOM" prefix
+        return True
+    return isinstance(exc, redis.ResponseError) and (str(exc).startswith("OOM") or "maxmemory" in str(exc))
 
 
 class StallMarker:
@@ -50,8 +54,18 @@ class StallMarker:
             log.warning("could not record the stalled state in Redis (%s)", type(exc).__name__)
 
     def clear(self) -> None:
-        """The pipeline moves again: drop the marker (only a call after a mark costs a round trip)."""
+        """The pipeline moves again: drop the marker (only a call after a mark costs a round trip).
+
+        An idle loop writes nothing, so after an OOM a small write proves that Redis takes writes again.
+        """
         if self.reason is None:
+            return
+        try:
+            if OOM_REASON in self.reason:
+                self.client.set(PROBE_KEY, "1", px=1000)
+        except redis.RedisError as exc:
+            if is_oom(exc):
+                self.mark(self.reason)  # still full: keep the marker alive
             return
         try:
             self.client.delete(STALLED_KEY)

@@ -28,12 +28,13 @@ from app.services import Services, set_services
 from workers import jobs, shutdown
 from workers.pipeline import Pipeline
 from workers.queues import queue, slot_queue_name
-from workers.stall import StallMarker, is_oom
+from workers.stall import OOM_REASON, StallMarker, is_oom
 
 log = logging.getLogger("workers")
 RESPAWN_CHECK_SECONDS = 1.0
 RQ_RETRY_SECONDS = (1.0, 2.0, 5.0)
 DEGRADED_RUN_SECONDS = 30.0
+
 
 def worker_count(config) -> int:
     """WORKER_PROCESSES, else 2 (the loop forwards concurrently, so consumers need no process each)."""
@@ -73,9 +74,9 @@ def run_slot(index: int) -> None:
         except (redis.RedisError, ValueError) as exc:
             attempt += 1
             if isinstance(exc, redis.ResponseError) and is_oom(exc):
-                stall.mark("redis out of memory (maxmemory reached under noeviction)")
+                stall.mark(OOM_REASON + " (maxmemory reached under noeviction)")
                 log.error("RQ cannot register under Redis OOM: running the loop outside RQ for a while")
-                Pipeline(services).run(max_seconds=DEGRADED_RUN_SECONDS)
+                Pipeline(services, stall=stall).run(max_seconds=DEGRADED_RUN_SECONDS)
                 continue
             log.warning("RQ worker slot %d: %s: %s; retrying", index, type(exc).__name__, str(exc)[:300])
         if not shutdown.requested.is_set():
