@@ -45,6 +45,8 @@ class Lane:
         self.capacity = forwarder.capacity
         self.sender = ConsumerSender(url, forwarder.signers, self.timeout, self.parallel)
         self.rounds = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lane")
+        # Recording waits for the database (SQLite: for the write lock): the next round is sent meanwhile.
+        self.recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="record")
         self.lock = threading.Lock()
         self.backlog = 0
         self.gone_at = 0.0
@@ -73,15 +75,25 @@ class Lane:
         return self.backlog == 0
 
     def _round(self, tries: list[DeliveryTry], handed_at: float) -> None:
-        """Send, then record every outcome at once; a failure to record lets the claims lapse (retried)."""
-        forwarder = self.forwarder
-        services = forwarder.services
+        """Send every delivery of the round at once, then hand the outcomes to the recorder."""
+        services = self.forwarder.services
         try:
             if handed_at <= self.gone_at:
                 reason = "consumer disabled after 410 Gone"
                 fail_all(services.engine, services.redis, self.cid, [t.id for t in tries], reason)
+                self.release(len(tries))
                 return
             outcomes = self.sender.send_all(tries)
+        except Exception:  # noqa: BLE001 - the claims lapse and the deliveries are retried
+            log.exception("could not send %d deliveries to %s; they will be retried", len(tries), self.url)
+            self.release(len(tries))
+            return
+        self.recorder.submit(self._record, tries, outcomes)
+
+    def _record(self, tries: list[DeliveryTry], outcomes: list) -> None:
+        """Every outcome of a round in one transaction; a failure to record lets the claims lapse (retried)."""
+        services = self.forwarder.services
+        try:
             summary = record_outcomes(
                 services.engine,
                 services.redis,
@@ -99,6 +111,7 @@ class Lane:
     def close(self) -> None:
         """Stop after the round in hand."""
         self.rounds.shutdown(wait=False, cancel_futures=True)
+        self.recorder.shutdown(wait=False)
         self.sender.close()
 
 

@@ -7,6 +7,7 @@ threads, so a consumer that answers slowly or not at all only ever holds its own
 from __future__ import annotations
 
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -25,7 +26,7 @@ class ConsumerSender:
 
     def __init__(self, url: str, signers: list[Webhook], timeout: float, parallel: int) -> None:
         self.url, self.signers, self.timeout, self.parallel = url, signers, timeout, parallel
-        self.session = requests.Session()
+        self.session = _session_for(url)
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=parallel, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -65,6 +66,23 @@ class ConsumerSender:
         """Stop the threads and close the connections."""
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.session.close()
+
+
+def _session_for(url: str) -> requests.Session:
+    """A session that reads the environment once, not on every request.
+
+    requests re-reads proxy variables, .netrc and CA-bundle variables per request when `trust_env` is
+    on: 545-563 us of CPU per POST against 398-444 us without (1,500 keep-alive POSTs to
+    bench/consumer.py, this machine). The consumer's URL is fixed, so its proxy and CA bundle are
+    looked up here once; .netrc credentials are not sent to consumers.
+    """
+    session = requests.Session()
+    session.trust_env = False
+    session.proxies.update(requests.utils.get_environ_proxies(url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    return session
 
 
 def _finish(response: requests.Response) -> None:
