@@ -14,6 +14,8 @@ retried whole (`Conflict`), so `sequence` stays 1, 2, 3 ... without gaps or repe
 from __future__ import annotations
 
 import hashlib
+import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,20 +66,35 @@ def consumer_id(url: str) -> str:
     return "c_" + hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
+#: Which consumers are disabled, read at most once a second per process: the query was ~300 us of a
+#: one-event batch's ~2.3 ms (bench/profile_worker.py). A 410 seen by this process, and
+#: forward-enable run in it, reset it at once; another process sees the change within CONSUMERS_TTL.
+CONSUMERS_TTL = 1.0
+_consumers_cache: dict[tuple[str, ...], tuple[float, list[tuple[str, str, str | None]]]] = {}
+_DISABLED = sa.select(consumers.c.id, consumers.c.disabled_reason).where(
+    consumers.c.id.in_(sa.bindparam("ids", expanding=True)), consumers.c.disabled_at.is_not(None)
+)
+
+
+def forget_consumers() -> None:
+    """Drop the cached consumer states (after disabling or enabling one)."""
+    _consumers_cache.clear()
+
+
 def configured_consumers(conn: Connection, urls: tuple[str, ...]) -> list[tuple[str, str, str | None]]:
     """(id, url, why it is disabled or None) of every consumer in FORWARD_URLS."""
     if not urls:
         return []
+    cached = _consumers_cache.get(urls)
+    if cached is not None and time.monotonic() - cached[0] < CONSUMERS_TTL:
+        return cached[1]
     ids = {consumer_id(url): url for url in urls}
     disabled = {
-        row.id: row.disabled_reason or "disabled"
-        for row in conn.execute(
-            sa.select(consumers.c.id, consumers.c.disabled_reason).where(
-                consumers.c.id.in_(list(ids)), consumers.c.disabled_at.is_not(None)
-            )
-        )
+        row.id: row.disabled_reason or "disabled" for row in conn.execute(_DISABLED, {"ids": list(ids)})
     }
-    return [(cid, url, disabled.get(cid)) for cid, url in ids.items()]
+    found = [(cid, url, disabled.get(cid)) for cid, url in ids.items()]
+    _consumers_cache[urls] = (time.monotonic(), found)
+    return found
 
 
 def persist_batch(engine: Engine, batch: list[QueuedEvent], forward_urls: tuple[str, ...] = ()) -> StoredBatch:
@@ -110,7 +127,8 @@ def _persist(engine: Engine, batch: list[QueuedEvent], forward_urls: tuple[str, 
             states[key] = apply_event(states.get(key), event)
             event["sequence"] = states[key]["event_count"]
             result.events.append(event)
-            result.bodies[event["id"]] = queued.body
+            body = raw_body(queued)
+            result.bodies[event["id"]] = body
             event_rows.append(_event_row(event, now))
             raw_rows.append(
                 {
@@ -118,7 +136,7 @@ def _persist(engine: Engine, batch: list[QueuedEvent], forward_urls: tuple[str, 
                     "broker": event["broker"],
                     "source": event["source"],
                     "received_at": event["received_at"],
-                    "body": queued.body,
+                    "body": body,
                 }
             )
         conn.execute(raw_postbacks.insert(), raw_rows)
@@ -129,13 +147,23 @@ def _persist(engine: Engine, batch: list[QueuedEvent], forward_urls: tuple[str, 
     return result
 
 
+def raw_body(queued: QueuedEvent) -> bytes:
+    """What raw_postbacks keeps for an event: a postback's bytes as received; for a WebSocket update the
+    update's own payload as JSON (a frame may carry several updates, or need decoding first)."""
+    if queued.event.get("source") == "postback" or "raw" not in queued.event:
+        return queued.body
+    try:
+        return json.dumps(queued.event["raw"], ensure_ascii=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError:  # a lone surrogate: ASCII escapes keep it storable
+        return json.dumps(queued.event["raw"], separators=(",", ":")).encode()
+
+
 def _fresh(conn: Connection, batch: list[QueuedEvent]) -> list[QueuedEvent]:
     """Events of the batch not yet stored (a replayed batch, or a repeat inside the batch)."""
     ids = [q.event["id"] for q in batch]
     stored = set()
     for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        stored.update(row.id for row in conn.execute(sa.select(events.c.id).where(events.c.id.in_(chunk))))
+        stored.update(row.id for row in conn.execute(_KNOWN_IDS, {"ids": ids[start : start + 500]}))
     fresh, seen = [], set()
     for queued in batch:
         event_id = queued.event["id"]
@@ -150,16 +178,19 @@ def _load_states(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str
     """Current states of the orders a batch touches, locked for update where the database can."""
     states: dict[tuple[str, str], dict[str, Any]] = {}
     key_list = sorted(keys)
+    query = _STATES_LOCKED if conn.dialect.name == "postgresql" else _STATES
     for start in range(0, len(key_list), 400):
-        chunk = key_list[start : start + 400]
-        query = sa.select(orders.c.broker, orders.c.order_id, orders.c.data).where(
-            sa.tuple_(orders.c.broker, orders.c.order_id).in_(chunk)
-        )
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        for row in conn.execute(query):
+        for row in conn.execute(query, {"keys": key_list[start : start + 400]}):
             states[(row.broker, row.order_id)] = dict(row.data)
     return states
+
+
+# Built once: constructing an IN query per batch cost ~250 us of a one-event batch (profiled).
+_KNOWN_IDS = sa.select(events.c.id).where(events.c.id.in_(sa.bindparam("ids", expanding=True)))
+_STATES = sa.select(orders.c.broker, orders.c.order_id, orders.c.data).where(
+    sa.tuple_(orders.c.broker, orders.c.order_id).in_(sa.bindparam("keys", expanding=True))
+)
+_STATES_LOCKED = _STATES.with_for_update()
 
 
 def _event_row(event: dict[str, Any], now) -> dict[str, Any]:

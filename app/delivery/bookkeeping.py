@@ -19,6 +19,7 @@ from app.delivery.policy import Outcome, next_delay
 from app.delivery.schedule import due_key, make_due, schedule_now
 from app.rawlog import with_raw
 from app.redis_keys import STATS_KEY
+from app.store import forget_consumers
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +198,7 @@ def disable_consumer(engine: sa.Engine, client: redis.Redis, consumer_id: str, u
         ).rowcount
         if not updated:
             conn.execute(consumers.insert().values(id=consumer_id, url=url, disabled_at=now, disabled_reason=reason))
+        forget_consumers()
         dead = conn.execute(
             deliveries.update()
             .where(deliveries.c.consumer_id == consumer_id, deliveries.c.status == "pending")
@@ -324,4 +326,5 @@ def enable_consumer(engine: sa.Engine, url: str) -> bool:
         changed = conn.execute(
             consumers.update().where(consumers.c.url == url).values(disabled_at=None, disabled_reason=None)
         ).rowcount
+    forget_consumers()
     return bool(changed)
