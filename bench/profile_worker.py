@@ -74,6 +74,15 @@ def main() -> int:
         profile.disable()
         cpu, wall = time.process_time() - cpu, time.monotonic() - wall
         loop.close()
+        import sqlalchemy as sa
+
+        from app.db import deliveries
+
+        with services.engine.connect() as conn:
+            delivered = conn.execute(
+                sa.select(sa.func.count()).select_from(deliveries).where(deliveries.c.status == "delivered")
+            ).scalar_one()
+        print(f"{delivered}/{count} delivered")
         print(f"{count} events: {cpu / count * 1e6:.0f} us CPU per event in the worker, {count / wall:.0f} events/s")
         pstats.Stats(profile).sort_stats(sort).print_stats(35)
         print(json.dumps({"cpu_us_per_event": cpu / count * 1e6}))
