@@ -12,6 +12,7 @@ worker attempts it again; while the process lives, nobody else does.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -20,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import redis
 
-from app.delivery import DeliveryTry, claim_due, fail_all, load_tries, record_outcomes, resync_pending
+from app.delivery import DeliveryTry, Outcome, claim_due, fail_all, load_tries, record_outcomes, resync_pending
 from app.delivery.schedule import consumer_ids, due_key
 from app.rawlog import with_raw
 from app.redis_keys import RESYNC_LEASE_KEY
@@ -30,6 +31,8 @@ from workers.sending import ConsumerSender
 from workers.signing import event_body, signing_keys
 
 log = logging.getLogger(__name__)
+_GONE = object()  # not sent: the consumer answered 410 Gone after the delivery was handed in
+_CANCELLED = object()  # not sent: the process is stopping (the claim lapses; it is retried)
 
 RESYNC_SECONDS = 30.0
 
@@ -44,8 +47,7 @@ class Lane:
         self.parallel = forwarder.parallel
         self.capacity = forwarder.capacity
         self.sender = ConsumerSender(url, forwarder.signers, self.timeout, self.parallel)
-        self.rounds = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lane")
-        # Recording waits for the database (SQLite: for the write lock): the next round is sent meanwhile.
+        # Recording waits for the database (SQLite: for the write lock); sending goes on meanwhile.
         self.recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="record")
         self.lock = threading.Lock()
         self.backlog = 0
@@ -65,44 +67,57 @@ class Lane:
             self.backlog -= count
 
     def take(self, tries: list[DeliveryTry]) -> None:
-        """Send these (reserved and claimed) deliveries in the lane's next round."""
-        if tries:
-            self.rounds.submit(self._round, tries, time.monotonic())
+        """Send these (reserved and claimed) deliveries now, each on the consumer's sending threads; once
+        the last answers, their outcomes are recorded together. Rounds overlap: a round never waits for
+        the one before it (with one event per batch, serial rounds capped a lane at one POST latency)."""
+        if not tries:
+            return
+        handed_at = time.monotonic()
+        outcomes: list = [None] * len(tries)
+        left = [len(tries)]
+        lock = threading.Lock()
+
+        def done(index: int, future) -> None:
+            outcome = _CANCELLED if future.cancelled() else future.result()
+            with lock:
+                outcomes[index] = outcome
+                left[0] -= 1
+                last = left[0] == 0
+            if last:
+                try:
+                    self.recorder.submit(self._record, tries, outcomes)
+                except RuntimeError:  # shutting down: the claims lapse and the deliveries are retried
+                    self.release(len(tries))
+
+        for index, item in enumerate(tries):
+            future = self.sender.pool.submit(self._send, item, handed_at)
+            future.add_done_callback(functools.partial(done, index))
+
+    def _send(self, item: DeliveryTry, handed_at: float):
+        """One attempt, unless the consumer said 410 Gone after this delivery was handed in."""
+        if handed_at <= self.gone_at:
+            return _GONE
+        return self.sender.attempt(item)
 
     @property
     def idle(self) -> bool:
         """Nothing held."""
         return self.backlog == 0
 
-    def _round(self, tries: list[DeliveryTry], handed_at: float) -> None:
-        """Send every delivery of the round at once, then hand the outcomes to the recorder."""
-        services = self.forwarder.services
-        try:
-            if handed_at <= self.gone_at:
-                reason = "consumer disabled after 410 Gone"
-                fail_all(services.engine, services.redis, self.cid, [t.id for t in tries], reason)
-                self.release(len(tries))
-                return
-            outcomes = self.sender.send_all(tries)
-        except Exception:  # noqa: BLE001 - the claims lapse and the deliveries are retried
-            log.exception("could not send %d deliveries to %s; they will be retried", len(tries), self.url)
-            self.release(len(tries))
-            return
-        self.recorder.submit(self._record, tries, outcomes)
-
     def _record(self, tries: list[DeliveryTry], outcomes: list) -> None:
         """Every outcome of a round in one transaction; a failure to record lets the claims lapse (retried)."""
         services = self.forwarder.services
         try:
-            summary = record_outcomes(
-                services.engine,
-                services.redis,
-                services.config.forward_retry_schedule,
-                self.cid,
-                list(zip(tries, outcomes, strict=True)),
-            )
-            if summary.gone_url:
-                self.gone_at = time.monotonic()
+            sent = [(t, o) for t, o in zip(tries, outcomes, strict=True) if isinstance(o, Outcome)]
+            gone = [t.id for t, o in zip(tries, outcomes, strict=True) if o is _GONE]
+            if gone:
+                fail_all(services.engine, services.redis, self.cid, gone, "consumer disabled after 410 Gone")
+            if sent:
+                summary = record_outcomes(
+                    services.engine, services.redis, services.config.forward_retry_schedule, self.cid, sent
+                )
+                if summary.gone_url:
+                    self.gone_at = time.monotonic()
         except Exception:  # noqa: BLE001 - the database or Redis may be away; the claims lapse and retry
             log.exception("could not record %d forward attempts to %s; they will be retried", len(tries), self.url)
         finally:
@@ -110,9 +125,8 @@ class Lane:
 
     def close(self) -> None:
         """Stop after the round in hand."""
-        self.rounds.shutdown(wait=False, cancel_futures=True)
-        self.recorder.shutdown(wait=False)
         self.sender.close()
+        self.recorder.shutdown(wait=False)
 
 
 class Forwarder:
