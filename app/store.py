@@ -89,9 +89,7 @@ def configured_consumers(conn: Connection, urls: tuple[str, ...]) -> list[tuple[
     if cached is not None and time.monotonic() - cached[0] < CONSUMERS_TTL:
         return cached[1]
     ids = {consumer_id(url): url for url in urls}
-    disabled = {
-        row.id: row.disabled_reason or "disabled" for row in conn.execute(_DISABLED, {"ids": list(ids)})
-    }
+    disabled = {row.id: row.disabled_reason or "disabled" for row in conn.execute(_DISABLED, {"ids": list(ids)})}
     found = [(cid, url, disabled.get(cid)) for cid, url in ids.items()]
     _consumers_cache[urls] = (time.monotonic(), found)
     return found

@@ -153,9 +153,7 @@ def test_updates_stored_in_separate_batches_build_on_the_stored_state(db_service
     assert db_services.redis.xlen("oh:ingest:dead") == 0
 
 
-def test_the_body_is_stored_once_and_raw_is_rebuilt_from_it_without_the_checksum(
-    db_services, db_client, admin_headers
-):
+def test_the_body_is_stored_once_and_raw_is_rebuilt_from_it_without_the_checksum(db_services, db_client, admin_headers):
     sent = kite(status="OPEN", filled_quantity=0, pending_quantity=1, average_price=0)
     assert db_client.post("/postbacks/kite", data=sent).status_code == 202
     run_pipeline(db_services)
