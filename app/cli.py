@@ -9,7 +9,8 @@ import click
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from app.db import consumers, deliveries, upgrade
+from app.db import upgrade
+from app.delivery import enable_consumer, failed_ids, redrive_many
 
 
 def register_cli(app: Flask) -> None:
@@ -29,24 +30,19 @@ def register_cli(app: Flask) -> None:
     @click.option("--dry-run", is_flag=True, help="Count what would be redriven, change nothing.")
     def redrive_command(consumer_url: str | None, since: datetime | None, until: datetime | None, dry_run: bool):
         """Redrive failed (dead-lettered) deliveries of a consumer and/or a time range."""
-        from workers.forwarding import redrive
-
         services = current_app.extensions["orderhook"]
         if not (consumer_url or since or until):
             raise click.UsageError("name --consumer and/or --since/--until (redriving everything needs --since)")
-        query = sa.select(deliveries.c.id).where(deliveries.c.status == "failed")
-        if consumer_url:
-            query = query.where(deliveries.c.url == consumer_url)
-        if since:
-            query = query.where(deliveries.c.created_at >= since.replace(tzinfo=UTC))
-        if until:
-            query = query.where(deliveries.c.created_at < until.replace(tzinfo=UTC))
-        with services.engine.connect() as conn:
-            ids = [row.id for row in conn.execute(query.order_by(deliveries.c.id))]
+        ids = failed_ids(
+            services.engine,
+            consumer_url,
+            since.replace(tzinfo=UTC) if since else None,
+            until.replace(tzinfo=UTC) if until else None,
+        )
         if dry_run:
             click.echo(f"{len(ids)} failed deliveries would be redriven")
             return
-        done = sum(redrive(services.engine, services.redis, ids[i : i + 500]) for i in range(0, len(ids), 500))
+        done = redrive_many(services.engine, services.redis, ids)
         click.echo(f"redrove {done} failed deliveries")
 
     @app.cli.command("forward-enable")
@@ -54,10 +50,7 @@ def register_cli(app: Flask) -> None:
     def forward_enable(url: str) -> None:
         """Forward to a consumer again after it was disabled by a 410 Gone."""
         services = current_app.extensions["orderhook"]
-        with services.engine.begin() as conn:
-            changed = conn.execute(
-                consumers.update().where(consumers.c.url == url).values(disabled_at=None, disabled_reason=None)
-            ).rowcount
+        changed = enable_consumer(services.engine, url)
         click.echo(f"consumer {url} enabled" if changed else f"consumer {url} was not disabled")
 
 

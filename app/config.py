@@ -75,11 +75,10 @@ class Config:
 
     def postback_url(self, broker: str) -> str:
         """The URL a trader registers with a broker (token in the path where the broker does not sign)."""
-        base = self.public_base_url.rstrip("/")
-        if broker == "kite":
-            return f"{base}/postbacks/kite"
-        token = self.postback_tokens[0] if self.postback_tokens else "<POSTBACK_TOKEN>"
-        return f"{base}/postbacks/{broker}/{token}"
+        route = _broker_registry.BY_NAME[broker].postback_route or ""
+        if self.postback_tokens:
+            route = route.replace("<POSTBACK_TOKEN>", self.postback_tokens[0])
+        return self.public_base_url.rstrip("/") + route
 
 
 def _split_list(value: str) -> tuple[str, ...]:

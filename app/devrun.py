@@ -17,6 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
+from app.brokers import postback_brokers
 from app.config import ROOT, Config, load_config
 from app.db import upgrade
 from app.redis_conn import answers, ensure_embedded_redis
@@ -73,9 +74,7 @@ def banner(config: Config, env: dict[str, str]) -> str:
         "",
         "Orderhook is starting (development mode).",
         "Register these postback URLs with your brokers:",
-        f"  Kite       {config.postback_url('kite')}",
-        f"  Dhan       {config.postback_url('dhan')}",
-        f"  Flattrade  {config.postback_url('flattrade')}",
+        *(f"  {broker.capitalize():<10} {config.postback_url(broker)}" for broker, _route in postback_brokers()),
         f"Blotter:     {config.public_base_url}/",
         f"             one-time sign-in link: {sign_in_link(config, env)}",
         "             (valid 15 minutes, once; `python -m app.devrun --link` prints a new one)",

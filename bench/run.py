@@ -622,6 +622,217 @@ def measure_latency(stack: Stack, args: argparse.Namespace) -> dict:
     }
 
 
+# The production configuration (issue 10): web + worker + Redis, forwarding on to a keep-alive consumer
+# in its own process, the load generator alongside, all on this machine.
+
+
+class ConsumerProc:
+    """bench/consumer.py in its own process (a lean keep-alive consumer)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.proc = Proc("consumer", [sys.executable, str(ROOT / "bench" / "consumer.py"), str(self.port)], {}, workdir)
+        wait_for(lambda: self.count() >= 0, 15, "the consumer to listen")
+
+    def count(self) -> int:
+        """Distinct webhook-ids received so far (-1 if it does not answer yet)."""
+        try:
+            status, body = http_get(self.port, "/count", timeout=5)
+        except OSError:
+            return -1
+        return json.loads(body)["count"] if status == 200 else -1
+
+    def arrivals(self) -> dict[str, float]:
+        """webhook-id -> first arrival (time.time())."""
+        return json.loads(http_get(self.port, "/arrivals", timeout=30)[1])
+
+    def stop(self) -> None:
+        """Stop it."""
+        self.proc.stop(5)
+
+
+def _bare_cpu_per_request(stack: Stack, args: argparse.Namespace) -> tuple[float, float]:
+    """(CPU us per request of the server, req/s) of the bare Flask handler under the same server command."""
+    env = stack.env("production-bare")
+    stack.start_web(env, "bench.bare_app:app", name="web-bare-production")
+    postbacks = KitePostbacks("B")
+    warm_up(stack.port, lambda i: postbacks.request(i + 500_000_000), args.concurrency, 1.0)
+    meter = CpuMeter(_roots(stack))
+    run = LoadGenerator(stack.port, postbacks.request).closed_loop(
+        concurrency=args.concurrency, duration=args.ingest_seconds
+    )
+    used = meter.stop()
+    stack.stop_app()
+    _say(f"  bare Flask: {run.rate:.0f} req/s; {_cpu_line(used, len(run.results))}")
+    return used["web"] / max(len(run.results), 1) * 1e6, run.rate
+
+
+def _sqlite_times(db_path: Path, query: str, ids: list[str]) -> dict[str, float]:
+    """id -> Unix time of a DateTime column, for the given ids (read-only; naive values are UTC)."""
+    from datetime import UTC, datetime
+
+    found: dict[str, float] = {}
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30) as conn:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, value in conn.execute(query.format(marks=marks), chunk):
+                if value is None:
+                    continue
+                when = datetime.fromisoformat(str(value))
+                when = when if when.tzinfo else when.replace(tzinfo=UTC)
+                found.setdefault(key, when.timestamp())
+    return found
+
+
+def measure_production(stack: Stack, args: argparse.Namespace) -> dict:
+    """CPU per event per process, the 20,000 burst with forwarding on, and the latency split at a steady rate."""
+    bare_us, bare_rps = _bare_cpu_per_request(stack, args)
+    consumer = ConsumerProc(stack.workdir)
+    result: dict = {"bare_cpu_us": bare_us, "bare_rps": bare_rps}
+    try:
+        env = stack.env("production", FORWARD_URLS=consumer.url, FORWARD_RETRY_SCHEDULE="1,1")
+        stack.start_worker(env)
+        stack.start_web(env)
+        roots = dict(_roots(stack), consumer=consumer.proc.pid)
+        warm = KitePostbacks("W")
+        LoadGenerator(stack.port, warm.request).open_loop(rate=200, duration=1.0)
+        wait_for(lambda: consumer.count() >= 180, 60, "warm-up forwards")
+
+        # The burst: first request -> last acknowledged postback readable through the API.
+        postbacks = KitePostbacks("D")
+        base_stored, base_received = stack.stored_events(), consumer.count()
+        meter = CpuMeter(roots)
+        run = LoadGenerator(stack.port, postbacks.request, keep_body=False).closed_loop(
+            concurrency=args.concurrency, total=args.drain_count
+        )
+        accepted = [r for r in run.results if r.status == 202]
+        last = max(accepted, key=lambda r: r.sent_at + r.latency).index if accepted else args.drain_count - 1
+        wait_for(
+            lambda: stack.stored_events() >= base_stored + len(accepted),
+            args.drain_timeout,
+            "the burst to be stored",
+            0.01,
+        )
+
+        def last_readable() -> bool:
+            status, body = http_get(stack.port, f"/api/orders/kite/{postbacks.order_id(last)}", ADMIN_TOKEN)
+            return status == 200 and len(json.loads(body).get("events", [])) == 1
+
+        readable_at = wait_for(last_readable, 60, "the last postback to be readable", 0.01)
+        wait_for(lambda: consumer.count() >= base_received + len(accepted), args.drain_timeout, "every forward", 0.02)
+        forwarded_at = time.time()
+        used = meter.stop()
+        events = len(accepted)
+        per_event = {
+            role: used[role] / max(events, 1) * 1e6
+            for role in ("web", "worker", "redis-server", "consumer", "load generator")
+        }
+        service_us = per_event["web"] + per_event["worker"] + per_event["redis-server"]
+        result["burst"] = {
+            "sent": len(run.results),
+            "accepted": events,
+            "readable_rps": events / max(readable_at - run.started, 1e-9),
+            "forwarded_rps": events / max(forwarded_at - run.started, 1e-9),
+            "ingest_rps": len(run.results) / run.seconds,
+            "cpu_us_per_event": per_event,
+            "service_cpu_us": service_us,
+            "ratio_to_bare": service_us / bare_us if bare_us else float("nan"),
+            "other_cores": used["other"] / max(used["wall"], 1e-9),
+        }
+        _say(f"  burst: {result['burst']['readable_rps']:.0f}/s readable, {_cpu_line(used, events)}")
+
+        # The steady stream: ack -> stored -> first forward attempt -> consumer received.
+        steady = KitePostbacks("S")
+        base_received = consumer.count()
+        meter = CpuMeter(roots)
+        run = LoadGenerator(stack.port, steady.request, keep_body=True).open_loop(
+            rate=args.latency_rate, duration=args.latency_seconds
+        )
+        sent = {json.loads(r.body)["id"]: r for r in run.results if r.status == 202}
+        try:
+            wait_for(lambda: consumer.count() >= base_received + len(sent), 60, "every steady forward", 0.05)
+        except SystemExit as exc:
+            _say(f"  warning: {exc}")
+        used = meter.stop()
+        ids = list(sent)
+        stored = _sqlite_times(stack.db_path, "SELECT id, stored_at FROM events WHERE id IN ({marks})", ids)
+        attempted = _sqlite_times(
+            stack.db_path,
+            "SELECT d.event_id, a.attempted_at FROM deliveries d JOIN delivery_attempts a ON a.delivery_id = d.id "
+            "WHERE a.attempt = 1 AND d.event_id IN ({marks})",
+            ids,
+        )
+        arrivals = consumer.arrivals()
+        legs: dict[str, list[float]] = {"ack": [], "stored": [], "attempt": [], "received": []}
+        for eid, r in sent.items():
+            legs["ack"].append(r.latency * 1000)
+            if eid in stored:
+                legs["stored"].append((stored[eid] - r.sent_at) * 1000)
+            if eid in attempted:
+                legs["attempt"].append((attempted[eid] - r.sent_at) * 1000)
+            if eid in arrivals:
+                legs["received"].append((arrivals[eid] - r.sent_at) * 1000)
+        result["steady"] = {
+            "sent": len(run.results),
+            "accepted": len(sent),
+            "received": len(legs["received"]),
+            "achieved_rate": len(run.results) / run.seconds,
+            "ms_since_send": {leg: _percentiles(sorted(values)) for leg, values in legs.items()},
+            "cpu_us_per_event": {
+                role: used[role] / max(len(sent), 1) * 1e6
+                for role in ("web", "worker", "redis-server", "consumer", "load generator")
+            },
+            "other_cores": used["other"] / max(used["wall"], 1e-9),
+        }
+        result["memory"] = memory_table(roots)
+    finally:
+        stack.stop_app()
+        consumer.stop()
+        stack.redis_cli("FLUSHALL")
+    return result
+
+
+def _production_lines(r: dict, args: argparse.Namespace) -> list[str]:
+    """The production-configuration figures with the goals."""
+    b, s = r["burst"], r["steady"]
+    cpu = b["cpu_us_per_event"]
+    received = s["ms_since_send"]["received"]
+    lines = [
+        "",
+        "4. Production configuration (web + worker + Redis, forwarding ON to a keep-alive consumer process):",
+        f"   bare Flask, same server command: {r['bare_rps']:.0f} req/s, {r['bare_cpu_us']:.0f} us CPU per request",
+        f"   burst of {args.drain_count}: acknowledged {b['accepted']}/{b['sent']} (ingest {b['ingest_rps']:.0f}/s)",
+        f"     first request -> last readable via API {b['readable_rps']:8.0f}/s   goal >= {GOALS['drain']:.0f}/s: "
+        + ("met" if b["readable_rps"] >= GOALS["drain"] else "MISSED"),
+        f"     first request -> last forward received {b['forwarded_rps']:7.0f}/s",
+        "     CPU us per event: " + ", ".join(f"{role} {value:.0f}" for role, value in cpu.items()),
+        f"     web + worker + redis {b['service_cpu_us']:.0f} us = {b['ratio_to_bare']:.1f}x bare Flask   goal <= 2x: "
+        + ("met" if b["ratio_to_bare"] <= 2 else "MISSED"),
+        f"     other processes on the machine used {b['other_cores']:.2f} cores meanwhile",
+        f"   steady {args.latency_rate:g}/s for {args.latency_seconds:g} s (achieved {s['achieved_rate']:.0f}/s, "
+        f"{s['received']}/{s['accepted']} received), ms since send:",
+    ]
+    for leg, label in (
+        ("ack", "ack (202)"),
+        ("stored", "stored (events.stored_at)"),
+        ("attempt", "first forward attempt"),
+        ("received", "consumer received"),
+    ):
+        p = s["ms_since_send"][leg]
+        lines.append(
+            f"     {label:27s} p50 {p['p50']:7.1f}  p95 {p['p95']:7.1f}  p99 {p['p99']:7.1f}  max {p['max']:7.1f}"
+        )
+    lines.append(
+        "     goal consumer received p50 <= 10 ms, p99 <= 100 ms: "
+        + ("met" if received["p50"] <= 10 and received["p99"] <= 100 else "MISSED")
+    )
+    lines.append("     CPU us per event: " + ", ".join(f"{k} {v:.0f}" for k, v in s["cpu_us_per_event"].items()))
+    lines.append(f"     other processes on the machine used {s['other_cores']:.2f} cores meanwhile")
+    return lines
+
+
 def _roots(stack: Stack) -> dict[str, int]:
     """Root pids of the stack's processes."""
     roots = {}
@@ -717,13 +928,17 @@ def report(info: dict, args: argparse.Namespace, results: dict) -> str:
                 lines.append(f"   {role:14s} pid {pid:<7d} RSS {rss / 1024:6.1f} MiB  PSS {pss / 1024:6.1f} MiB  {cmd}")
             total = sum(row[3] for row in r["memory"])
             lines.append(f"   total PSS {total / 1024:.1f} MiB")
+    if "production" in results:
+        lines += _production_lines(results["production"], args)
     return "\n".join(lines)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--phases", default="ingest,drain,latency", help="comma list of ingest,drain,latency")
+    parser.add_argument(
+        "--phases", default="ingest,drain,latency,production", help="comma list of ingest,drain,latency,production"
+    )
     parser.add_argument("--ingest-seconds", type=float, default=8.0, help="measured seconds per ingest round")
     parser.add_argument("--rounds", type=int, default=2, help="ingest rounds (bare and orderhook alternate)")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight (ingest and drain)")
@@ -755,7 +970,12 @@ def main(argv: list[str] | None = None) -> int:
         stack.start_redis()
         for phase in phases:
             _say(f"{phase} ...")
-            measure = {"ingest": measure_ingest, "drain": measure_drain, "latency": measure_latency}[phase]
+            measure = {
+                "ingest": measure_ingest,
+                "drain": measure_drain,
+                "latency": measure_latency,
+                "production": measure_production,
+            }[phase]
             results[phase] = measure(stack, args)
     finally:
         stack.stop()

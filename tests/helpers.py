@@ -1,20 +1,14 @@
-"""Test helpers: signed payloads, seed fixtures and running the real RQ pipeline in-process."""
+"""Test helpers: signed payloads, seed fixtures and running the real pipeline loop in-process."""
 
 from __future__ import annotations
 
 import copy
 import json
-import time
 from pathlib import Path
 
-from rq import SimpleWorker
-
 from app.brokers.kite import kite_checksum
-from app.ingest import STREAM
 from app.services import Services
-from workers import forwarding, pipeline
-from workers.dispatcher import Dispatcher
-from workers.queues import QUEUE_NAMES, queue
+from workers.pipeline import Pipeline
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -37,31 +31,16 @@ def sign_kite(payload: dict, secret: str) -> dict:
 
 
 def run_pipeline(services: Services, *, timeout: float = 30.0) -> None:
-    """Run the dispatcher and a burst-mode RQ SimpleWorker until nothing is queued or due."""
-    dispatcher = Dispatcher(services)
-    queues = [queue(services.redis, name) for name in QUEUE_NAMES]
-    deadline = time.monotonic() + timeout
-    # Jobs linger a second for more work in production; in a burst-mode test that is only waiting.
-    saved = pipeline.IDLE_EXIT_SECONDS, forwarding.IDLE_EXIT_SECONDS
-    pipeline.IDLE_EXIT_SECONDS = forwarding.IDLE_EXIT_SECONDS = 0.05
+    """Run the worker loop in-process until nothing is queued, pending, due or in flight.
+
+    integration: the loop replaced the dispatcher and its RQ jobs (workers/pipeline.py). Entries
+    another consumer left pending are taken over at once (claim_idle_ms=0), as a replacement would.
+    """
+    loop = Pipeline(services, consumer="test-run", claim_idle_ms=0)
     try:
-        while time.monotonic() < deadline:
-            dispatcher.tick()
-            worker = SimpleWorker(queues, connection=services.redis)
-            worker.work(burst=True, logging_level="WARNING")
-            if not services.redis.xlen(STREAM) and not _anything_due(services):
-                return
-            time.sleep(0.02)
+        loop.run_until_idle(timeout)
     finally:
-        pipeline.IDLE_EXIT_SECONDS, forwarding.IDLE_EXIT_SECONDS = saved
-    raise AssertionError("pipeline did not drain in time")
-
-
-def _anything_due(services: Services) -> bool:
-    """True while some consumer has a delivery due now."""
-    return any(
-        forwarding.has_due(services.redis, raw.decode()) for raw in services.redis.smembers(forwarding.CONSUMERS_KEY)
-    )
+        loop.close()
 
 
 def body(payload: dict) -> bytes:

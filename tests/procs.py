@@ -111,6 +111,12 @@ def start_web(env: dict[str, str], log_dir: Path, port: int, workers: int = 2) -
     return web
 
 
+class _Server(ThreadingHTTPServer):
+    """integration: a listen backlog for bursts of parallel connects (the default 5 drops SYNs when busy)."""
+
+    request_queue_size = 128
+
+
 class Consumer:
     """A real local HTTP consumer that records requests and answers per a programmable plan."""
 
@@ -150,7 +156,7 @@ class Consumer:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

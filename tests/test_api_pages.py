@@ -110,11 +110,11 @@ def test_raw_is_rebuilt_from_the_raw_log_when_the_event_does_not_carry_it(db_ser
     store(db_services, "ONCE", [1], checksum="feedface" * 8)
     with db_services.engine.begin() as conn:
         data = dict(conn.execute(sa.select(events.c.data)).scalar_one())
-        data.pop("raw")
+        data.pop("raw", None)  # the worker no longer stores it: this keeps the test meaningful either way
         conn.execute(events.update().values(data=data))
     answer = db_client.get("/api/orders/kite/ONCE", headers=admin_headers)
     raw = answer.get_json()["events"][0]["raw"]
-    assert raw["filled_quantity"] == 1 and "checksum" not in raw and "feedface" not in answer.get_data(as_text=True)
+    assert raw["filled_quantity"] == 1 and not raw["checksum"] and "feedface" not in answer.get_data(as_text=True)
 
 
 def test_orders_list_pages_with_an_opaque_cursor_and_since(db_services, db_client, admin_headers):

@@ -17,10 +17,11 @@ from standardwebhooks.webhooks import Webhook
 from app import create_app
 from app.config import load_config
 from app.db import consumers, deliveries
+from app.delivery import next_delay, parse_retry_after, resync_pending
 from app.services import Services, set_services
 from tests.conftest import ADMIN_TOKEN, KITE_SECRET, make_env
 from tests.helpers import load_fixture, run_pipeline, sign_kite
-from workers import forwarding
+from workers import signing
 
 CONSUMER = "http://consumer.test/hook"
 OTHER = "http://other.test/hook"
@@ -35,20 +36,20 @@ KEY_B = "whsec_" + base64.b64encode(b"b" * 32).decode()
 
 def test_signature_is_hmac_of_id_timestamp_body_under_the_decoded_secret():
     body = b'{"id":"evt_1","status":"FILLED"}'
-    header = forwarding.sign(forwarding.signing_keys(KEY_A), "evt_1", 1700000000, body)
+    header = signing.sign(signing.signing_keys(KEY_A), "evt_1", 1700000000, body)
     expected = base64.b64encode(hmac.new(b"a" * 32, b"evt_1.1700000000." + body, hashlib.sha256).digest()).decode()
     assert header == "v1," + expected
 
 
 def test_reference_library_verifies_our_headers():
-    body = forwarding.event_body({"id": "evt_2", "symbol": "NIFTY₹"})
-    headers = forwarding.webhook_headers(forwarding.signing_keys(KEY_A), "evt_2", body)
+    body = signing.event_body({"id": "evt_2", "symbol": "NIFTY₹"})
+    headers = signing.webhook_headers(signing.signing_keys(KEY_A), "evt_2", body)
     assert Webhook(KEY_A).verify(body, headers)["id"] == "evt_2"
 
 
 def test_rotation_signs_with_every_key():
     body = b"{}"
-    headers = forwarding.webhook_headers(forwarding.signing_keys(f"{KEY_A} {KEY_B}"), "evt_3", body)
+    headers = signing.webhook_headers(signing.signing_keys(f"{KEY_A} {KEY_B}"), "evt_3", body)
     assert len(headers["webhook-signature"].split(" ")) == 2
     for key in (KEY_A, KEY_B):
         Webhook(key).verify(body, headers)
@@ -59,17 +60,17 @@ def test_rotation_signs_with_every_key():
 
 def test_schedule_is_followed_with_small_jitter_and_then_spent():
     schedule = (5.0, 300.0)
-    assert 4.5 <= forwarding.next_delay(schedule, 1, None) <= 5.5
-    assert 270 <= forwarding.next_delay(schedule, 2, None) <= 330
-    assert forwarding.next_delay(schedule, 3, None) is None
+    assert 4.5 <= next_delay(schedule, 1, None) <= 5.5
+    assert 270 <= next_delay(schedule, 2, None) <= 330
+    assert next_delay(schedule, 3, None) is None
 
 
 def test_retry_after_is_honoured():
-    assert forwarding.next_delay((1.0,), 1, 120.0) == 120.0
-    assert forwarding.parse_retry_after("30") == 30.0
+    assert next_delay((1.0,), 1, 120.0) == 120.0
+    assert parse_retry_after("30") == 30.0
     soon = (datetime.now(UTC) + timedelta(seconds=90)).strftime("%a, %d %b %Y %H:%M:%S GMT")
-    assert 80 <= forwarding.parse_retry_after(soon) <= 91
-    assert forwarding.parse_retry_after("whenever") is None
+    assert 80 <= parse_retry_after(soon) <= 91
+    assert parse_retry_after("whenever") is None
 
 
 def test_default_schedule_is_svix_like():
@@ -221,15 +222,20 @@ def test_deliveries_api_needs_the_bearer_token_and_valid_filters(client):
 
 @responses.activate
 def test_pending_deliveries_come_back_after_redis_loses_them(fwd):
-    from workers import pipeline
+    from workers.pipeline import Pipeline, ensure_group
 
     services, client = fwd(schedule="0")
     responses.post(CONSUMER, status=200)
     post(client)
     post(client, status="REJECTED", filled_quantity=0)
-    pipeline.drain_ingest()  # stores both events and their deliveries...
+    loop = Pipeline(services, consumer="test-store-only")
+    ensure_group(services.redis)
+    entries = services.redis.xreadgroup("persist", "test-store-only", {"oh:ingest": ">"}, count=10)[0][1]
+    loop.forwarder.plan = lambda batch: ([], {})  # store both events and their deliveries, forward nothing...
+    assert loop.store_and_forward(entries) == 2
+    loop.close()
     services.redis.flushdb()  # ...then Redis loses its copy of what is due
     assert len(deliveries_of(services, status="pending")) == 2
-    assert forwarding.resync_pending(services.redis, services.engine, page=1) == 2
+    assert resync_pending(services.redis, services.engine, page=1) == 2
     run_pipeline(services)
     assert len(deliveries_of(services, status="delivered")) == 2 and len(responses.calls) == 2

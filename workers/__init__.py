@@ -1,1 +1,1 @@
-"""RQ jobs, the dispatcher that schedules them, and the worker entry point."""
+"""The worker process: the pipeline loop (store, forward, retry) run as RQ jobs, and the feeds."""

@@ -46,14 +46,21 @@ RECONCILE_REPEAT_SECONDS = 6 * 3600
 class AlertSender:
     """Send queued alert lines to Telegram and watch feeds, deliveries and reconciliations."""
 
-    def __init__(self, services: Services, settings: AlertSettings, *, feed_down_seconds: float = 60.0) -> None:
+    def __init__(
+        self,
+        services: Services,
+        settings: AlertSettings,
+        *,
+        feed_down_seconds: float = 60.0,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.services = services
         self.client: redis.Redis = services.redis
         self.settings = settings
         self.telegram = TelegramClient(settings.api_url, settings.bot_token, settings.chat_id)
         self.feed_down_seconds = feed_down_seconds
         self.lease = Lease(self.client, LEASE_KEY, LEASE_MS)
-        self.stop = threading.Event()
+        self.stop = stop or threading.Event()
         self._last_sent = 0.0
         self._last_watch = 0.0
         self._down_since: dict[str, float] = {}
@@ -262,11 +269,12 @@ def status(client: redis.Redis) -> dict:
     return {k.decode(): v.decode() for k, v in client.hgetall(STATUS_KEY).items()} | {"queued": client.xlen(STREAM)}
 
 
-def start(services: Services, settings: AlertSettings) -> AlertSender | None:
-    """Start the sender thread when Telegram is configured; None otherwise."""
+def start(services: Services, settings: AlertSettings, stop: threading.Event | None = None) -> AlertSender | None:
+    """Start the sender thread when Telegram is configured (it ends when `stop` is set); None otherwise."""
     if not settings.enabled:
         return None
-    sender = AlertSender(services, settings, feed_down_seconds=_seconds(services, "ALERT_FEED_DOWN_SECONDS", 60.0))
+    down = _seconds(services, "ALERT_FEED_DOWN_SECONDS", 60.0)
+    sender = AlertSender(services, settings, feed_down_seconds=down, stop=stop)
     threading.Thread(target=sender.run, name="alerts", daemon=True).start()
     log.info("alerts: announcing %s to Telegram chat %s", ", ".join(sorted(settings.kinds)), settings.chat_id)
     return sender

@@ -1,7 +1,7 @@
-"""Redis leases: at most one job of a kind runs, and at most one more waits queued.
+"""Redis leases: at most one holder of a duty at a time (a broker's reconciliation, the alert sender).
 
 A lease is a key with a random value and a short TTL that its holder refreshes; a holder that dies
-lets it lapse, so the work it held is picked up again (reliable-queue semantics, delivery.md §5).
+lets it lapse, so the work it held is picked up again (reliable-queue semantics).
 """
 
 from __future__ import annotations
@@ -43,13 +43,3 @@ class Lease:
             self._release(keys=[self.key], args=[self.token])
         except redis.RedisError:
             pass
-
-
-def kick(client: redis.Redis, queue, func, *, lease_key: str, queued_key: str, args: tuple = ()) -> bool:
-    """Enqueue `func` unless one is running (lease held) or already queued; True if enqueued."""
-    if client.exists(lease_key):
-        return False
-    if not client.set(queued_key, "1", nx=True, ex=60):
-        return False
-    queue.enqueue(func, *args, job_timeout=180, result_ttl=60, failure_ttl=7 * 24 * 3600)
-    return True

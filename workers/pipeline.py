@@ -1,9 +1,14 @@
-"""The persist job: drain the ingest stream in batches into the database.
+"""The worker loop: block on the ingest stream, store a batch in one transaction, forward it at once.
 
-The web answers after one atomic Redis step (dedup + XADD, app/ingest.py). This RQ job reads the
-stream through a consumer group, so an entry it has read but not yet stored stays pending in Redis:
-if the worker dies, the next drain reads its pending entries first (`XREADGROUP ... 0`) and stores
-them, once, because persistence skips event ids already stored.
+One loop per worker process, run as a long RQ job (workers/worker.py). It reads the stream through
+the consumer group as a consumer of its own (`<host>-<pid>`), so an entry it has read but not yet
+stored stays pending in Redis under its name; entries pending for longer than CLAIM_IDLE_MS (their
+worker died) are taken over with XAUTOCLAIM and stored, once, because persistence skips event ids
+it already has. A second thread claims due deliveries (retries, and what a busy lane had no room
+for) every SCAN_SECONDS and hands them to the same per-consumer lanes (workers/forwarder.py).
+
+Redis full (OOM under noeviction) or the database away: the loop backs off, marks the pipeline
+stalled (workers/stall.py) and carries on by itself when the cause goes away.
 """
 
 from __future__ import annotations
@@ -11,38 +16,46 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
+import socket
+import threading
 import time
+from collections.abc import Callable
 
 import redis
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from app import live  # integration: blotter live updates (app/observers.after_store later)
+from app import observers
 from app.events import OrderEvent
-from app.ingest import DEDUP_PREFIX, STREAM
-from app.services import get_services
-from app.store import QueuedEvent, StoredBatch, persist_batch
-from workers import forwarding, shutdown
-from workers.leases import Lease
+from app.redis_keys import DEAD_STREAM, DEDUP_PREFIX, GROUP, STATS_KEY, STREAM
+from app.services import Services
+from app.store import Conflict, QueuedEvent, StoredBatch, persist_batch
+from workers import shutdown
+from workers.forwarder import Forwarder
+from workers.stall import OOM_REASON, StallMarker, is_oom
 
 log = logging.getLogger(__name__)
 
-GROUP = "persist"
-CONSUMER = "drain"  # one drain at a time (the lease), so one consumer name owns every pending entry
-LEASE_KEY = "oh:persist:lease"
-QUEUED_KEY = "oh:persist:queued"
-DEAD_STREAM = "oh:ingest:dead"
 BATCH = int(os.environ.get("PERSIST_BATCH") or 500)
-LEASE_MS = 15_000
-MAX_JOB_SECONDS = 20.0
-IDLE_EXIT_SECONDS = 1.0
-# After a short batch, let a burst gather: each transaction has a fixed cost of ~10 statements, and
-# with ingest sharing the cores batches otherwise average ~6 events (docs/performance.md).
-LINGER_SECONDS = float(os.environ.get("PERSIST_LINGER_MS") or 20) / 1000
-DB_BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
+BLOCK_MS = 1000
+CLAIM_IDLE_MS = int(os.environ.get("PIPELINE_CLAIM_IDLE_MS") or 20_000)
+RECLAIM_SECONDS = 5.0
+SCAN_SECONDS = float(os.environ.get("FORWARD_SCAN_MS") or 50) / 1000
+HEARTBEAT_SECONDS = 10.0
+BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
+CONFLICT_RETRIES = 8
 
 
 def ensure_group(client: redis.Redis) -> None:
-    """Create the consumer group (from the stream's start, so nothing queued before it is skipped)."""
+    """Create the consumer group (from the stream's start, so nothing queued before it is skipped).
+
+    Looked up first: XGROUP CREATE is refused at maxmemory even when the group exists.
+    """
+    try:
+        if any(group["name"] == GROUP.encode() for group in client.xinfo_groups(STREAM)):
+            return
+    except redis.ResponseError:
+        pass  # no stream yet
     try:
         client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
     except redis.ResponseError as exc:
@@ -50,153 +63,277 @@ def ensure_group(client: redis.Redis) -> None:
             raise
 
 
-def drain_ingest() -> int:
-    """RQ job: store everything queued, in batches, until the stream stays empty; returns events stored."""
-    services = get_services()
-    client = services.redis
-    lease = Lease(client, LEASE_KEY, LEASE_MS)
-    acquired = lease.acquire()
-    client.delete(QUEUED_KEY)
-    if not acquired:
-        return 0
-    stored = 0
-    try:
-        ensure_group(client)
-        deadline = time.monotonic() + MAX_JOB_SECONDS
-        stored += _drain(client, lease, "0", deadline)  # entries a dead drain left pending
-        idle_since = time.monotonic()
-        while shutdown.keep_going(deadline, idle_since, IDLE_EXIT_SECONDS):
-            count = _drain(client, lease, ">", deadline, block_ms=200)
-            if count:
-                stored += count
-                idle_since = time.monotonic()
-    except DatabaseAway:
-        log.warning("database still unavailable; the queued updates stay pending in Redis for the next drain")
-    except LeaseLost:
-        log.warning("persist lease lapsed during a batch; stopping this drain (the next one carries on)")
-    finally:
-        lease.release()
-    return stored
-
-
-def _drain(client: redis.Redis, lease: Lease, start: str, deadline: float, block_ms: int | None = None) -> int:
-    """Read and store batches from `start` ('0' = our pending entries, '>' = new ones)."""
-    stored = 0
-    while time.monotonic() < deadline and not shutdown.requested.is_set():
-        reply = client.xreadgroup(GROUP, CONSUMER, {STREAM: start}, count=BATCH, block=block_ms)
-        entries = reply[0][1] if reply else []
-        if not entries:
-            return stored
-        stored += _store_entries(client, lease, entries, deadline)
-        if not lease.refresh():
-            raise LeaseLost
-        if start == ">" and len(entries) < BATCH:
-            time.sleep(LINGER_SECONDS)
-            return stored
-    return stored
-
-
-def _store_entries(client: redis.Redis, lease: Lease, entries: list, deadline: float) -> int:
-    """Persist one batch (retrying while the database is away), then ack it and hand deliveries on."""
-    batch, ids, bad = [], [], []
-    for entry_id, fields in entries:
-        ids.append(entry_id)
-        try:
-            batch.append(QueuedEvent(json.loads(fields[b"e"]), fields.get(b"b", b"")))
-        except (KeyError, ValueError) as exc:
-            bad.append((entry_id, fields, f"undecodable entry: {exc}"))
-    try:
-        result = _persist_with_backoff(lease, batch, deadline)
-    except DatabaseAway:
-        raise
-    except Exception:
-        log.exception("a batch of %d events failed to store; storing them one by one", len(batch))
-        result = _persist_one_by_one(lease, batch, deadline, bad)
-    _dead_letter(client, bad)
-    pipe = client.pipeline(transaction=False)
-    pipe.xack(STREAM, GROUP, *ids)
-    pipe.xdel(STREAM, *ids)
-    pipe.execute()
-    forwarding.schedule_new(client, result.deliveries)
-    _announce(client, result)  # integration: alerts after storage
-    live.publish_stored(client, live.with_states(get_services().engine, result))  # integration: blotter
-    return len(result.events)
-
-
-def _announce(client: redis.Redis, result: StoredBatch) -> None:
-    """Alerts for what was just stored (never on the request path); a failure here loses no update."""
-    from app.alerts import on_stored, settings_from
-
-    services = get_services()
-    try:
-        on_stored(client, settings_from(services.config), result.events, None, _known_status(services))
-    except redis.RedisError:
-        log.warning("could not queue alerts for a stored batch")
-
-
-def _known_status(services):
-    """(broker, word) -> True when the broker's status map knows the word."""
-    adapters = services.adapters
-    return lambda broker, word: broker not in adapters or adapters[broker].is_known_status(word)
+def consumer_name() -> str:
+    """This process's consumer name in the group."""
+    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 class DatabaseAway(Exception):
-    """The database did not come back before the job's deadline; entries stay pending."""
+    """Stopping while the database is away: the batch stays pending in Redis for another worker."""
 
 
-class LeaseLost(Exception):
-    """This drain held the stream too long and its lease lapsed: stop, another drain may have started."""
+class Pipeline:
+    """One worker process's loop: storage in the calling thread, due deliveries in a second one."""
 
+    def __init__(
+        self,
+        services: Services,
+        *,
+        consumer: str | None = None,
+        stop: threading.Event | None = None,
+        heartbeat: Callable[[], None] | None = None,
+        claim_idle_ms: int = CLAIM_IDLE_MS,
+        stall: StallMarker | None = None,
+    ) -> None:
+        self.services = services
+        self.client = services.redis
+        self.consumer = consumer or consumer_name()
+        self.stop = stop or shutdown.requested
+        self.heartbeat = heartbeat
+        self.claim_idle_ms = claim_idle_ms
+        self.forwarder = Forwarder(services)
+        self.stall = stall or StallMarker(self.client)
+        self.refused = False  # Redis refused a write during the last step (OOM)
+        self.scan_refused_at = -1e9  # when Redis last refused the scanner a write (OOM)
+        self._last_reclaim = 0.0
+        self._last_beat = time.monotonic()
+        self.stop_scanner = False
 
-def _persist_one_by_one(lease: Lease, batch: list[QueuedEvent], deadline: float, bad: list) -> StoredBatch:
-    """Isolate a poison event: store the others, dead-letter the one that cannot be stored."""
-    total = StoredBatch()
-    for queued in batch:
+    # The long-running job:
+
+    def run(self, max_seconds: float | None = None) -> int:
+        """Store and forward until asked to stop (or `max_seconds` pass); returns events stored."""
+        deadline = time.monotonic() + max_seconds if max_seconds else None
+        scanner = threading.Thread(target=self._scan_loop, args=(deadline,), name="due-scanner", daemon=True)
+        scanner.start()
+        stored, attempt, group_checked = 0, 0, False
         try:
-            result = _persist_with_backoff(lease, [queued], deadline)
+            while not self.stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                try:
+                    if not group_checked:
+                        ensure_group(self.client)
+                        group_checked = True
+                    self.refused = False
+                    stored += self.step(BLOCK_MS)
+                    attempt = 0
+                    if not self.refused and time.monotonic() - self.scan_refused_at > 5:
+                        self.stall.clear()
+                except DatabaseAway:
+                    break
+                except redis.RedisError as exc:
+                    attempt = self._redis_trouble(exc, attempt)
+                    group_checked = False  # Redis may have restarted empty
+                self._beat()
+        finally:
+            self.stop_scanner = True
+            scanner.join(timeout=5)
+            self.forwarder.wait_idle(10)
+            self.forwarder.close()
+        return stored
+
+    def _redis_trouble(self, exc: redis.RedisError, attempt: int) -> int:
+        """Back off after a Redis failure; an OOM also marks the pipeline stalled."""
+        delay = BACKOFF[min(attempt, len(BACKOFF) - 1)] * random.uniform(0.8, 1.2)
+        if is_oom(exc):
+            self.stall.mark(OOM_REASON + " (maxmemory reached under noeviction)")
+        elif attempt % 20 == 0:
+            log.warning("Redis unavailable (%s: %s); retrying", type(exc).__name__, str(exc)[:200])
+        self.stop.wait(delay)
+        return attempt + 1
+
+    def _beat(self) -> None:
+        """Tell RQ this long job and its worker are alive."""
+        if self.heartbeat and time.monotonic() - self._last_beat > HEARTBEAT_SECONDS:
+            self._last_beat = time.monotonic()
+            try:
+                self.heartbeat()
+            except redis.RedisError as exc:
+                log.warning("RQ heartbeat failed (%s)", type(exc).__name__)
+
+    def _scan_loop(self, deadline: float | None) -> None:
+        """Second thread: claim due deliveries for lanes with room, resync now and then."""
+        attempt = 0
+        while not self.stop.is_set() and not self.stop_scanner and (deadline is None or time.monotonic() < deadline):
+            try:
+                self.forwarder.scan()
+                self.forwarder.resync_now_and_then()
+                attempt = 0
+                self.stop.wait(SCAN_SECONDS)
+            except redis.RedisError as exc:
+                if is_oom(exc):
+                    self.scan_refused_at = time.monotonic()
+                attempt = self._redis_trouble(exc, attempt)
+            except Exception:  # noqa: BLE001 - the database may be away; keep scanning
+                log.warning("could not load due deliveries (database unavailable?); retrying", exc_info=True)
+                self.stop.wait(1.0)
+
+    # One step:
+
+    def step(self, block_ms: int | None) -> int:
+        """Take over a dead worker's entries now and then, else read new ones; store and forward them."""
+        entries = self._reclaim()
+        if not entries:
+            reply = self.client.xreadgroup(GROUP, self.consumer, {STREAM: ">"}, count=BATCH, block=block_ms)
+            entries = reply[0][1] if reply else []
+        if not entries:
+            return 0
+        return self.store_and_forward(entries)
+
+    def _reclaim(self) -> list:
+        """Entries pending longer than claim_idle_ms for any consumer (a dead worker's) become ours."""
+        if time.monotonic() - self._last_reclaim < RECLAIM_SECONDS:
+            return []
+        self._last_reclaim = time.monotonic()
+        try:
+            reply = self.client.xautoclaim(STREAM, GROUP, self.consumer, self.claim_idle_ms, "0-0", count=BATCH)
+        except redis.ResponseError as exc:
+            if "NOGROUP" in str(exc):
+                ensure_group(self.client)
+                return []
+            raise
+        entries = reply[1] if len(reply) > 1 else []
+        gone = [entry_id for entry_id, fields in entries if fields is None]
+        if gone:  # deleted from the stream (already stored) but still pending: just ack them
+            self.client.xack(STREAM, GROUP, *gone)
+        live = [(entry_id, fields) for entry_id, fields in entries if fields is not None]
+        if live:
+            self._last_reclaim = 0.0  # more may wait: look again next step
+            log.warning("took over %d entries a stopped worker had read but not stored", len(live))
+        return live
+
+    def store_and_forward(self, entries: list) -> int:
+        """Persist one batch, ack it with its counters and delivery claims in one round trip, forward it."""
+        batch, ids, bad = [], [], []
+        for entry_id, fields in entries:
+            ids.append(entry_id)
+            try:
+                batch.append(QueuedEvent(json.loads(fields[b"e"]), fields.get(b"b", b"")))
+            except (KeyError, ValueError, TypeError) as exc:
+                bad.append((entry_id, fields, f"undecodable entry: {exc}"))
+        try:
+            result = self._persist(batch, ids)
         except DatabaseAway:
             raise
-        except Exception as exc:
-            fields = {b"e": json.dumps(queued.event).encode(), b"b": queued.body}
-            bad.append((b"-", fields, f"cannot be stored: {type(exc).__name__}: {exc}"))
-            continue
-        total.events += result.events
-        total.deliveries += result.deliveries
-    return total
-
-
-def _persist_with_backoff(lease: Lease, batch: list[QueuedEvent], deadline: float) -> StoredBatch:
-    """persist_batch, backing off while the database is unreachable; DatabaseAway if it stays away."""
-    services = get_services()
-    attempt = 0
-    while True:
+        except Exception:
+            log.exception("a batch of %d events failed to store; storing them one by one", len(batch))
+            result = self._persist_one_by_one(batch, ids, bad)
+        self._dead_letter(bad)
+        handoffs, scores = self.forwarder.plan(result)
+        self._ack(ids, len(result.events), scores)
+        for lane, tries in handoffs:
+            lane.take(tries)
         try:
-            return persist_batch(services.engine, batch, services.config.forward_urls)
-        except (OperationalError, DBAPIError) as exc:
-            if not _is_connectivity_error(exc):
-                raise
-            delay = DB_BACKOFF[min(attempt, len(DB_BACKOFF) - 1)]
-            attempt += 1
-            log.warning("database unavailable (%s); retrying in %.1fs", type(exc.orig).__name__, delay)
-            if time.monotonic() + delay > deadline or not lease.refresh():
-                raise DatabaseAway from exc
-            time.sleep(delay)
-            services.engine.dispose()
+            observers.after_store(self.services, result)
+        except Exception:  # noqa: BLE001 - a dashboard must never stop the pipeline
+            log.exception("after_store observer failed")
+        return len(result.events)
 
+    def _ack(self, ids: list, stored: int, scores: dict[str, dict[str, float]]) -> None:
+        """XACK + XDEL first (they free memory, so they pass even at maxmemory), then counters and claims."""
+        from app.delivery.schedule import make_due
 
-def _is_connectivity_error(exc: DBAPIError) -> bool:
-    """Errors that mean "the database is away or busy", worth waiting out; anything else is a bug."""
-    if exc.connection_invalidated or isinstance(exc, OperationalError):
-        return True
-    return False
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xack(STREAM, GROUP, *ids)
+        pipe.xdel(STREAM, *ids)
+        if stored:
+            pipe.hincrby(STATS_KEY, "events_stored", stored)
+        make_due(pipe, scores)
+        replies = pipe.execute(raise_on_error=False)
+        for reply in replies[:2]:
+            if isinstance(reply, Exception):
+                raise reply
+        errors = [reply for reply in replies[2:] if isinstance(reply, Exception)]
+        if errors:
+            # Counters or due-set claims refused (OOM): the deliveries are pending in the database, and
+            # the periodic resync puts them back into Redis once it takes writes again.
+            log.warning("after storing a batch, Redis refused %d writes (%s)", len(errors), errors[0])
+            if any(is_oom(e) for e in errors):
+                self.refused = True
+                self.stall.mark(OOM_REASON + " (maxmemory reached under noeviction)")
 
+    # Storage with back-off:
 
-def _dead_letter(client: redis.Redis, bad: list) -> None:
-    """Keep unstorable entries aside (with the reason), and forget their dedup key so a resend is taken."""
-    for entry_id, fields, reason in bad:
-        log.error("ingest entry %s cannot be stored: %s", entry_id, reason)
-        client.xadd(DEAD_STREAM, {**fields, b"reason": reason.encode(), b"entry": entry_id})
+    def _persist(self, batch: list[QueuedEvent], ids: list) -> StoredBatch:
+        """persist_batch, waiting out a database that is away and retrying a batch that raced another."""
+        services = self.services
+        attempt = conflicts = 0
+        while True:
+            try:
+                return persist_batch(services.engine, batch, services.config.forward_urls)
+            except Conflict:
+                conflicts += 1
+                if conflicts > CONFLICT_RETRIES:
+                    raise
+                time.sleep(random.uniform(0.001, 0.02) * conflicts)
+            except (OperationalError, DBAPIError) as exc:
+                if not (exc.connection_invalidated or isinstance(exc, OperationalError)):
+                    raise
+                delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
+                attempt += 1
+                log.warning("database unavailable (%s); retrying in %.1fs", type(exc.orig).__name__, delay)
+                self.stall.mark("database unavailable")
+                self._keep_claim(ids)
+                self._beat()
+                if self.stop.wait(delay):
+                    raise DatabaseAway from exc
+                services.engine.dispose()
+
+    def _keep_claim(self, ids: list) -> None:
+        """Reset the idle time of entries we hold, so no other worker takes over a batch we still retry."""
         try:
-            client.delete(DEDUP_PREFIX + OrderEvent.from_dict(json.loads(fields[b"e"])).dedup_key)
-        except (KeyError, TypeError, ValueError):
+            self.client.xclaim(STREAM, GROUP, self.consumer, 0, ids, justid=True)
+        except redis.RedisError:
             pass
+
+    def _persist_one_by_one(self, batch: list[QueuedEvent], ids: list, bad: list) -> StoredBatch:
+        """Isolate a poison event: store the others, dead-letter the one that cannot be stored."""
+        total = StoredBatch()
+        for queued in batch:
+            try:
+                result = self._persist([queued], ids)
+            except DatabaseAway:
+                raise
+            except Exception as exc:
+                fields = {b"e": json.dumps(queued.event).encode(), b"b": queued.body}
+                bad.append((b"-", fields, f"cannot be stored: {type(exc).__name__}: {exc}"))
+                continue
+            total.events += result.events
+            total.deliveries += result.deliveries
+            total.bodies.update(result.bodies)
+            total.states.update(result.states)
+        return total
+
+    def _dead_letter(self, bad: list) -> None:
+        """Keep unstorable entries aside (with the reason), and forget their dedup key so a resend is taken."""
+        for entry_id, fields, reason in bad:
+            log.error("ingest entry %s cannot be stored: %s", entry_id, reason)
+            self.client.xadd(DEAD_STREAM, {**fields, b"reason": reason.encode(), b"entry": entry_id})
+            try:
+                self.client.delete(DEDUP_PREFIX + OrderEvent.from_dict(json.loads(fields[b"e"])).dedup_key)
+            except (KeyError, TypeError, ValueError):
+                pass
+
+    # In-process use (tests, tools):
+
+    def run_until_idle(self, timeout: float = 30.0) -> None:
+        """Store, forward and retry (what is due) until nothing is queued, pending, due or in flight."""
+        ensure_group(self.client)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._last_reclaim = 0.0
+            stored = self.step(None)
+            self.forwarder.wait_idle(deadline - time.monotonic())
+            handed = self.forwarder.scan()
+            self.forwarder.wait_idle(deadline - time.monotonic())
+            if not stored and not handed and self._quiet():
+                return
+        raise AssertionError("pipeline did not become idle in time")
+
+    def _quiet(self) -> bool:
+        """Nothing left in the stream or pending in the group, and every lane idle."""
+        pending = self.client.xpending(STREAM, GROUP)["pending"]
+        return not self.client.xlen(STREAM) and not pending and self.forwarder.idle()
+
+    def close(self) -> None:
+        """Release the lanes' threads and connections."""
+        self.forwarder.close()

@@ -1,8 +1,17 @@
-"""`worker` process: RQ SimpleWorkers (persist, forward) in child processes plus the dispatcher.
+"""`worker` process: N child processes, each an RQ SimpleWorker whose one job is the pipeline loop.
 
-SimpleWorker runs jobs in-process (~1000 jobs/s vs ~150 for the forking Worker, delivery.md §5); the
-children give parallelism and isolation, so a slow consumer's job never holds up persistence.
-SIGTERM is passed on: each child finishes the job in hand (RQ's warm shutdown) and exits.
+Each child owns a private RQ queue (`orderhook-pipeline-<slot>`), puts the loop job (workers.pipeline,
+`run_loop`) in it and works it: `rq info` shows every loop as a busy worker, and a loop that crashes
+lands in RQ's failed registry and is enqueued again after a short pause. The parent restarts a child
+that dies. SIGTERM is passed on: each loop finishes the batch in hand and exits.
+
+When Redis refuses writes (maxmemory under noeviction) RQ cannot even register a worker; the child
+then runs the loop outside RQ for a while (its reads, acks and deletes need no memory, so draining
+the stream is what frees it), marks the pipeline stalled, and retries RQ: no crash loop.
+
+The parent, after the forks, runs the process's background duties in threads: the reconciliation
+scheduler (workers/reconcile.py), the Telegram alert sender and its watchers (workers/alerts.py), and
+housekeeping (retention, and updates the web parked in the database while Redis was away).
 """
 
 from __future__ import annotations
@@ -12,32 +21,38 @@ import multiprocessing
 import os
 import signal
 import sys
-import threading
+import time
 
+import redis
 from rq import SimpleWorker
 
+from app.alerts import settings_from
 from app.config import load_config
 from app.db import upgrade
 from app.services import Services, set_services
-from workers import shutdown
-from workers.dispatcher import Dispatcher
-from workers.queues import QUEUE_NAMES, queue
-from workers.reconcile import start_scheduler  # integration: reconciliation (workers/reconcile.py)
+from workers import alerts, jobs, shutdown
+from workers.housekeeping import start_housekeeping
+from workers.pipeline import Pipeline
+from workers.queues import queue, slot_queue_name
+from workers.reconcile import start_scheduler
+from workers.stall import OOM_REASON, StallMarker, is_oom
 
 log = logging.getLogger("workers")
 RESPAWN_CHECK_SECONDS = 1.0
+RQ_RETRY_SECONDS = (1.0, 2.0, 5.0)
+DEGRADED_RUN_SECONDS = 30.0
 
 
 def worker_count(config) -> int:
-    """WORKER_PROCESSES, else one for persistence plus one per consumer (2..8)."""
+    """WORKER_PROCESSES, else 2 (the loop forwards concurrently, so consumers need no process each)."""
     configured = config.env.get("WORKER_PROCESSES", "")
     if configured.isdigit() and int(configured) > 0:
         return int(configured)
-    return max(2, min(8, 1 + len(config.forward_urls)))
+    return 2
 
 
 class OrderhookWorker(SimpleWorker):
-    """SimpleWorker whose warm shutdown also tells our looping jobs to wrap up after their current batch."""
+    """SimpleWorker whose warm shutdown also tells the loop to wrap up after its current batch."""
 
     def request_stop(self, signum, frame) -> None:
         """RQ's SIGTERM/SIGINT handler, plus our flag."""
@@ -45,45 +60,69 @@ class OrderhookWorker(SimpleWorker):
         super().request_stop(signum, frame)
 
 
-def run_rq_worker(index: int) -> None:
-    """Child process: build services after the fork and work the queues until told to stop."""
+def run_slot(index: int) -> None:
+    """Child process: keep this slot's loop job running under RQ until told to stop."""
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: shutdown.requested.set())
+    signal.signal(signal.SIGINT, lambda _signum, _frame: shutdown.requested.set())
     config = load_config()
     services = Services.build(config)
     set_services(services)
-    queues = [queue(services.redis, name) for name in QUEUE_NAMES]
-    worker = OrderhookWorker(queues, connection=services.redis, name=f"orderhook-{os.getpid()}-{index}")
-    worker.work(logging_level="WARNING", with_scheduler=False)
-    if not shutdown.requested.is_set():
-        sys.exit(3)  # RQ gave up (e.g. Redis dropped mid-job) without being asked to stop: respawn me
+    slot = queue(services.redis, slot_queue_name(index))
+    stall = StallMarker(services.redis)
+    attempt = 0
+    while not shutdown.requested.is_set():
+        try:
+            if slot.count == 0:
+                slot.enqueue(jobs.run_loop, job_timeout=-1, result_ttl=60, failure_ttl=7 * 24 * 3600)
+            worker = OrderhookWorker([slot], connection=services.redis, name=f"orderhook-{os.getpid()}-{index}")
+            jobs.current_worker = worker
+            worker.work(burst=True, logging_level="WARNING", with_scheduler=False)
+            attempt = 0
+        except (redis.RedisError, ValueError) as exc:
+            attempt += 1
+            if isinstance(exc, redis.ResponseError) and is_oom(exc):
+                stall.mark(OOM_REASON + " (maxmemory reached under noeviction)")
+                log.error("RQ cannot register under Redis OOM: running the loop outside RQ for a while")
+                Pipeline(services, stall=stall).run(max_seconds=DEGRADED_RUN_SECONDS)
+                continue
+            log.warning("RQ worker slot %d: %s: %s; retrying", index, type(exc).__name__, str(exc)[:300])
+        if not shutdown.requested.is_set():
+            time.sleep(RQ_RETRY_SECONDS[min(attempt, len(RQ_RETRY_SECONDS) - 1)])
 
 
 def respawn_exited(children: list, context) -> None:
-    """Replace an RQ worker that exited: RQ quits when Redis drops mid-job, and nothing else restarts it."""
+    """Replace a child that died (killed, or crashed outside RQ)."""
     for index, child in enumerate(children):
         if child.exitcode not in (None, 0):  # 0 = stopped on request (SIGTERM/SIGINT): not to be replaced
             log.warning(
-                "RQ worker %d (pid %s) exited with code %s; starting a new one", index, child.pid, child.exitcode
+                "worker slot %d (pid %s) exited with code %s; starting a new one", index, child.pid, child.exitcode
             )
-            children[index] = context.Process(target=run_rq_worker, args=(index,), daemon=False)
+            children[index] = context.Process(target=run_slot, args=(index,), daemon=False)
             children[index].start()
 
 
+def start_background(config) -> None:
+    """Reconciliation, alerts and housekeeping threads in the parent (after the forks: no thread is forked)."""
+    services = Services.build(config)
+    set_services(services)
+    start_scheduler(services, shutdown.requested)
+    alerts.start(services, settings_from(config), shutdown.requested)
+    start_housekeeping(services, shutdown.requested)
+
+
 def main() -> int:
-    """Start children and the dispatcher; stop all on SIGTERM/SIGINT."""
+    """Start the children; stop them all on SIGTERM/SIGINT."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = load_config()
     upgrade(config.database_url)
-    services = Services.build(config)
-    set_services(services)
     context = multiprocessing.get_context("fork")
-    children = [context.Process(target=run_rq_worker, args=(i,), daemon=False) for i in range(worker_count(config))]
+    children = [context.Process(target=run_slot, args=(i,), daemon=False) for i in range(worker_count(config))]
     for child in children:
         child.start()
-    dispatcher = Dispatcher(services)
 
     def _stop(signum, _frame) -> None:
         log.info("received %s: finishing work in hand", signal.Signals(signum).name)
-        dispatcher.stop.set()
+        shutdown.requested.set()
         for child in children:
             if child.pid:
                 try:
@@ -93,19 +132,10 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    log.info("worker up: %d RQ SimpleWorkers on %s", len(children), ", ".join(QUEUE_NAMES))
-    from app.alerts import settings_from
-    from workers import alerts
-
-    sender = alerts.start(services, settings_from(config))  # integration: alert sender
-    loop = threading.Thread(target=dispatcher.run, name="dispatcher", daemon=True)
-    loop.start()
-    start_scheduler(services, dispatcher.stop)  # integration: reconciliation scheduler thread (after the forks)
-    while not dispatcher.stop.wait(RESPAWN_CHECK_SECONDS):
+    log.info("worker up: %d pipeline loops (RQ SimpleWorkers on %s-*)", len(children), "orderhook-pipeline")
+    start_background(config)
+    while not shutdown.requested.wait(RESPAWN_CHECK_SECONDS):
         respawn_exited(children, context)
-    if sender is not None:
-        sender.stop.set()
-    loop.join(timeout=10)
     for child in children:
         if child.is_alive() and child.pid:
             os.kill(child.pid, signal.SIGTERM)  # also one started just before the stop

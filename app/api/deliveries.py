@@ -18,6 +18,7 @@ from app.api.orders import (
     query_text,
 )
 from app.db import as_utc, consumers, deliveries, delivery_attempts, events
+from app.delivery import redrive
 
 bp = Blueprint("deliveries", __name__, url_prefix="/api")
 STATUSES = ("pending", "delivered", "failed")
@@ -178,12 +179,7 @@ def bulk_redrive():
 
 
 def redrive_deliveries(engine: sa.Engine, client, ids: list[int]) -> int:
-    """Make these failed deliveries pending and due now; returns how many were.
-
-    # integration: developer "pipeline" moves `redrive` to app/deliveries.py; import it from there.
-    """
-    from workers.forwarding import redrive
-
+    """Make these failed deliveries pending and due now; returns how many were."""
     return redrive(engine, client, ids)
 
 

@@ -17,8 +17,10 @@ from flask import Blueprint, current_app, jsonify, request
 
 from app.api.auth import require_admin
 from app.api.errors import error_response
+from app.brokers import redact_raw
 from app.db import events, orders, raw_postbacks
 from app.events import BROKERS, OrderStatus
+from app.rawlog import raw_view
 from app.state import public_view
 
 bp = Blueprint("orders", __name__, url_prefix="/api")
@@ -211,37 +213,14 @@ def get_order(broker: str, order_id: str):
 
 
 def event_view(broker: str, data: dict[str, Any], body: bytes | None) -> dict[str, Any]:
-    """An event as the API shows it: `raw` from the event, else rebuilt from the raw log; no Kite checksum.
-
-    # integration: developer "pipeline" stores the raw body once (raw_postbacks.body) and rebuilds `raw`
-    # with app/rawlog.py raw_view(broker, body); switch `_raw_from_body` to it at merge.
-    """
+    """An event as the API shows it, its `raw` rebuilt from the one stored copy of the body (app/rawlog.py:
+    no Kite checksum); rows stored before the body was kept once still carry their own `raw`."""
     event = dict(data)
-    raw = event.get("raw")
-    if raw is None and body is not None:
-        raw = _raw_from_body(broker, bytes(body))
-    event["raw"] = _without_checksum(raw)
+    if body is not None:
+        event["raw"] = raw_view(broker, bytes(body))
+    else:
+        event["raw"] = redact_raw(broker, event.get("raw"))
     return event
-
-
-def _raw_from_body(broker: str, body: bytes) -> Any:
-    """The broker's payload from its stored bytes: JSON when it parses, else the text as received."""
-    try:
-        from app.rawlog import raw_view  # integration: pipeline's module, when merged
-    except ImportError:
-        text = body.decode("utf-8", errors="replace")
-        try:
-            return json.loads(text)
-        except ValueError:
-            return text
-    return raw_view(broker, body)
-
-
-def _without_checksum(raw: Any) -> Any:
-    """A Kite checksum never leaves the service (interface.md): the key is removed."""
-    if isinstance(raw, dict) and "checksum" in raw:
-        raw = {k: v for k, v in raw.items() if k != "checksum"}
-    return raw
 
 
 def _json(value: Any) -> Any:

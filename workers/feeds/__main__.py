@@ -11,8 +11,9 @@ import logging
 import signal
 import sys
 
-from app.brokers.feed import FeedConnector
+from app.brokers.feed import FeedConnector, add_connected_hook
 from app.config import load_config
+from app.reconcile import request_reconcile
 from app.services import Services, set_services
 from workers.feeds.runner import build_connectors, run_connectors
 
@@ -25,6 +26,9 @@ def main() -> int:
     config = load_config()
     services = Services.build(config)
     set_services(services)
+    # Brokers never replay what a dropped socket missed: each (re)connect asks the worker to reconcile
+    # that broker against its REST order book (docs/reconcile.md).
+    add_connected_hook(lambda feed, broker: request_reconcile(services.redis, broker, f"{feed} feed (re)connected"))
     stop = asyncio.Event()
     connectors = build_connectors(services, stop)
     log.info("feeds process up: %s", ", ".join(c.name for c in connectors) or "no feed enabled")
