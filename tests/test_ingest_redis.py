@@ -277,3 +277,14 @@ def test_the_production_web_process_refuses_to_start_on_an_evicting_redis(tmp_pa
         web.stop(timeout=10)
     assert code != 0
     assert "allkeys-lru" in web.log() and "maxmemory-policy noeviction" in web.log()
+
+
+def test_updates_submitted_together_reach_the_stream_back_to_back_in_order(redis_client):
+    """An order's history (reconciliation) is one script: one blocked reader gets it all, in order."""
+    ingestor = Ingestor(redis_client, dedup_ttl=600)
+    first = ingestor.submit(make_event("H0"), b"a")
+    history = [(make_event(f"H{n}"), f"row {n}".encode()) for n in range(5)]
+    assert first and ingestor.submit_together(history) == [False, True, True, True, True]
+    entries = redis_client.xrange(STREAM)
+    assert [fields[b"b"] for _, fields in entries] == [b"a", b"row 1", b"row 2", b"row 3", b"row 4"]
+    assert ingestor.submit_together(history) == [False] * 5

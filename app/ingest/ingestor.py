@@ -65,6 +65,21 @@ class Ingestor:
                 self.replayer.wake()
         return self._keep(QueuedUpdate(key, event.id, payload, raw_body))
 
+    def submit_together(self, items: list[tuple[OrderEvent, bytes]]) -> list[bool]:
+        """Submit several updates (one order's history) so they reach the stream back to back, in this
+        order; what `submit` answers for each. While Redis cannot take them, each goes the usual way."""
+        if self._pid != os.getpid():
+            self._start_in_this_process()
+        updates = [
+            QueuedUpdate(DEDUP_PREFIX + event.dedup_key, event.id, event_json(event), body) for event, body in items
+        ]
+        if updates and not self.circuit.is_open:
+            try:
+                return self.queue.queue_together(updates)
+            except redis.RedisError:
+                pass  # submit() below trips the circuit and keeps each update in a fallback
+        return [self.submit(event, body) for event, body in items]
+
     def start(self) -> None:
         """Start this process's replayer now (it feeds in what stopped processes kept aside)."""
         if self._pid != os.getpid():

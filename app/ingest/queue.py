@@ -12,7 +12,7 @@ from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 from app.ingest.keys import CLIENT_NAME, STREAM
-from app.ingest.scripts import DEDUP_AND_APPEND, DEDUP_AND_APPEND_SHA
+from app.ingest.scripts import DEDUP_AND_APPEND, DEDUP_AND_APPEND_MANY, DEDUP_AND_APPEND_SHA
 
 # A fallback makes waiting on Redis pointless: fail within a second instead of redis-py's default
 # retries with backoff (~4.6 s measured on a dead server), well inside Kite's 2-3 s sender timeout.
@@ -54,6 +54,7 @@ class RedisQueue:
         self.client = client
         self.dedup_ttl = dedup_ttl
         self._script = client.register_script(DEDUP_AND_APPEND)
+        self._script_many = client.register_script(DEDUP_AND_APPEND_MANY)
         self._connection_class, self._connection_kwargs = _request_path_connection(client)
         self._idle: list[redis.Connection] = []
         self._pid = os.getpid()
@@ -109,6 +110,15 @@ class RedisQueue:
                 client=pipe,
             )
         return [bool(added) for added in pipe.execute()]
+
+    def queue_together(self, updates: list[Update]) -> list[bool]:
+        """Run the step for several updates in one script: they reach the stream back to back, so one
+        worker reads them in one batch and stores them in this order; True where appended."""
+        keys = [STREAM, *(update.dedup_key for update in updates)]
+        args: list = [self.dedup_ttl]
+        for update in updates:
+            args += [update.event_id, update.payload, update.body]
+        return [bool(added) for added in self._script_many(keys=keys, args=args)]
 
     def ping(self) -> bool:
         """True when Redis answers."""

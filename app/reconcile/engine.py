@@ -162,15 +162,16 @@ def _catch_up(
     else:
         rows = [row]
     received_at = utc_iso(utcnow())
-    submitted: list[tuple[OrderEvent, bool, bytes]] = []
+    queued: list[tuple[OrderEvent, bytes]] = []
     for item in rows:
         event = _event(adapter, client, item, received_at)
         if event is None or event.order_id != order_id:
             continue
-        body = dumps(item)
-        is_new = services.ingestor.submit(event, body)
-        result.updates_found += int(is_new)
-        submitted.append((event, is_new, body))
+        queued.append((event, dumps(item)))
+    # One step for the whole history: one worker reads it in one batch and stores it in time order.
+    answers = services.ingestor.submit_together(queued) if queued else []
+    submitted = [(event, is_new, body) for (event, body), is_new in zip(queued, answers, strict=True)]
+    result.updates_found += sum(is_new for _, is_new, _ in submitted)
     if not submitted:
         return
     terminal = [entry for entry in submitted if entry[0].status in OrderStatus.TERMINAL]
