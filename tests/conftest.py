@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -19,6 +20,7 @@ from app import create_app
 from app.config import load_config
 from app.db import upgrade
 from app.services import Services, set_services
+from tests.procs import OwnRedis
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_REDIS_DB = 9
@@ -189,6 +191,22 @@ def services(env):
 
 
 @pytest.fixture
+def db_services(redis_client, redis_url, database_url, tmp_path):
+    """Services over `database_url`: each test using it runs on SQLite and on PostgreSQL."""
+    built = Services.build(load_config(make_env(redis_url, database_url, tmp_path)))
+    set_services(built)
+    yield built
+    set_services(None)
+    built.engine.dispose()
+
+
+@pytest.fixture
+def db_client(db_services):
+    """A Flask test client over `db_services`."""
+    return create_app(db_services.config, db_services).test_client()
+
+
+@pytest.fixture
 def app(services):
     """The Flask app over `services`."""
     return create_app(services.config, services)
@@ -209,3 +227,14 @@ def admin_headers():
 def random_token() -> str:
     """A fresh secret-looking token."""
     return secrets.token_urlsafe(18)
+
+
+@pytest.fixture
+def own_redis(tmp_path) -> Iterator[OwnRedis]:
+    """A redis-server with AOF that this test may kill."""
+    workdir = tmp_path / "redis"
+    workdir.mkdir()
+    server = OwnRedis(workdir)
+    server.start()
+    yield server
+    server.stop()

