@@ -30,18 +30,18 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from app.brokers.feed_status import KEY_PREFIX as FEED_STATUS_PREFIX
 from app.config import KNOWN_FEEDS, Config
-from app.ingest import STREAM
+from app.reconcile import STATUS_KEY
 from app.redis_conn import redis_url_for
+from app.redis_keys import GROUP, STALLED_KEY, STATS_KEY, STREAM
 
 log = logging.getLogger(__name__)
 refusal_log = logging.getLogger("orderhook.postbacks")
 
-PERSIST_GROUP = "persist"  # workers/pipeline.py GROUP: the consumer group that stores the stream
-STATS_KEY = "oh:stats"
-STALLED_KEY = "oh:pipeline:stalled"
-RECONCILE_PREFIX = "oh:reconcile:status:"
-FEEDS_PREFIX = "oh:feeds:"  # workers/feeds/status.py KEY_PREFIX
+PERSIST_GROUP = GROUP  # the consumer group that stores the stream
+RECONCILE_PREFIX = STATUS_KEY.format(broker="")
+FEEDS_PREFIX = FEED_STATUS_PREFIX
 DELIVERY_OUTCOMES = ("delivered", "failed", "retried")
 #: Seconds a probe (readiness, scrape) may wait on Redis before calling it unavailable.
 PROBE_TIMEOUT_SECONDS = 0.5

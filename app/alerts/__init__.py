@@ -18,6 +18,7 @@ import redis
 
 from app.alerts.messages import event_alert
 from app.config import Config
+from app.redis_keys import STATS_KEY
 
 log = logging.getLogger(__name__)
 
@@ -134,5 +135,5 @@ def on_stored(
             if settings.wants("unknown_status"):
                 lines.append(("unknown_status", f"unknown:{event.get('id')}", text))
     if unknown:
-        client.hincrby("oh:stats", "unknown_status", unknown)  # counted whether or not alerts are on
+        client.hincrby(STATS_KEY, "unknown_status", unknown)  # counted whether or not alerts are on
     return sum(_queue(client, lines)) if lines else 0
