@@ -54,3 +54,9 @@ def test_a_rejection_is_announced_within_seconds_and_only_once(stack):
     assert requests.post(f"{base}/postbacks/kite", data=body, timeout=10).status_code == 200  # a redelivery
     time.sleep(2)
     assert len(telegram.texts()) == 1
+    other = sign_kite(dict(rejected, order_id="251128000778"), KITE_SECRET)
+    sent = time.time()
+    assert requests.post(f"{base}/postbacks/kite", data=json.dumps(other), timeout=10).status_code == 202
+    wait_until(lambda: len(telegram.texts()) == 2, 30, message=f"no second alert:\n{worker.log()}")
+    print(f"postback -> Telegram, warm: {(telegram.messages[1]['at'] - sent) * 1000:.0f} ms")
+    assert telegram.texts()[1].startswith("REJECTED kite 251128000778 ")
