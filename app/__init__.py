@@ -130,7 +130,7 @@ def _trusted_proxies(config: Config) -> int:
 
 
 def _guard_api():
-    """/api/* answers 401 without credentials before any 404, 405 or OPTIONS (interface.md)."""
+    """/api/* answers 401 without credentials before any 404, 405 or OPTIONS (docs/interface.md)."""
     from flask import request
 
     if request.path == "/api" or request.path.startswith("/api/"):

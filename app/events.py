@@ -1,4 +1,4 @@
-"""The one normalized order event every broker and feed is turned into (interface.md)."""
+"""The one normalized order event every broker and feed is turned into (docs/interface.md)."""
 
 from __future__ import annotations
 

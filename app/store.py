@@ -1,6 +1,6 @@
 """Persistence of a batch of queued events: raw log, events with per-order sequence, order state, deliveries.
 
-One transaction per batch (delivery.md §7.2: batching is what makes persistence keep up), idempotent
+One transaction per batch (docs/delivery.md §7: batching is what makes persistence keep up), idempotent
 by event id so a batch that is replayed after a worker died is stored exactly once. The body is stored
 once, in raw_postbacks; `events.data` has no `raw` (app/rawlog.py rebuilds it when an event leaves).
 

@@ -1,4 +1,4 @@
-"""GET /api/feeds (each connector's state) and the Dhan web login-frame endpoints (interface.md).
+"""GET /api/feeds (each connector's state) and the Dhan web login-frame endpoints (docs/interface.md).
 
 The login frame is a web-session credential: it is accepted as base64 text (padded or not), checked,
 encrypted into its own database table (app/secrets_store.py) where a feeds process on another machine

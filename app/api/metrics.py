@@ -1,4 +1,4 @@
-"""GET /metrics: Prometheus text behind the same bearer token as /api (interface.md)."""
+"""GET /metrics: Prometheus text behind the same bearer token as /api (docs/interface.md)."""
 
 from __future__ import annotations
 

@@ -332,7 +332,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "Event": {
         "type": "object",
-        "description": "the normalized order event, as forwarded (interface.md); `raw` never holds a Kite checksum",
+        "description": "the normalized order event as forwarded (docs/interface.md); `raw` never holds a Kite checksum",
         "required": ["id", "broker", "source", "order_id", "status", "sequence", "received_at"],
         "properties": {
             "id": {"type": "string"},

@@ -1,4 +1,4 @@
-"""POST /api/reconcile (run now) and GET /api/reconcile (each broker's last run), interface.md."""
+"""POST /api/reconcile (run now) and GET /api/reconcile (each broker's last run), docs/interface.md."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The template every broker adapter fills in: check the gate, parse, verify, validate, normalize.
 
 Adapters are framework-free: they see bytes, headers and the config, and raise PostbackError
-subclasses whose status codes come from interface.md. The HTTP handler and the WebSocket feeds both
+subclasses whose status codes come from docs/interface.md. The HTTP handler and the WebSocket feeds both
 end in `normalize`, so a postback and a feed message of the same update become the same event.
 Each adapter's name, route kind and status words come from its package's spec (app/brokers/<name>/spec.py).
 """

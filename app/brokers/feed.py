@@ -5,7 +5,7 @@ updates); this class owns the rest, the same for all:
 
 - each order update goes through the broker adapter's `event_from_payload` (source "websocket") and
   `ingestor.submit`, the one atomic dedup + enqueue step a postback also takes, so the same update by
-  postback and by WebSocket is one event (interface.md);
+  postback and by WebSocket is one event (docs/interface.md);
 - after any drop it reconnects with exponential backoff and jitter; an authentication refusal (HTTP
   401/403 at the handshake, a refusing login answer, or a policy/auth close code) stops the retries and
   says so, since retrying a refused token only gets an account locked;

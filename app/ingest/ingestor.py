@@ -3,7 +3,7 @@
 Redis first (one Lua call: dedup + XADD). When Redis cannot take the update (down, restarting,
 refusing writes), the circuit opens and the update goes to the fallbacks in order (the database,
 then the opt-in local spool), still acknowledged; the replayer feeds it to Redis once Redis answers.
-Only when every fallback fails does the sender get 503 (interface.md: 503 only when the update could
+Only when every fallback fails does the sender get 503 (docs/interface.md: 503 only when the update could
 not be kept durably).
 """
 

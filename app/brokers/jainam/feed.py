@@ -37,7 +37,7 @@ class JainamConnector(FeedConnector):
     secret_variables = ("JAINAM_BEARER_TOKEN",)
 
     def load_settings(self) -> None:
-        """JAINAM_HEARTBEAT_SECONDS (interface.md default 60)."""
+        """JAINAM_HEARTBEAT_SECONDS (docs/interface.md default 60)."""
         self.heartbeat_seconds = seconds_setting(self.config, "JAINAM_HEARTBEAT_SECONDS", 60.0)
         self.order_token = ""
 
