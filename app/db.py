@@ -141,17 +141,18 @@ def make_engine(url: str) -> Engine:
 
 def upgrade(url: str) -> None:
     """Bring the database to the latest Alembic revision (idempotent; web and worker may race to it)."""
-    from alembic import command
-    from alembic.config import Config as AlembicConfig
-
-    cfg = AlembicConfig(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(ROOT / "migrations"))
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    cfg.attributes["configure_logger"] = False
     alembic_log = logging.getLogger("alembic")
     level = alembic_log.level
-    alembic_log.setLevel(logging.WARNING)  # its INFO lines say nothing a user needs at every start
+    # Its INFO lines (importing alembic.command logs its plugins) say nothing a user needs at every start.
+    alembic_log.setLevel(logging.WARNING)
     try:
+        from alembic import command
+        from alembic.config import Config as AlembicConfig
+
+        cfg = AlembicConfig(str(ROOT / "alembic.ini"))
+        cfg.set_main_option("script_location", str(ROOT / "migrations"))
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+        cfg.attributes["configure_logger"] = False
         with _migration_lock(url):
             command.upgrade(cfg, "head")
     finally:
