@@ -184,9 +184,9 @@ def apply_event(
     state: dict[str, Any] | None, event: dict[str, Any], *, confirming: Collection[str] | None = None
 ) -> dict[str, Any]:
     """The state after one more event; `confirming` = brokers whose postback terminals need confirming
-    (default: the brokers with REST credentials in this process's configuration)."""
+    (the brokers with REST credentials, app/reconcile/clients configured_brokers; none by default)."""
     if confirming is None:
-        confirming = confirming_brokers()
+        confirming = ()
     total = (state.get("event_count", 0) if state else 0) + 1
     trusted, claims, reconciled_at = _layers(state)
     if is_claim(event, confirming):
@@ -288,36 +288,6 @@ def _moment(value: Any) -> datetime | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-
-
-def confirming_brokers() -> frozenset[str]:
-    """Brokers whose postback terminals are claims: set explicitly, else those with REST credentials
-    in the installed services' configuration (none when no services are installed)."""
-    if _CONFIRMING is not None:
-        return _CONFIRMING
-    from app import services as services_module
-
-    current = services_module._current
-    if current is None:
-        return frozenset()
-    cached = _policy_cache.get(id(current.config))
-    if cached is None:
-        from app.reconcile.clients import configured_brokers
-
-        cached = frozenset(configured_brokers(current.config))
-        _policy_cache.clear()
-        _policy_cache[id(current.config)] = cached
-    return cached
-
-
-def set_confirming_brokers(brokers: Collection[str] | None) -> None:
-    """Fix the confirming brokers (tests); None returns to the configuration's."""
-    global _CONFIRMING
-    _CONFIRMING = None if brokers is None else frozenset(brokers)
-
-
-_CONFIRMING: frozenset[str] | None = None
-_policy_cache: dict[int, frozenset[str]] = {}
 
 
 def public_view(state: dict[str, Any]) -> dict[str, Any]:

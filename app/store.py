@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,15 +96,26 @@ def configured_consumers(conn: Connection, urls: tuple[str, ...]) -> list[tuple[
     return found
 
 
-def persist_batch(engine: Engine, batch: list[QueuedEvent], forward_urls: tuple[str, ...] = ()) -> StoredBatch:
-    """Store a batch in one transaction; events already stored are skipped, not stored twice."""
+def persist_batch(
+    engine: Engine,
+    batch: list[QueuedEvent],
+    forward_urls: tuple[str, ...] = (),
+    *,
+    confirming: Collection[str] = (),
+) -> StoredBatch:
+    """Store a batch in one transaction; events already stored are skipped, not stored twice.
+
+    `confirming`: brokers whose postback terminals are claims until their order history confirms them.
+    """
     try:
-        return _persist(engine, batch, forward_urls)
+        return _persist(engine, batch, forward_urls, confirming)
     except IntegrityError as exc:
         raise Conflict(str(exc.orig)[:200]) from exc
 
 
-def _persist(engine: Engine, batch: list[QueuedEvent], forward_urls: tuple[str, ...]) -> StoredBatch:
+def _persist(
+    engine: Engine, batch: list[QueuedEvent], forward_urls: tuple[str, ...], confirming: Collection[str]
+) -> StoredBatch:
     """The transaction of persist_batch."""
     result = StoredBatch()
     with engine.begin() as conn:
@@ -122,7 +134,7 @@ def _persist(engine: Engine, batch: list[QueuedEvent], forward_urls: tuple[str, 
         for queued in fresh:
             event = {k: v for k, v in queued.event.items() if k != "raw"}  # the body is the one copy
             key = (event["broker"], event["order_id"])
-            states[key] = apply_event(states.get(key), event)
+            states[key] = apply_event(states.get(key), event, confirming=confirming)
             event["sequence"] = states[key]["event_count"]
             result.events.append(event)
             body = raw_body(queued)

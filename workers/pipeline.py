@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app import observers
 from app.events import OrderEvent
+from app.reconcile.clients import configured_brokers
 from app.redis_keys import DEAD_STREAM, DEDUP_PREFIX, GROUP, STATS_KEY, STREAM
 from app.services import Services
 from app.store import Conflict, QueuedEvent, StoredBatch, persist_batch
@@ -92,6 +93,8 @@ class Pipeline:
         self.heartbeat = heartbeat
         self.claim_idle_ms = claim_idle_ms
         self.forwarder = Forwarder(services)
+        # Brokers whose postback terminals are claims until their REST order history confirms them.
+        self.confirming = configured_brokers(services.config)
         self.stall = stall or StallMarker(self.client)
         self.refused = False  # Redis refused a write during the last step (OOM)
         self.scan_refused_at = -1e9  # when Redis last refused the scanner a write (OOM)
@@ -259,7 +262,9 @@ class Pipeline:
         attempt = conflicts = 0
         while True:
             try:
-                return persist_batch(services.engine, batch, services.config.forward_urls)
+                return persist_batch(
+                    services.engine, batch, services.config.forward_urls, confirming=self.confirming
+                )
             except Conflict:
                 conflicts += 1
                 if conflicts > CONFLICT_RETRIES:
