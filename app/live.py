@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
-import sqlalchemy as sa
 
-from app.db import orders
 from app.state import public_view
+
+if TYPE_CHECKING:
+    from app.store import StoredBatch
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +27,7 @@ CHANNEL = "oh:live"
 EVENT_FIELDS = ("id", "sequence", "status", "broker_status", "source", "received_at", "exchange_time", "reason")
 
 
-@dataclass
-class LiveBatch:
-    """What a stored batch changed: its events (with sequence) and each touched order's public state."""
-
-    events: list[dict[str, Any]] = field(default_factory=list)
-    states: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-
-
-def messages(batch: Any, published_at: float | None = None) -> list[str]:
+def messages(batch: StoredBatch, published_at: float | None = None) -> list[str]:
     """One JSON message per order the batch touched, newest event summary included."""
     last: dict[tuple[str, str], dict[str, Any]] = {}
     for event in batch.events:
@@ -44,7 +36,7 @@ def messages(batch: Any, published_at: float | None = None) -> list[str]:
             last[key] = event
     stamp = published_at if published_at is not None else time.time()
     out = []
-    states = getattr(batch, "states", None) or {}
+    states = batch.states
     for key, event in last.items():
         state = states.get(key)
         if state is None:
@@ -59,7 +51,7 @@ def messages(batch: Any, published_at: float | None = None) -> list[str]:
     return out
 
 
-def publish_stored(client: redis.Redis, batch: Any) -> int:
+def publish_stored(client: redis.Redis, batch: StoredBatch) -> int:
     """PUBLISH the batch's changes on `oh:live`; returns messages sent (0 when Redis refuses: logged, not raised)."""
     bodies = messages(batch)
     if not bodies:
@@ -73,23 +65,3 @@ def publish_stored(client: redis.Redis, batch: Any) -> int:
         log.warning("live update not published (%s); open dashboards catch up on their next snapshot", exc)
         return 0
     return len(bodies)
-
-
-def with_states(engine: sa.Engine, batch: Any) -> Any:
-    """The batch itself when it carries `states`, else a LiveBatch with the touched orders' states read back."""
-    if getattr(batch, "states", None) or not batch.events:
-        return batch
-    keys = sorted({(event["broker"], event["order_id"]) for event in batch.events})
-    states: dict[tuple[str, str], dict[str, Any]] = {}
-    try:
-        with engine.connect() as conn:
-            for start in range(0, len(keys), 400):
-                chunk = keys[start : start + 400]
-                query = sa.select(orders.c.broker, orders.c.order_id, orders.c.data).where(
-                    sa.tuple_(orders.c.broker, orders.c.order_id).in_(chunk)
-                )
-                for row in conn.execute(query):
-                    states[(row.broker, row.order_id)] = dict(row.data)
-    except sa.exc.SQLAlchemyError as exc:
-        log.warning("live update skipped: order states could not be read back (%s)", type(exc).__name__)
-    return LiveBatch(events=list(batch.events), states=states)

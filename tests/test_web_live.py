@@ -10,6 +10,7 @@ import redis
 
 from app import live
 from app.api import stream
+from app.store import StoredBatch
 from tests.conftest import KITE_SECRET
 from tests.helpers import load_fixture, run_pipeline, sign_kite
 
@@ -56,7 +57,7 @@ def test_the_worker_publishes_one_message_per_touched_order_after_storage(client
 
 def test_publishing_never_raises_when_redis_is_away():
     dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
-    batch = live.LiveBatch(
+    batch = StoredBatch(
         events=[{"broker": "kite", "order_id": "X", "sequence": 1, "id": "e1", "status": "OPEN"}],
         states={("kite", "X"): {"broker": "kite", "order_id": "X", "status": "OPEN", "_fill_key": []}},
     )
@@ -64,7 +65,7 @@ def test_publishing_never_raises_when_redis_is_away():
 
 
 def test_messages_take_the_latest_event_of_each_order():
-    batch = live.LiveBatch(
+    batch = StoredBatch(
         events=[
             {"broker": "kite", "order_id": "A", "sequence": 1, "id": "e1", "status": "OPEN"},
             {"broker": "kite", "order_id": "A", "sequence": 2, "id": "e2", "status": "FILLED"},
