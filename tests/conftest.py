@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import subprocess
 import tempfile
@@ -20,19 +19,8 @@ from app import create_app
 from app.config import load_config
 from app.db import upgrade
 from app.services import Services, set_services
-from tests.procs import OwnRedis
-
-ROOT = Path(__file__).resolve().parent.parent
-TEST_REDIS_DB = 9
-PG_ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-
-KITE_SECRET = "kite-test-secret-0123456789"
-POSTBACK_TOKEN = "tok_" + "a1b2c3d4e5f6a7b8c9d0"
-ADMIN_TOKEN = "admin-test-token-0123456789"
-FORWARD_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-
-OWNER_KEY = "orderhook:test-run-owner"
+from tests.support.env import ADMIN_TOKEN, OWNER_KEY, PG_ADMIN_DSN, TEST_REDIS_DB, make_env, postgres_available
+from tests.support.procs import OwnRedis
 
 
 def _machine_redis() -> str | None:
@@ -109,15 +97,6 @@ def _flush(client: redis.Redis) -> None:
     client.set(OWNER_KEY, os.getpid(), ex=3600)
 
 
-def postgres_available() -> bool:
-    """True when the machine's PostgreSQL answers."""
-    try:
-        with psycopg.connect(PG_ADMIN_DSN, connect_timeout=2):
-            return True
-    except psycopg.Error:
-        return False
-
-
 @pytest.fixture(scope="session")
 def postgres_url():
     """A fresh PostgreSQL database on the machine's server for this run (dropped afterwards)."""
@@ -155,23 +134,6 @@ def sqlite_url(tmp_path):
     url = f"sqlite:///{tmp_path / 'orderhook.sqlite3'}"
     upgrade(url)
     return url
-
-
-def make_env(redis_url: str, database_url: str, tmp_path: Path, **overrides: str) -> dict[str, str]:
-    """A complete production environment for tests."""
-    env = {
-        "APP_ENV": "production",
-        "PUBLIC_BASE_URL": "https://orderhook.example.com",
-        "REDIS_URL": redis_url,
-        "DATABASE_URL": database_url,
-        "INSTANCE_PATH": str(tmp_path / "instance"),
-        "KITE_API_SECRET": KITE_SECRET,
-        "POSTBACK_TOKEN": POSTBACK_TOKEN,
-        "ADMIN_TOKEN": ADMIN_TOKEN,
-        "FORWARD_SECRET": FORWARD_SECRET,
-    }
-    env.update(overrides)
-    return env
 
 
 @pytest.fixture
@@ -222,11 +184,6 @@ def client(app):
 def admin_headers():
     """Authorization for /api/*."""
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-def random_token() -> str:
-    """A fresh secret-looking token."""
-    return secrets.token_urlsafe(18)
 
 
 @pytest.fixture

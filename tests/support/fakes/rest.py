@@ -1,0 +1,343 @@
+"""Fake broker REST servers on 127.0.0.1 playing Kite, Dhan and Flattrade (Noren) order books.
+
+Each checks the auth a real broker checks (Kite's `Authorization: token key:token` and
+`X-Kite-Version: 3`, Dhan's `access-token` and `client-id`, Noren's form `jData`/`jKey`), answers in
+the published shapes (kiteconnect-mocks orders, Dhan v2 order dicts, Noren OrderBook rows) and records
+every request. A test can expire the token or make the next answers fail.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+
+class FakeRestBroker:
+    """Base: orders by id, each with its history in time order (oldest first); subclasses speak the dialect."""
+
+    def __init__(self) -> None:
+        self.histories: dict[str, list[dict[str, Any]]] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.auth_failures = 0
+        self.expired = False
+        #: Statuses to answer before serving normally (e.g. [503, 429]).
+        self.fail_next: list[int] = []
+        self.lock = threading.Lock()
+        self.server: ThreadingHTTPServer | None = None
+
+    # Test controls:
+
+    def add(self, order_id: str, rows: list[dict[str, Any]]) -> None:
+        """An order and its states, oldest first (the book shows the last)."""
+        with self.lock:
+            self.histories[order_id] = list(rows)
+
+    def append(self, order_id: str, row: dict[str, Any]) -> None:
+        """One more state of an order."""
+        with self.lock:
+            self.histories.setdefault(order_id, []).append(row)
+
+    @property
+    def url(self) -> str:
+        """The base URL to put in *_API_URL."""
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}{self.prefix}"
+
+    prefix = ""
+
+    def start(self) -> FakeRestBroker:
+        """Serve on a free loopback port in a thread."""
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                record = {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
+                with fake.lock:
+                    fake.requests.append(record)
+                    failing = fake.fail_next.pop(0) if fake.fail_next else None
+                if failing is not None:
+                    status, payload = failing, {"error": "fake failure"}
+                else:
+                    status, payload = fake.answer(self.command, self.path, dict(self.headers), body)
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                if status == 429:
+                    self.send_header("Retry-After", "0")
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = _serve  # noqa: N815 - http.server naming
+            do_POST = _serve  # noqa: N815
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def close(self) -> None:
+        """Stop serving."""
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+    def book(self) -> list[dict[str, Any]]:
+        """Today's order book: each order's latest state."""
+        with self.lock:
+            return [rows[-1] for rows in self.histories.values() if rows]
+
+    def history(self, order_id: str) -> list[dict[str, Any]] | None:
+        """One order's states oldest first, or None."""
+        with self.lock:
+            rows = self.histories.get(order_id)
+            return list(rows) if rows else None
+
+    def answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
+        """Status and JSON answer for one request (subclasses)."""
+        raise NotImplementedError
+
+
+class FakeKiteRest(FakeRestBroker):
+    """Kite Connect v3: GET /orders, GET /orders/{id} (history oldest first)."""
+
+    def __init__(self, api_key: str, access_token: str) -> None:
+        super().__init__()
+        self.api_key, self.access_token = api_key, access_token
+
+    def answer(self, method, path, headers, body):
+        auth = headers.get("Authorization")
+        if headers.get("X-Kite-Version") != "3" or auth != f"token {self.api_key}:{self.access_token}" or self.expired:
+            self.auth_failures += 1
+            return 403, {
+                "status": "error",
+                "message": "Incorrect `api_key` or `access_token`.",
+                "data": None,
+                "error_type": "TokenException",
+            }
+        if method == "GET" and path == "/orders":
+            return 200, {"status": "success", "data": self.book()}
+        if method == "GET" and path.startswith("/orders/"):
+            rows = self.history(path.split("/")[2])
+            if rows is None:
+                return 400, {"status": "error", "message": "Couldn't find that order.", "error_type": "InputException"}
+            return 200, {"status": "success", "data": rows}
+        return 404, {"status": "error", "message": "Route not found", "error_type": "GeneralException"}
+
+
+class FakeDhanRest(FakeRestBroker):
+    """Dhan v2: GET /v2/orders (array), GET /v2/orders/{id} (the order)."""
+
+    def __init__(self, client_id: str, access_token: str) -> None:
+        super().__init__()
+        self.client_id, self.access_token = client_id, access_token
+
+    def answer(self, method, path, headers, body):
+        if (
+            headers.get("access-token") != self.access_token
+            or headers.get("client-id") != self.client_id
+            or (self.expired)
+        ):
+            self.auth_failures += 1
+            return 401, {"errorType": "Invalid_Authentication", "errorCode": "DH-901", "errorMessage": "Invalid token"}
+        if method == "GET" and path == "/v2/orders":
+            return 200, self.book()
+        if method == "GET" and path.startswith("/v2/orders/"):
+            rows = self.history(path.split("/")[3])
+            if rows is None:
+                return 404, {"errorType": "Input_Exception", "errorCode": "DH-905", "errorMessage": "no order"}
+            return 200, rows[-1]
+        return 404, {"errorType": "Input_Exception", "errorCode": "DH-905", "errorMessage": "no route"}
+
+
+class FakeNorenRest(FakeRestBroker):
+    """Noren (Flattrade PiConnect): POST /OrderBook, POST /SingleOrdHist (newest first), form jData/jKey."""
+
+    prefix = "/PiConnectAPI"
+
+    def __init__(self, uid: str, token: str) -> None:
+        super().__init__()
+        self.uid, self.token = uid, token
+
+    def answer(self, method, path, headers, body):
+        form = parse_qs(body.decode())
+        try:
+            jdata = json.loads(form["jData"][0])
+        except (KeyError, ValueError):
+            return 200, {"stat": "Not_Ok", "emsg": "Invalid Input : jData is Missing."}
+        if form.get("jKey", [""])[0] != self.token or self.expired:
+            self.auth_failures += 1
+            return 200, {"stat": "Not_Ok", "emsg": "Session Expired :  Invalid Session Key"}
+        if jdata.get("uid") != self.uid or jdata.get("ordersource") != "API":
+            return 200, {"stat": "Not_Ok", "emsg": "Invalid Input : uid or ordersource"}
+        if path == f"{self.prefix}/OrderBook":
+            book = self.book()
+            return 200, ([dict(row, stat="Ok") for row in book] if book else {"stat": "Not_Ok", "emsg": "no data"})
+        if path == f"{self.prefix}/SingleOrdHist":
+            rows = self.history(str(jdata.get("norenordno")))
+            if rows is None:
+                return 200, {"stat": "Not_Ok", "emsg": 'Error Occurred : 5 "no data"'}
+            return 200, [dict(row, stat="Ok") for row in reversed(rows)]  # newest first, as Noren sends
+        return 404, {"stat": "Not_Ok", "emsg": "no such API"}
+
+
+def kite_order(
+    order_id: str,
+    status: str,
+    *,
+    quantity: int = 10,
+    filled: int = 0,
+    average: float = 0,
+    at: str = "2026-11-28 09:15:00",
+    account: str = "AB1234",
+    message: str | None = None,
+) -> dict[str, Any]:
+    """A Kite order dict as GET /orders returns it (kiteconnect-mocks orders.json; account_id, not user_id)."""
+    return {
+        "account_id": account,
+        "placed_by": account,
+        "order_id": order_id,
+        "exchange_order_id": "1100000000" + order_id[-6:],
+        "parent_order_id": None,
+        "status": status,
+        "status_message": message,
+        "status_message_raw": message,
+        "order_timestamp": at,
+        "exchange_update_timestamp": at if status not in ("PUT ORDER REQ RECEIVED", "VALIDATION PENDING") else None,
+        "exchange_timestamp": at if status not in ("PUT ORDER REQ RECEIVED", "VALIDATION PENDING") else None,
+        "variety": "regular",
+        "modified": False,
+        "exchange": "NSE",
+        "tradingsymbol": "INFY",
+        "instrument_token": 408065,
+        "order_type": "LIMIT",
+        "transaction_type": "BUY",
+        "validity": "DAY",
+        "validity_ttl": 0,
+        "product": "CNC",
+        "quantity": quantity,
+        "disclosed_quantity": 0,
+        "price": 1500.5,
+        "trigger_price": 0,
+        "average_price": average,
+        "filled_quantity": filled,
+        "pending_quantity": quantity - filled if status not in ("COMPLETE", "CANCELLED", "REJECTED") else 0,
+        "cancelled_quantity": quantity - filled if status == "CANCELLED" else 0,
+        "market_protection": 0,
+        "meta": {},
+        "tag": None,
+        "tags": [],
+        "guid": "fake-" + order_id,
+    }
+
+
+def kite_lifecycle(order_id: str, *, quantity: int = 10, end: str = "COMPLETE", minute: int = 15) -> list[dict]:
+    """PUT ORDER REQ RECEIVED -> VALIDATION PENDING -> OPEN PENDING -> OPEN (same second) -> fill -> end."""
+    at = f"2026-11-28 09:{minute:02d}:00"
+    later = f"2026-11-28 09:{minute:02d}:30"
+    rows = [kite_order(order_id, s, quantity=quantity, at=at) for s in ("PUT ORDER REQ RECEIVED", "VALIDATION PENDING")]
+    rows += [kite_order(order_id, s, quantity=quantity, at=at) for s in ("OPEN PENDING", "OPEN")]
+    if end == "COMPLETE":
+        rows.append(kite_order(order_id, "COMPLETE", quantity=quantity, filled=quantity, average=1500.25, at=later))
+    elif end == "CANCELLED":
+        rows.append(kite_order(order_id, "CANCELLED", quantity=quantity, at=later))
+    elif end == "REJECTED":
+        rows = rows[:2] + [kite_order(order_id, "REJECTED", quantity=quantity, at=at, message="RMS: margin exceeds")]
+    return rows
+
+
+def dhan_order(
+    order_id: str,
+    status: str,
+    *,
+    quantity: int = 5,
+    filled: int = 0,
+    average: float = 0.0,
+    at: str = "2026-11-28 10:00:00",
+    client_id: str = "1000000003",
+) -> dict[str, Any]:
+    """A Dhan v2 order dict as GET /v2/orders returns it (DhanHQ docs, dto/order.py)."""
+    return {
+        "dhanClientId": client_id,
+        "orderId": order_id,
+        "correlationId": "corr-" + order_id,
+        "orderStatus": status,
+        "transactionType": "BUY",
+        "exchangeSegment": "NSE_EQ",
+        "productType": "INTRADAY",
+        "orderType": "LIMIT",
+        "validity": "DAY",
+        "tradingSymbol": "TCS",
+        "securityId": "11536",
+        "quantity": quantity,
+        "disclosedQuantity": 0,
+        "price": 3400.0,
+        "triggerPrice": 0.0,
+        "afterMarketOrder": False,
+        "boProfitValue": 0.0,
+        "boStopLossValue": 0.0,
+        "legName": "NA",
+        "createTime": "2026-11-28 09:59:00",
+        "updateTime": at,
+        "exchangeTime": at,
+        "drvExpiryDate": None,
+        "drvOptionType": None,
+        "drvStrikePrice": 0.0,
+        "omsErrorCode": None,
+        "omsErrorDescription": None,
+        "algoId": "0",
+        "remainingQuantity": quantity - filled,
+        "averageTradedPrice": average,
+        "filledQty": filled,
+    }
+
+
+def noren_order(
+    order_id: str,
+    status: str,
+    *,
+    quantity: int = 50,
+    filled: int = 0,
+    average: str = "0.00",
+    at: str = "10:30:00 28-11-2026",
+    report: str | None = None,
+    uid: str = "FT0001",
+    reason: str = "",
+) -> dict[str, Any]:
+    """A Noren OrderBook / SingleOrdHist row (every value a string; history rows add `rpt`)."""
+    clock, date = at.split(" ")
+    row = {
+        "norenordno": order_id,
+        "uid": uid,
+        "actid": uid,
+        "exch": "NSE",
+        "tsym": "ACC-EQ",
+        "qty": str(quantity),
+        "prc": "1400.00",
+        "prd": "C",
+        "status": status,
+        "trantype": "B",
+        "prctyp": "LMT",
+        "ret": "DAY",
+        "fillshares": str(filled),
+        "avgprc": average,
+        "exchordid": "1100000000" + order_id[-6:],
+        "norentm": at,
+        "exch_tm": f"{date} {clock}" if status != "PENDING" else "",
+        "rejreason": reason,
+        "remarks": "",
+    }
+    if report:
+        row["rpt"] = report
+    return row

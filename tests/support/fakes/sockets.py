@@ -1,0 +1,111 @@
+"""Each broker's side of its order-update WebSocket, as docs/brokers.md describes it."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from http import HTTPStatus
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import ServerConnection
+from websockets.http11 import Request, Response
+
+from tests.support.fakes.socket_server import FakeSocketBroker, Session
+
+
+class FakeKiteSocket(FakeSocketBroker):
+    """ws.kite.trade: credentials in the query; a wrong token is refused at the handshake with 403 (§3.2)."""
+
+    def __init__(self, api_key: str, access_token: str) -> None:
+        super().__init__()
+        self.api_key = api_key
+        self.access_token = access_token
+
+    def check_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        query = parse_qs(urlsplit(request.path).query)
+        if query.get("api_key") != [self.api_key] or query.get("access_token") != [self.access_token]:
+            return ws.respond(HTTPStatus.FORBIDDEN, "Invalid `api_key` or `access_token`.\n")
+        return None
+
+
+class FakeDhanSocket(FakeSocketBroker):
+    """api-order-update.dhan.co: a JSON login first; a bad token is closed with 4001 (the fake's choice)."""
+
+    def __init__(self, client_id: str, token: str) -> None:
+        super().__init__()
+        self.client_id = client_id
+        self.token = token
+
+    async def handle(self, session: Session, message: str | bytes) -> None:
+        if len(session.messages) != 1:
+            return
+        login = json.loads(message)["LoginReq"]
+        if login.get("ClientId") != self.client_id or login.get("Token") != self.token:
+            await session.ws.close(4001, "invalid token")
+
+
+class FakeDhanWebSocket(FakeSocketBroker):
+    """order-feed.dhan.co: a 703-byte binary login frame first; an unknown frame is closed with 1008."""
+
+    def __init__(self, accepted_frames: set[bytes]) -> None:
+        super().__init__()
+        self.accepted_frames = accepted_frames
+
+    async def handle(self, session: Session, message: str | bytes) -> None:
+        if len(session.messages) == 1 and message not in self.accepted_frames:
+            await session.ws.close(1008, "login failed")
+
+
+class FakeNorenSocket(FakeSocketBroker):
+    """Noren (Flattrade): login -> ck/ak, subscribe with no ack, heartbeat -> hk (§5.1)."""
+
+    path = "/PiConnectWSAPI/"
+
+    def __init__(self, uid: str, token: str) -> None:
+        super().__init__()
+        self.uid = uid
+        self.token = token
+
+    async def handle(self, session: Session, message: str | bytes) -> None:
+        frame = json.loads(message)
+        kind = frame.get("t")
+        if kind in ("c", "a"):
+            given = frame.get("susertoken") if kind == "c" else frame.get("accesstoken")
+            ok = frame.get("uid") == self.uid and given == self.token
+            answer = {"t": kind + "k", "s": "OK"}
+            if not ok:
+                answer = {"t": kind + "k", "s": "NOT_OK", "emsg": "Invalid Session Key"}
+            await session.ws.send(json.dumps(answer))
+        elif kind == "h":
+            await session.ws.send(json.dumps({"t": "hk"}))
+
+
+class FakeJainamSocket(FakeSocketBroker):
+    """protrade: HTTP ws/createWsToken (bearer) on the same port, then the order socket with {"status":"Ok"} (§6)."""
+
+    path = "/omo/odrest/websocket"
+
+    def __init__(self, bearer: str, user_id: str) -> None:
+        super().__init__()
+        self.bearer = bearer
+        self.user_id = user_id
+        self.issued: list[str] = []
+        self.token_requests = 0
+
+    def check_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        if not request.path.endswith("/ws/createWsToken"):
+            return None
+        self.token_requests += 1
+        if request.headers.get("Authorization") != f"Bearer {self.bearer}":
+            return ws.respond(HTTPStatus.UNAUTHORIZED, '{"status":"Not_Ok","message":"401"}')
+        token = secrets.token_hex(32)
+        self.issued.append(token)
+        body = {"status": "Ok", "message": "200", "result": [{"orderToken": token}]}
+        return ws.respond(HTTPStatus.OK, json.dumps(body))
+
+    async def handle(self, session: Session, message: str | bytes) -> None:
+        frame = json.loads(message)
+        if "orderToken" in frame:
+            ok = frame["orderToken"] in self.issued and frame.get("userId") == self.user_id and not self.refuse_login
+            answer = {"status": "Ok"} if ok else {"status": "Not_Ok", "message": "invalid token"}
+            await session.ws.send(json.dumps(answer))
