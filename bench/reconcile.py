@@ -28,8 +28,8 @@ from app.config import load_config  # noqa: E402
 from app.db import upgrade  # noqa: E402
 from app.reconcile.engine import reconcile_broker  # noqa: E402
 from app.services import Services, set_services  # noqa: E402
-from tests.fakes.rest_brokers import FakeKite, kite_lifecycle  # noqa: E402
-from tests.helpers import run_pipeline  # noqa: E402
+from tests.support.fakes.rest import FakeKite, kite_lifecycle  # noqa: E402
+from tests.support.helpers import run_pipeline  # noqa: E402
 
 
 def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
