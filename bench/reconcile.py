@@ -28,7 +28,7 @@ from app.config import load_config  # noqa: E402
 from app.db import upgrade  # noqa: E402
 from app.reconcile.engine import reconcile_broker  # noqa: E402
 from app.services import Services, set_services  # noqa: E402
-from tests.support.fakes.rest import FakeKite, kite_lifecycle  # noqa: E402
+from tests.support.fakes.rest import FakeKiteRest, kite_lifecycle  # noqa: E402
 from tests.support.helpers import run_pipeline  # noqa: E402
 
 
@@ -92,7 +92,7 @@ def main() -> int:
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="oh-bench-reconcile-"))
     redis_proc, redis_url = start_redis(workdir)
-    kite = FakeKite("kitekey", "kitetoken").start()
+    kite = FakeKiteRest("kitekey", "kitetoken").start()
     try:
         for n in range(args.orders):
             order_id = f"2511280{n:08d}"
