@@ -182,9 +182,3 @@ def _migration_lock(url: str) -> Iterator[None]:
                 conn.execute(sa.text("SELECT pg_advisory_unlock(72731901)"))
     finally:
         engine.dispose()
-
-
-def schema_ready(engine: Engine) -> None:
-    """Raise unless the migrated schema is there (readiness: tables exist, not just a connection)."""
-    with engine.connect() as conn:
-        conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()

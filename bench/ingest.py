@@ -7,7 +7,7 @@ Run from the repository root:  .venv/bin/python bench/ingest.py   (options: --he
 2. Over the real server: a throwaway redis-server (AOF, appendfsync everysec) on a unix socket, then
    the Procfile's web command (`gunicorn -c gunicorn.conf.py wsgi:app`, bound to 127.0.0.1) serving
    bench/bare_app.py and Orderhook in turn, each driven by bench/loadgen.py with distinct validly
-   signed Kite postbacks; req/s of both and the ratio (goal >= 0.85, issue 10). `--sync` repeats the
+   signed Kite postbacks; req/s of both and the ratio (goal >= 0.85). `--sync` repeats the
    comparison with gunicorn's sync workers (no gevent) to show what the worker class costs.
 
 Everything lives in a temporary directory that is removed at the end; only loopback is used.

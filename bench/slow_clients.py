@@ -1,4 +1,4 @@
-"""Postback latency with 0 and with 16 slow clients against the Procfile web (issue 11).
+"""Postback latency with 0 and with 16 slow clients against the Procfile web.
 
 Run from the repository root:  .venv/bin/python bench/slow_clients.py   (about a minute)
 

@@ -37,12 +37,6 @@ class ConsumerSender:
         self.base.prepare(method="POST", url=url, headers={}, data=b"")
         self.pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="send")
 
-    def send_all(self, tries: list[DeliveryTry]) -> list[Outcome]:
-        """Attempt every delivery at once (up to `parallel` in flight); outcomes in the same order."""
-        if len(tries) == 1:
-            return [self.attempt(tries[0])]
-        return list(self.pool.map(self.attempt, tries))
-
     def attempt(self, item: DeliveryTry) -> Outcome:
         """One signed POST; never raises (a failure of any kind is an outcome to record and retry)."""
         started_at = time.time()

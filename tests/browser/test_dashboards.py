@@ -14,7 +14,7 @@ from tests.support.procs import wait_until
 pytestmark = pytest.mark.e2e
 DASHBOARDS = 12
 POSTBACKS = 40
-BOUND_SECONDS = 1.0  # issue 8: postbacks answered within 1 s with 12 dashboards open
+BOUND_SECONDS = 1.0  # postbacks are answered within 1 s with 12 dashboards open
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The real Procfile web (gunicorn, gevent workers): slow clients, the server's own refusals, its logs.
 
-Issue 11: 16 connections dribbling a header line a second stalled all sync workers. Issue 12: the
-server's own refusals were HTML, and a stalled body printed the path token in gunicorn's error log.
+What must hold: 16 connections dribbling a header line a second stall nothing, the server's own refusals
+are JSON, and a stalled body never prints the path token in gunicorn's error log.
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ def test_python_version_is_pinned_for_platforms():
 
 
 def test_pip_install_dot_installs_a_working_package(tmp_path):
-    """issue 11: `pip install .` failed on a flat layout; the installed copy migrates a database on its own."""
+    """`pip install .` works (no flat layout); the installed copy migrates a database on its own."""
     source = tmp_path / "source"  # a copy, so the build leaves no build/ or egg-info in the checkout
     for name in ("app", "workers", "migrations", "tests"):
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -175,7 +175,7 @@ def _honcho(args: list[str], env: dict[str, str], tmp_path) -> subprocess.Popen:
 
 @pytest.mark.e2e
 def test_honcho_start_web_worker_feeds_keeps_running_where_plain_start_stops(env, tmp_path):
-    """issue 11: `release` exits when migrated and plain `honcho start` takes everything down with it."""
+    """`release` exits when migrated and plain `honcho start` takes everything down with it."""
     import requests
 
     port = free_port()

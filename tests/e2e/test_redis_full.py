@@ -1,4 +1,4 @@
-"""Redis at maxmemory under noeviction (issue 12): the worker backs off instead of crash-looping, says the
+"""Redis at maxmemory under noeviction: the worker backs off instead of crash-looping, says the
 pipeline is stalled in `oh:pipeline:stalled`, keeps draining the stream (its reads, acks and deletes need
 no memory), and carries on by itself once memory frees."""
 

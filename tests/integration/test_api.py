@@ -92,7 +92,7 @@ def test_orders_filters_are_checked(client, admin_headers):
 
 
 def test_jainam_webhooks_need_the_path_token(client):
-    # integration: Jainam now takes webhooks at /postbacks/jainam/<token> (issue 9 §3; tests/test_jainam.py).
+    # Jainam takes webhooks at /postbacks/jainam/<token> (tests/brokers/jainam/test_postbacks.py).
     assert_json_error(client.post("/postbacks/jainam", data=b"{}"), 404, "jainam")
 
 

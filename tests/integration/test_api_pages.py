@@ -45,7 +45,7 @@ def store(services, order_id: str, numbers, **kwargs) -> None:
 
 
 def test_order_state_and_events_come_from_one_snapshot_under_a_stream_of_updates(db_services, db_client, admin_headers):
-    """issue 9: a reader never sees a state older (or newer) than its own event list."""
+    """A reader never sees a state older (or newer) than its own event list."""
     store(db_services, "HOT", [1])
     stop = threading.Event()
     written = []
@@ -92,7 +92,7 @@ def test_a_kite_checksum_never_leaves_through_the_api(db_services, db_client, ad
 
 
 def test_raw_is_rebuilt_from_the_raw_log_when_the_event_does_not_carry_it(db_services, db_client, admin_headers):
-    """The raw body stored once (issue 12): an event without `raw` shows the raw_postbacks body, minus checksum."""
+    """The raw body stored once: an event without `raw` shows the raw_postbacks body, minus checksum."""
     store(db_services, "ONCE", [1], checksum="feedface" * 8)
     with db_services.engine.begin() as conn:
         data = dict(conn.execute(sa.select(events.c.data)).scalar_one())

@@ -1,4 +1,4 @@
-"""Nothing acknowledged is lost when Redis, a worker or the database dies (issue 5, delivery.md §5, §9).
+"""Nothing acknowledged is lost when Redis, a worker or the database dies (docs/ingest.md, docs/pipeline.md).
 
 The end-to-end tests start the Procfile's own web and worker commands on loopback and kill real
 processes: a redis-server with AOF that the test owns, the worker's process group, a throwaway
@@ -344,7 +344,7 @@ def test_redis_dies_for_two_seconds_mid_stream(own_redis, sqlite_url, tmp_path, 
         f"worker:\n{worker.log()[-3000:]}",
     )
     assert_stored_once_via_api(port, acked)
-    # ingest (Redis outage): the fallback is the database, not the dyno's disk (issue 11); emptied after replay.
+    # ingest (Redis outage): the fallback is the database, not the dyno's disk; emptied after replay.
     assert "SPOOLING postbacks to the database" in web_log
     assert not (Path(env["INSTANCE_PATH"]) / "spool").exists(), "something was written to the local disk"
     wait_until(lambda: sqlite_rows(sqlite_url, "SELECT count(*) FROM ingest_fallback") == [(0,)], 30, 0.2)

@@ -91,7 +91,7 @@ def test_both_known_message_codes_and_url_safe_base64_are_accepted():
 
 
 def test_unpadded_base64_is_accepted():
-    """issue 12: the padding is implied by the length; the frame decodes the same."""
+    """The padding is implied by the length; the frame decodes the same."""
     frame = dhan_web_login_frame(token="unpadded" * 4)
     text = base64.b64encode(frame).decode()
     assert text.endswith("=") and decode_login_frame(text.rstrip("=")) == frame
@@ -102,7 +102,7 @@ def test_unpadded_base64_is_accepted():
 
 
 def test_web_and_feeds_on_machines_that_share_no_disk(build, admin_headers, tmp_path):
-    """issue 11: the PUT on web is read by a feeds process with another instance directory (only the database)."""
+    """The PUT on web is read by a feeds process with another instance directory (only the database)."""
     web = build(FEEDS_SECRET_KEY=FEED_KEY, INSTANCE_PATH=str(tmp_path / "web-dyno"))
     feeds_config = load_config(
         {**build.env, "FEEDS_SECRET_KEY": FEED_KEY, "INSTANCE_PATH": str(tmp_path / "feeds-dyno")}

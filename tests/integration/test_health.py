@@ -1,6 +1,6 @@
 """/readyz tells the truth fast: a writable database, Redis taking writes, a drained stream, no stall.
 
-A frozen Redis under the real gunicorn web: tests/test_ops_server.py.
+A frozen Redis under the real gunicorn web: tests/e2e/test_ops_server.py.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def test_an_unmigrated_database_is_not_ready(env, tmp_path):
 
 @pytest.fixture
 def tiny_redis(own_redis):
-    """A throwaway redis-server (tests/procs.py OwnRedis) whose memory limit the test may lower."""
+    """A throwaway redis-server (tests/support/procs.py OwnRedis) whose memory limit the test may lower."""
     return own_redis.url
 
 

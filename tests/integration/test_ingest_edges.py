@@ -1,4 +1,4 @@
-"""The contract at the request path's edges (issue 12): one body limit whatever the transfer encoding, a
+"""The contract at the request path's edges: one body limit whatever the transfer encoding, a
 clear 415 for Content-Encoding, ASCII-only statuses and numbers, and the compiled schema loader giving
 marshmallow's answers exactly.
 """

@@ -1,4 +1,4 @@
-"""The Redis-outage fallback lives in the database (issue 11 row 2): an update acknowledged while Redis is
+"""The Redis-outage fallback lives in the database: an update acknowledged while Redis is
 away survives the process (the dyno) that took it, and any process feeds it to Redis later.
 
 Runs on SQLite and PostgreSQL (the `database_url` fixture), against a redis-server the test kills.

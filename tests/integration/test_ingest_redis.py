@@ -1,4 +1,4 @@
-"""Redis you can trust, or a loud refusal (issues 11, 12): TLS with a self-signed certificate, an evicting
+"""Redis you can trust, or a loud refusal: TLS with a self-signed certificate, an evicting
 maxmemory-policy refused in production, the embedded server only in development and never outliving
 its starter, and the request path's connections bounded. Each test runs a real redis-server it owns.
 """
@@ -116,7 +116,7 @@ def config_for(tmp_path: Path, redis_url: str, **extra: str):
     return load_config(env)
 
 
-# TLS (issue 11 row 3):
+# TLS:
 
 
 def test_rediss_with_a_self_signed_certificate_works_with_verify_none(tmp_path, servers):
@@ -143,7 +143,7 @@ def test_rediss_with_a_self_signed_certificate_works_with_verify_none(tmp_path, 
         connect(config_for(tmp_path, server.url, REDIS_TLS_VERIFY="maybe"))
 
 
-# An evicting Redis (issue 12 row 1):
+# An evicting Redis:
 
 
 def test_production_refuses_an_evicting_redis_and_development_warns(tmp_path, servers, caplog):
@@ -185,7 +185,7 @@ def test_little_memory_headroom_is_warned_about(tmp_path, servers):
     assert "maxmemory" in warning
 
 
-# The embedded server (issue 11 row 4):
+# The embedded server:
 
 
 def test_production_never_starts_an_embedded_redis(tmp_path):

@@ -1,6 +1,6 @@
 """GET /metrics: bearer token, postback counters by outcome, ack latency, and the figures kept in Redis.
 
-Counting across gunicorn workers is shown against the real Procfile web in tests/test_ops_server.py.
+Counting across gunicorn workers is shown against the real Procfile web in tests/e2e/test_ops_server.py.
 """
 
 from __future__ import annotations

@@ -185,7 +185,7 @@ def test_a_genuine_postback_terminal_is_confirmed_once(svc, fakes, web):
 
 
 def test_a_forged_cancel_is_overruled_by_the_broker(svc, fakes, web):
-    """Issue 12: a genuine postback's raw with status changed to CANCELLED passes the checksum."""
+    """A genuine postback's raw with status changed to CANCELLED passes the checksum."""
     rows = kite_lifecycle("251128000000105")
     fakes["kite"].add("251128000000105", rows)
     assert post_kite(web, rows[-1], status="CANCELLED").status_code == 202  # forged

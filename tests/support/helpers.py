@@ -14,7 +14,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def load_fixture(name: str) -> dict:
-    """A sanitized real payload from tests/fixtures/."""
+    """A sanitized real payload from tests/support/fixtures/."""
     return json.loads((FIXTURES / name).read_text())
 
 

@@ -32,7 +32,6 @@ MODIFIED = MODIFIED_FLAG
 
 # Table (a) of docs/brokers.md §6, the default numeric codes, and table (c)'s words: both from the spec.
 DEFAULT_NUMERIC_STATUSES: dict[int, str] = {int(k): v for k, v in SPEC.status_map.items() if k.isdigit()}
-STRING_STATUSES: dict[str, str] = {k: v for k, v in SPEC.status_map.items() if not k.isdigit()}
 
 # Exchange and side codes (docs/brokers.md §6, ORD_NRML fields).
 EXCHANGES = {"1": "NSE", "2": "BSE", "3": "MCX", "4": "NCDEX", "5": "MCX-SX"}

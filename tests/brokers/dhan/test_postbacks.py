@@ -396,7 +396,7 @@ def test_a_repeated_key_is_tolerated_from_an_unsigned_broker(client, redis_clien
     assert response.status_code == 202, response.get_json()
 
 
-# Real traffic (issue 9 §1): what Dhan said keys the event, wherever it came from
+# Real traffic: what Dhan said keys the event, wherever it came from
 
 
 def test_an_order_book_row_of_the_same_update_has_the_same_key(adapter):

@@ -347,7 +347,7 @@ def test_wrong_shape_is_a_400_with_a_json_error(client, redis_client, sent, ment
     assert redis_client.xlen(STREAM) == 0
 
 
-# Real traffic (issue 9 §1): the broker's own words and report types key the event
+# Real traffic: the broker's own words and report types key the event
 
 
 def test_ack_then_pending_are_two_events(client, redis_client):

@@ -1,4 +1,4 @@
-"""Jainam webhooks (issue 9 §3): POST /postbacks/jainam/<token> takes the order status feed's JSON (seed 000)."""
+"""Jainam webhooks: POST /postbacks/jainam/<token> takes the order status feed's JSON (seed 000)."""
 
 from __future__ import annotations
 

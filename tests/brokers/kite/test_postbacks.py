@@ -65,7 +65,7 @@ def test_seed_normalizes_every_field(env):
     assert (data["quantity"], data["filled_quantity"], data["pending_quantity"]) == (1, 1, 0)
     assert data["average_price"] == 470 and data["price"] == 0 and data["trigger_price"] == 0
     assert data["exchange_time"] == "2022-03-03T03:54:25.000000Z"  # 09:24:25 IST
-    assert data["raw"] == dict(payload, checksum="")  # the checksum never leaves the service (issue 12)
+    assert data["raw"] == dict(payload, checksum="")  # the checksum never leaves the service
     assert data["id"].startswith("evt_")
 
 
@@ -163,7 +163,7 @@ def test_what_could_not_be_stored_is_refused_up_front(client, redis_client, chan
     assert answer.status_code == 400 and words in answer.get_json()["error"], answer.get_json()
 
 
-# Real traffic (issue 9 §1): distinct broker updates stay distinct, copies of one update stay one.
+# Real traffic: distinct broker updates stay distinct, copies of one update stay one.
 
 #: One order's trail as Kite's WebSocket and order history show it (docs/brokers.md §3.3): the first three
 #: words are all PENDING to us, the two MODIFY words keep OPEN, yet each is an update of its own.
