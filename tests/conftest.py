@@ -19,7 +19,15 @@ from app import create_app
 from app.config import load_config
 from app.db import upgrade
 from app.services import Services, set_services
-from tests.support.env import ADMIN_TOKEN, OWNER_KEY, PG_ADMIN_DSN, TEST_REDIS_DB, make_env, postgres_available
+from tests.support.env import (
+    ADMIN_TOKEN,
+    OWNER_KEY,
+    PG_ADMIN_DSN,
+    TEST_REDIS_DB,
+    flush_test_db,
+    make_env,
+    postgres_available,
+)
 from tests.support.procs import OwnRedis
 
 
@@ -86,15 +94,9 @@ def redis_url():
 def redis_client(redis_url):
     """A clean Redis database for one test."""
     client = redis.Redis.from_url(redis_url)
-    _flush(client)
+    flush_test_db(client)
     yield client
-    _flush(client)
-
-
-def _flush(client: redis.Redis) -> None:
-    """Empty the test database but keep this run's claim on it."""
-    client.flushdb()
-    client.set(OWNER_KEY, os.getpid(), ex=3600)
+    flush_test_db(client)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import json
 import uuid
 
 import pytest
+import redis
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,10 +16,10 @@ from hypothesis import strategies as st
 from app.brokers.kite.rest import KiteClient
 from app.config import load_config
 from app.db import events as events_table
-from app.db import orders
+from app.db import orders, upgrade
 from app.services import Services, set_services
 from app.state import apply_event
-from tests.support.env import KITE_SECRET, make_env
+from tests.support.env import KITE_SECRET, flush_test_db, make_env
 from tests.support.fakes.rest import kite_order
 from tests.support.helpers import run_pipeline, sign_kite
 
@@ -28,12 +29,7 @@ RECEIVED = "2026-11-28T04:00:00.000000Z"
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory, redis_url):
     """One Redis database and SQLite file for every example; each example uses an order id of its own."""
-    import redis as redis_lib
-
-    from app.db import upgrade
-    from tests.support.env import _flush
-
-    _flush(redis_lib.Redis.from_url(redis_url))
+    flush_test_db(redis.Redis.from_url(redis_url))
     tmp = tmp_path_factory.mktemp("prop")
     url = f"sqlite:///{tmp / 'orderhook.sqlite3'}"
     upgrade(url)

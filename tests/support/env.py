@@ -7,6 +7,7 @@ import secrets
 from pathlib import Path
 
 import psycopg
+import redis
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_REDIS_DB = 9
@@ -49,3 +50,9 @@ def postgres_available() -> bool:
             return True
     except psycopg.Error:
         return False
+
+
+def flush_test_db(client: redis.Redis) -> None:
+    """Empty the test database but keep this run's claim on it."""
+    client.flushdb()
+    client.set(OWNER_KEY, os.getpid(), ex=3600)
