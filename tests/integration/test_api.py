@@ -57,7 +57,7 @@ def test_unknown_broker_and_wrong_method_are_json(client):
 def test_health_and_readiness(client):
     assert client.get("/healthz").status_code == 200
     ready = client.get("/readyz")
-    # integration: /readyz (ops) also checks the ingest backlog and a stalled pipeline
+    # /readyz also checks the ingest backlog and a stalled pipeline
     assert ready.status_code == 200 and ready.get_json()["checks"] == dict.fromkeys(
         ("database", "redis", "ingest", "pipeline"), "ok"
     )

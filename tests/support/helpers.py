@@ -33,8 +33,8 @@ def sign_kite(payload: dict, secret: str) -> dict:
 def run_pipeline(services: Services, *, timeout: float = 30.0) -> None:
     """Run the worker loop in-process until nothing is queued, pending, due or in flight.
 
-    integration: the loop replaced the dispatcher and its RQ jobs (workers/pipeline.py). Entries
-    another consumer left pending are taken over at once (claim_idle_ms=0), as a replacement would.
+    The loop is the worker's own (workers/pipeline.py). Entries another consumer left pending are taken
+    over at once (claim_idle_ms=0), as a replacement would.
     """
     loop = Pipeline(services, consumer="test-run", claim_idle_ms=0)
     try:

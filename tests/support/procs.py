@@ -115,7 +115,7 @@ def start_web(env: dict[str, str], log_dir: Path, port: int, workers: int = 2) -
 
 
 class _Server(ThreadingHTTPServer):
-    """integration: a listen backlog for bursts of parallel connects (the default 5 drops SYNs when busy)."""
+    """A listen backlog for bursts of parallel connects (the default 5 drops SYNs when busy)."""
 
     request_queue_size = 128
 
