@@ -26,10 +26,10 @@ from app.brokers.rest import dumps
 from app.db import orders, utcnow
 from app.events import OrderEvent, OrderStatus
 from app.exceptions import NotDurableError, PostbackError
-from app.parsing import utc_iso
 from app.reconcile.clients import OrderBookClient, OrderNotFound, ReconcileClientError, client_for
 from app.reconcile.status import RunResult, mark_finished, mark_started
 from app.services import Services
+from app.times import utc_iso
 
 log = logging.getLogger(__name__)
 
