@@ -31,7 +31,7 @@ def shared(tmp_path_factory, redis_url):
     import redis as redis_lib
 
     from app.db import upgrade
-    from tests.support.env import _flush
+    from tests.conftest import _flush
 
     _flush(redis_lib.Redis.from_url(redis_url))
     tmp = tmp_path_factory.mktemp("prop")
