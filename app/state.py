@@ -75,8 +75,6 @@ CLAIM_FIELDS = (
 #: Pending claims kept per order: the newest by receipt (an older claim is refuted whenever a newer one
 #: is, and never leads the display, so dropping it changes nothing shown).
 MAX_CLAIMS = 20
-#: Where the stored state (orders.data) keeps the layers beside the shown fields (never shown).
-_LAYER_KEYS = ("_trusted", "_claims", "_reconciled_at")
 #: The claim layer's marks on the shown state; the trusted fold has neither.
 _CONFIRMATION_KEYS = ("confirmed", "unconfirmed")
 
@@ -103,12 +101,15 @@ class OrderState:
 
     @classmethod
     def from_stored(cls, data: Mapping[str, Any]) -> OrderState:
-        """The state as orders.data holds it: the shown fields, the layers under `_LAYER_KEYS`."""
-        shown = {k: v for k, v in data.items() if k not in _LAYER_KEYS}
-        return cls(shown, data.get("_trusted"), list(data.get("_claims") or ()), data.get("_reconciled_at"))
+        """The state as orders.data holds it: the shown fields, the layers beside them (see `stored`)."""
+        shown = dict(data)
+        trusted = shown.pop("_trusted", None)
+        claims = shown.pop("_claims", None) or []
+        return cls(shown, trusted, claims, shown.pop("_reconciled_at", None))
 
     def stored(self) -> dict[str, Any]:
-        """The JSON kept in orders.data: the shown fields, then the layers that are not empty."""
+        """The JSON kept in orders.data: the shown fields, then `_trusted` and `_claims` while there are claims
+        and `_reconciled_at` once a broker read showed the order working."""
         data = dict(self.shown)
         if self.claims:
             data["_trusted"] = self.trusted
@@ -130,7 +131,10 @@ class OrderState:
         """The fold of trusted events: kept apart while there are claims, else the shown state itself."""
         if self.claims:
             return self.trusted
-        return {k: v for k, v in self.shown.items() if k not in _CONFIRMATION_KEYS}
+        fold = dict(self.shown)
+        for key in _CONFIRMATION_KEYS:
+            fold.pop(key, None)
+        return fold
 
 
 def _status_key(event: dict[str, Any]) -> tuple:
