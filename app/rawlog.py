@@ -12,7 +12,7 @@ from typing import Any
 
 from app.brokers import redact_raw
 from app.exceptions import PostbackPayloadError
-from app.parsing import loads, repair_missing_values
+from app.wire.body import loads, repair_missing_values
 
 
 def raw_view(broker: str, body: bytes) -> Any:

@@ -16,7 +16,7 @@ import redis
 import sqlalchemy as sa
 
 from app.db import deliveries, delivery_attempts, events, orders, raw_postbacks, utcnow
-from app.parsing import utc_iso
+from app.times import utc_iso
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from app.config import Config
 from app.db import make_engine
-from app.parsing import utc_iso
+from app.times import utc_iso
 
 log = logging.getLogger(__name__)
 

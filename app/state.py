@@ -25,11 +25,16 @@ own REST answer (a `reconcile` event) settles it:
 
 The result depends on the set of events only (the leading claim is chosen by our own receipt time,
 never by what the sender wrote), so any arrival order still ends in the same state.
+
+An `OrderState` names those layers: the state shown, the trusted fold, the pending claims and the
+latest refuting read. orders.data keeps it as one JSON object, the shown fields with the layers beside
+them under `_trusted`, `_claims` and `_reconciled_at` (`from_stored` and `stored` convert).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -70,8 +75,66 @@ CLAIM_FIELDS = (
 #: Pending claims kept per order: the newest by receipt (an older claim is refuted whenever a newer one
 #: is, and never leads the display, so dropping it changes nothing shown).
 MAX_CLAIMS = 20
-#: Bookkeeping of the claim layer (never shown).
-_LAYER_KEYS = ("_trusted", "_claims", "_reconciled_at")
+#: The claim layer's marks on the shown state; the trusted fold has neither.
+_CONFIRMATION_KEYS = ("confirmed", "unconfirmed")
+
+#: A fold of events: the public fields (docs/interface.md) and the `_status_key`, `_fill_key` and
+#: `_amend_key` that decide which event leads each of them.
+Fold = dict[str, Any]
+#: A pending claim: the CLAIM_FIELDS of its event.
+Claim = dict[str, Any]
+
+
+@dataclass(slots=True)
+class OrderState:
+    """One order's state: what it shows, and the layers it is composed of (docs/reconcile.md)."""
+
+    #: What the order shows: the fold of its events, with `confirmed` (and `unconfirmed` while a claim leads).
+    shown: Fold
+    #: The fold of trusted events alone, kept apart while there are claims (None: no trusted event yet).
+    #: Without claims the shown state is that fold.
+    trusted: Fold | None = None
+    #: Terminal statuses by postback awaiting the broker's word, by receipt (the newest MAX_CLAIMS).
+    claims: list[Claim] = field(default_factory=list)
+    #: Receipt time of the latest broker read that showed the order still working.
+    reconciled_at: str | None = None
+
+    @classmethod
+    def from_stored(cls, data: Mapping[str, Any]) -> OrderState:
+        """The state as orders.data holds it: the shown fields, the layers beside them (see `stored`)."""
+        shown = dict(data)
+        trusted = shown.pop("_trusted", None)
+        claims = shown.pop("_claims", None) or []
+        return cls(shown, trusted, claims, shown.pop("_reconciled_at", None))
+
+    def stored(self) -> dict[str, Any]:
+        """The JSON kept in orders.data: the shown fields, then `_trusted` and `_claims` while there are claims
+        and `_reconciled_at` once a broker read showed the order working."""
+        data = dict(self.shown)
+        if self.claims:
+            data["_trusted"] = self.trusted
+            data["_claims"] = self.claims
+        if self.reconciled_at is not None:
+            data["_reconciled_at"] = self.reconciled_at
+        return data
+
+    def public(self) -> dict[str, Any]:
+        """The state as the API shows it."""
+        return public_view(self.shown)
+
+    @property
+    def confirmed(self) -> bool:
+        """False while an unconfirmed claim leads what the order shows."""
+        return self.shown.get("confirmed") is not False
+
+    def trusted_fold(self) -> Fold | None:
+        """The fold of trusted events: kept apart while there are claims, else the shown state itself."""
+        if self.claims:
+            return self.trusted
+        fold = dict(self.shown)
+        for key in _CONFIRMATION_KEYS:
+            fold.pop(key, None)
+        return fold
 
 
 def _status_key(event: dict[str, Any]) -> tuple:
@@ -96,7 +159,7 @@ def _fill_key(event: dict[str, Any]) -> tuple:
     return (event.get("filled_quantity") or 0, event.get("average_price") is not None, *_status_key(event))
 
 
-def new_state(event: dict[str, Any]) -> dict[str, Any]:
+def new_state(event: dict[str, Any]) -> Fold:
     """The state of an order known from one event."""
     state = {name: event.get(name) for name in ("broker", "order_id", *DESCRIPTIVE, *AMENDABLE)}
     state.update(
@@ -118,7 +181,7 @@ def new_state(event: dict[str, Any]) -> dict[str, Any]:
     return _derive(state)
 
 
-def _fold(state: dict[str, Any] | None, event: dict[str, Any]) -> dict[str, Any]:
+def _fold(state: Fold | None, event: dict[str, Any]) -> Fold:
     """The state after one more trusted event, whatever order events arrive in (the monotonic join)."""
     if state is None:
         state = new_state(event)
@@ -148,7 +211,7 @@ def _fold(state: dict[str, Any] | None, event: dict[str, Any]) -> dict[str, Any]
     return _derive(state)
 
 
-def _adopt(state: dict[str, Any], event: dict[str, Any]) -> None:
+def _adopt(state: Fold, event: dict[str, Any]) -> None:
     """Take status and reason from the event that now leads."""
     state["_status_key"] = list(_status_key(event))
     state["status"] = event["status"]
@@ -160,7 +223,7 @@ def _adopt(state: dict[str, Any], event: dict[str, Any]) -> None:
         state["reason"] = event["reason"]
 
 
-def _derive(state: dict[str, Any]) -> dict[str, Any]:
+def _derive(state: Fold) -> Fold:
     """PARTIALLY_FILLED and FILLED come from quantities; pending follows from them."""
     filled = state.get("filled_quantity") or 0
     quantity = state.get("quantity")
@@ -181,14 +244,17 @@ def _derive(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def apply_event(
-    state: dict[str, Any] | None, event: dict[str, Any], *, confirming: Collection[str] | None = None
-) -> dict[str, Any]:
+    state: OrderState | None, event: dict[str, Any], *, confirming: Collection[str] | None = None
+) -> OrderState:
     """The state after one more event; `confirming` = brokers whose postback terminals need confirming
     (the brokers with REST credentials, app/reconcile/clients configured_brokers; none by default)."""
     if confirming is None:
         confirming = ()
-    total = (state.get("event_count", 0) if state else 0) + 1
-    trusted, claims, reconciled_at = _layers(state)
+    before = state.shown if state is not None else {}
+    total = before.get("event_count", 0) + 1
+    trusted = state.trusted_fold() if state is not None else None
+    claims = list(state.claims) if state is not None else []
+    reconciled_at = state.reconciled_at if state is not None else None
     if is_claim(event, confirming):
         if all(claim.get("id") != event.get("id") for claim in claims):
             claims = [*claims, {name: event.get(name) for name in CLAIM_FIELDS}]
@@ -196,12 +262,13 @@ def apply_event(
         trusted = _fold(trusted, event)
         if _refutes(event) and (reconciled_at is None or event["received_at"] > reconciled_at):
             reconciled_at = event["received_at"]
-    shown = _compose(trusted, claims, reconciled_at)
+    after = _compose(trusted, claims, reconciled_at)
+    shown = after.shown
     shown["event_count"] = total
-    shown["updated_at"] = event.get("received_at") or (state or {}).get("updated_at")
-    if state is not None and state.get("created_at"):
-        shown["created_at"] = state["created_at"]
-    return shown
+    shown["updated_at"] = event.get("received_at") or before.get("updated_at")
+    if before.get("created_at"):
+        shown["created_at"] = before["created_at"]
+    return after
 
 
 def is_claim(event: dict[str, Any], confirming: Collection[str]) -> bool:
@@ -223,17 +290,7 @@ def _refutes(event: dict[str, Any]) -> bool:
     )
 
 
-def _layers(state: dict[str, Any] | None) -> tuple[dict[str, Any] | None, list[dict[str, Any]], str | None]:
-    """The trusted fold, the claims and the latest refuting read held in a stored state."""
-    if state is None:
-        return None, [], None
-    if "_claims" not in state:  # no claim ever: the state is the trusted fold itself
-        trusted = {k: v for k, v in state.items() if k not in _LAYER_KEYS and k not in ("confirmed", "unconfirmed")}
-        return trusted, [], state.get("_reconciled_at")
-    return state.get("_trusted"), list(state["_claims"]), state.get("_reconciled_at")
-
-
-def _pending(claims: list[dict[str, Any]], reconciled_at: str | None) -> list[dict[str, Any]]:
+def _pending(claims: list[Claim], reconciled_at: str | None) -> list[Claim]:
     """Claims no broker read has refuted yet."""
     if reconciled_at is None:
         return claims
@@ -248,9 +305,10 @@ def _pending(claims: list[dict[str, Any]], reconciled_at: str | None) -> list[di
     return pending
 
 
-def _compose(trusted: dict[str, Any] | None, claims: list[dict[str, Any]], reconciled_at: str | None) -> dict[str, Any]:
+def _compose(trusted: Fold | None, claims: list[Claim], reconciled_at: str | None) -> OrderState:
     """The state shown: trusted if final or unchallenged, else the latest pending claim over it, flagged."""
-    pending = [] if trusted and trusted["status"] in OrderStatus.TERMINAL else _pending(claims, reconciled_at)
+    final = bool(trusted) and trusted["status"] in OrderStatus.TERMINAL
+    pending = [] if final else _pending(claims, reconciled_at)
     if pending:
         lead = max(pending, key=_claim_order)
         shown = _fold(dict(trusted), lead) if trusted else _fold(None, lead)
@@ -266,16 +324,13 @@ def _compose(trusted: dict[str, Any] | None, claims: list[dict[str, Any]], recon
         shown = dict(trusted) if trusted else {}
         shown["confirmed"] = True
         shown.pop("unconfirmed", None)
-    if claims and not (trusted and trusted["status"] in OrderStatus.TERMINAL):
+    if final or not claims:
         # Once final, claims are moot for good (a trusted terminal is never left): the state drops them.
-        shown["_trusted"] = trusted
-        shown["_claims"] = sorted(claims, key=_claim_order)[-MAX_CLAIMS:]
-    if reconciled_at is not None:
-        shown["_reconciled_at"] = reconciled_at
-    return shown
+        return OrderState(shown, reconciled_at=reconciled_at)
+    return OrderState(shown, trusted, sorted(claims, key=_claim_order)[-MAX_CLAIMS:], reconciled_at)
 
 
-def _claim_order(claim: dict[str, Any]) -> tuple[str, str]:
+def _claim_order(claim: Claim) -> tuple[str, str]:
     """Claims by our own receipt time (never by anything the sender wrote), then id."""
     return (claim.get("received_at") or "", claim.get("id") or "")
 
@@ -290,6 +345,6 @@ def _moment(value: Any) -> datetime | None:
         return None
 
 
-def public_view(state: dict[str, Any]) -> dict[str, Any]:
-    """The state as the API shows it (bookkeeping keys dropped)."""
+def public_view(state: Mapping[str, Any]) -> dict[str, Any]:
+    """A state as the API shows it, from its stored or shown form (bookkeeping keys dropped)."""
     return {k: v for k, v in state.items() if not k.startswith("_")}

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from app.db import consumers, deliveries, events, orders, raw_postbacks, utcnow
-from app.state import apply_event, public_view
+from app.state import OrderState, apply_event
 
 
 @dataclass
@@ -135,7 +135,7 @@ def _persist(
             event = {k: v for k, v in queued.event.items() if k != "raw"}  # the body is the one copy
             key = (event["broker"], event["order_id"])
             states[key] = apply_event(states.get(key), event, confirming=confirming)
-            event["sequence"] = states[key]["event_count"]
+            event["sequence"] = states[key].shown["event_count"]
             result.events.append(event)
             body = raw_body(queued)
             result.bodies[event["id"]] = body
@@ -153,7 +153,7 @@ def _persist(
         conn.execute(events.insert(), event_rows)
         _save_states(conn, {k: states[k] for k in keys}, existing, now)
         result.deliveries = _create_deliveries(conn, result.events, forward_urls, now)
-    result.states = {key: public_view(states[key]) for key in keys}
+    result.states = {key: states[key].public() for key in keys}
     return result
 
 
@@ -184,14 +184,14 @@ def _fresh(conn: Connection, batch: list[QueuedEvent]) -> list[QueuedEvent]:
     return fresh
 
 
-def _load_states(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+def _load_states(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], OrderState]:
     """Current states of the orders a batch touches, locked for update where the database can."""
-    states: dict[tuple[str, str], dict[str, Any]] = {}
+    states: dict[tuple[str, str], OrderState] = {}
     key_list = sorted(keys)
     query = _STATES_LOCKED if conn.dialect.name == "postgresql" else _STATES
     for start in range(0, len(key_list), 400):
         for row in conn.execute(query, {"keys": key_list[start : start + 400]}):
-            states[(row.broker, row.order_id)] = dict(row.data)
+            states[(row.broker, row.order_id)] = OrderState.from_stored(row.data)
     return states
 
 
@@ -219,16 +219,17 @@ def _event_row(event: dict[str, Any], now) -> dict[str, Any]:
     }
 
 
-def _save_states(conn: Connection, states: dict, existing: set, now) -> None:
+def _save_states(conn: Connection, states: dict[tuple[str, str], OrderState], existing: set, now) -> None:
     """Insert new orders and update known ones, each in one executemany."""
     inserts, updates = [], []
     for (broker, order_id), state in states.items():
+        shown = state.shown
         row = {
-            "account_id": state.get("account_id"),
-            "status": state["status"],
-            "event_count": state["event_count"],
+            "account_id": shown.get("account_id"),
+            "status": shown["status"],
+            "event_count": shown["event_count"],
             "updated_at": now,
-            "data": state,
+            "data": state.stored(),
         }
         if (broker, order_id) in existing:
             updates.append({"b_broker": broker, "b_order_id": order_id, **{"u_" + k: v for k, v in row.items()}})

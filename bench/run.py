@@ -341,7 +341,7 @@ class KitePostbacks:
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
-        base = json.loads((ROOT / "tests" / "fixtures" / "kite_postback_complete.json").read_text())
+        base = json.loads((ROOT / "tests" / "support" / "fixtures" / "kite_postback_complete.json").read_text())
         base.update(order_id="@ORDER@", checksum="@CHECKSUM@", status="OPEN", filled_quantity=0, average_price=0)
         self.timestamp = base["order_timestamp"]
         self.template = json.dumps(base, separators=(",", ":"))

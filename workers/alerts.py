@@ -22,8 +22,8 @@ from app.alerts import STREAM, AlertSettings, announce
 from app.alerts.telegram import Refused, RetryAfter, TelegramClient, TelegramError
 from app.db import as_utc, deliveries
 from app.events import BROKERS
-from app.parsing import utc_iso
 from app.services import Services
+from app.times import utc_iso
 from workers.leases import Lease
 
 log = logging.getLogger(__name__)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from app.exceptions import UnknownTokenError
-from app.parsing import utc_now_iso
 from app.services import Services
+from app.times import utc_now_iso
 
 bp = Blueprint("postbacks", __name__)
 

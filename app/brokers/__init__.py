@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.brokers.registry import BY_NAME, SPECS
 from app.brokers.spec import MODIFIED, status_word
-from app.parsing import canonical_key
+from app.wire.keys import canonical_key
 
 if TYPE_CHECKING:
     from app.brokers.base import BrokerAdapter

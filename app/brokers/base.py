@@ -21,7 +21,10 @@ from app.brokers.spec import PATH_TOKEN, BrokerSpec, status_word
 from app.config import Config
 from app.events import OrderEvent, OrderStatus
 from app.exceptions import PostbackPayloadError, UnknownTokenError
-from app.parsing import canonical_key, canonical_keys, is_ascii_text, loader_for, loads_object
+from app.wire.body import loads_object
+from app.wire.fields import is_ascii_text
+from app.wire.keys import canonical_key, canonical_keys
+from app.wire.loader import loader_for
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +106,7 @@ class BrokerAdapter:
             raise NotImplementedError(f"{type(self).__name__} must declare a schema")
         try:
             # integration: (ingest) the schema compiled once into a fast loader; errors still come from
-            # marshmallow (app/parsing.py compile_loader: 56 -> 15 us per Kite body).
+            # marshmallow (app/wire/loader.py compile_loader: 56 -> 15 us per Kite body).
             data = loader_for(self.schema)(canonical_keys(payload, strict=self.strict_keys))
         except ValidationError as exc:
             messages = exc.messages if isinstance(exc.messages, dict) else {"body": exc.messages}

@@ -34,8 +34,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from app.brokers.feed_status import FeedState, StatusPublisher
 from app.config import Config
 from app.exceptions import ConfigurationError, NotDurableError, PostbackError
-from app.parsing import utc_now_iso
 from app.services import Services
+from app.times import utc_now_iso
 
 log = logging.getLogger("workers.feeds")
 

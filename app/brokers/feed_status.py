@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from app.parsing import utc_now_iso
+from app.times import utc_now_iso
 
 log = logging.getLogger("workers.feeds")
 

@@ -26,10 +26,11 @@ from app.brokers.rest import dumps
 from app.db import orders, utcnow
 from app.events import OrderEvent, OrderStatus
 from app.exceptions import NotDurableError, PostbackError
-from app.parsing import utc_iso
 from app.reconcile.clients import OrderBookClient, OrderNotFound, ReconcileClientError, client_for
 from app.reconcile.status import RunResult, mark_finished, mark_started
 from app.services import Services
+from app.state import OrderState
+from app.times import utc_iso
 
 log = logging.getLogger(__name__)
 
@@ -130,15 +131,16 @@ def _run(services: Services, client: OrderBookClient, result: RunResult, keep_al
                 result.resolved.add(order_id)
 
 
-def differs(state: dict[str, Any] | None, current: OrderEvent) -> bool:
+def differs(state: OrderState | None, current: OrderEvent) -> bool:
     """True when the broker's row says something our state does not: then the order's history is read."""
-    if state is None or state.get("confirmed") is False:
+    if state is None or not state.confirmed:
         return True
-    if state.get("status") in OrderStatus.TERMINAL:
+    shown = state.shown
+    if shown.get("status") in OrderStatus.TERMINAL:
         return False  # final and confirmed: nothing the broker says can move it (monotonic)
-    if state.get("status") != current.status:
+    if shown.get("status") != current.status:
         return True
-    return (state.get("filled_quantity") or 0) != (current.filled_quantity or 0)
+    return (shown.get("filled_quantity") or 0) != (current.filled_quantity or 0)
 
 
 def _catch_up(
@@ -147,7 +149,7 @@ def _catch_up(
     adapter: Any,
     order_id: str,
     row: dict[str, Any] | None,
-    state: dict[str, Any] | None,
+    state: OrderState | None,
     result: RunResult,
 ) -> None:
     """Read one order's history and queue every row in time order, then confirm or refute a claim."""
@@ -182,7 +184,7 @@ def _catch_up(
             # under a key of its own so the state machine hears the broker (once per content).
             result.confirmations += int(services.ingestor.submit(confirmation(event, "confirm"), body))
         return
-    pending_claim = state is not None and state.get("confirmed") is False
+    pending_claim = state is not None and not state.confirmed
     fresh_working = any(is_new for _, is_new, _ in submitted)
     if pending_claim and not fresh_working:
         # The broker shows the order still working: refute the claim with this read (once per read).
@@ -209,20 +211,20 @@ def _event(adapter: Any, client: OrderBookClient, row: dict[str, Any], received_
         return None
 
 
-def load_states(engine: Engine, broker: str, order_ids: list[str]) -> dict[str, dict[str, Any]]:
+def load_states(engine: Engine, broker: str, order_ids: list[str]) -> dict[str, OrderState]:
     """Stored states of these orders (read in chunks)."""
-    states: dict[str, dict[str, Any]] = {}
+    states: dict[str, OrderState] = {}
     with engine.connect() as conn:
         for start in range(0, len(order_ids), 500):
             chunk = order_ids[start : start + 500]
             query = sa.select(orders.c.order_id, orders.c.data).where(
                 orders.c.broker == broker, orders.c.order_id.in_(chunk)
             )
-            states.update({row.order_id: dict(row.data) for row in conn.execute(query)})
+            states.update({row.order_id: OrderState.from_stored(row.data) for row in conn.execute(query)})
     return states
 
 
-def pending_claims(engine: Engine, broker: str, since=None) -> dict[str, dict[str, Any]]:
+def pending_claims(engine: Engine, broker: str, since=None) -> dict[str, OrderState]:
     """Orders of the broker showing an unconfirmed postback terminal (updated since `since`, default a day)."""
     since = since or (utcnow() - CLAIM_LOOKBACK)
     query = sa.select(orders.c.order_id, orders.c.data, orders.c.updated_at).where(
@@ -231,4 +233,5 @@ def pending_claims(engine: Engine, broker: str, since=None) -> dict[str, dict[st
         orders.c.updated_at >= since,
     )
     with engine.connect() as conn:
-        return {row.order_id: dict(row.data) for row in conn.execute(query) if row.data.get("confirmed") is False}
+        states = {row.order_id: OrderState.from_stored(row.data) for row in conn.execute(query)}
+    return {order_id: state for order_id, state in states.items() if not state.confirmed}

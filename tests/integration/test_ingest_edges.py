@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.brokers.kite import KiteOrderSchema
-from app.parsing import LenientCode, LenientNumber, compile_loader
+from app.wire.fields import LenientCode, LenientNumber
+from app.wire.loader import compile_loader
 from tests.support.env import KITE_SECRET, make_env
 from tests.support.helpers import load_fixture, sign_kite
 from tests.support.procs import free_port, start_web

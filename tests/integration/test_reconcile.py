@@ -14,11 +14,11 @@ from app.brokers import rest as client_base
 from app.config import load_config
 from app.db import events as events_table
 from app.db import orders
-from app.parsing import utc_iso
 from app.reconcile import REQUEST_KEY, STATUS_KEY
 from app.reconcile.engine import reconcile_broker
 from app.reconcile.status import read_status
 from app.services import Services, set_services
+from app.times import utc_iso
 from tests.support.env import ADMIN_TOKEN, KITE_SECRET, make_env
 from tests.support.fakes.rest import (
     FakeDhanRest,

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.events import OrderEvent, OrderStatus
-from app.state import CLAIM_GRACE_SECONDS, apply_event, public_view
+from app.state import CLAIM_GRACE_SECONDS, OrderState, apply_event, public_view
 
 TERMINAL = OrderStatus.TERMINAL
 
@@ -66,18 +66,21 @@ def lifecycles(draw):
 
 
 def fold(events: list[dict], confirming: frozenset[str] = frozenset()) -> dict:
-    """Apply events one by one, as the worker does: the state goes through the database (JSON) between them."""
-    state = None
+    """Apply events one by one, as the worker does: the state goes through the database (JSON) between
+    them; the stored form (orders.data) at the end."""
+    state: OrderState | None = None
+    stored = None
     for item in events:
-        before = state
-        state = json.loads(json.dumps(apply_event(state, item, confirming=confirming)))
+        before = stored
+        stored = json.loads(json.dumps(apply_event(state, item, confirming=confirming).stored()))
+        state = OrderState.from_stored(stored)
         if before is not None and before.get("confirmed") is False:
             continue  # an unconfirmed claim is shown, not final: the checks below are for what is final
         if before is not None:
             if before["status"] in TERMINAL:
-                assert state["status"] == before["status"], "a terminal status was left"
-            assert state["filled_quantity"] >= before["filled_quantity"], "filled quantity went down"
-    return state
+                assert stored["status"] == before["status"], "a terminal status was left"
+            assert stored["filled_quantity"] >= before["filled_quantity"], "filled quantity went down"
+    return stored
 
 
 def summary(state: dict) -> tuple:
@@ -252,3 +255,16 @@ def test_claims_kept_are_bounded_and_dropped_once_final():
     assert len(state["_claims"]) == MAX_CLAIMS and state["unconfirmed"]["received_at"] == claims[-1]["received_at"]
     final = fold([*claims, event(OrderStatus.FILLED, 10, 10, 100, source="reconcile")], KITE)
     assert (final["status"], final["confirmed"]) == ("FILLED", True) and "_claims" not in final
+
+
+def test_the_stored_form_keeps_the_layers_beside_the_shown_fields_and_reads_back_the_same():
+    opened = event(OrderStatus.OPEN, 0, 10, 1, source="websocket")
+    claim = event(OrderStatus.CANCELLED, 0, 10, 10)
+    read = event(OrderStatus.OPEN, 0, 10, 11, source="reconcile")
+    state = apply_event(apply_event(apply_event(None, opened), claim, confirming=KITE), read, confirming=KITE)
+    assert (state.shown["status"], state.confirmed, state.trusted["status"]) == ("CANCELLED", False, "OPEN")
+    assert [c["id"] for c in state.claims] == [claim["id"]] and state.reconciled_at == read["received_at"]
+    stored = state.stored()
+    assert list(stored)[-3:] == ["_trusted", "_claims", "_reconciled_at"]
+    assert OrderState.from_stored(json.loads(json.dumps(stored))) == state
+    assert state.public() == public_view(stored) and "unconfirmed" in state.public()

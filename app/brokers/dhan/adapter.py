@@ -15,7 +15,9 @@ from marshmallow import pre_load
 from app.brokers.base import BrokerAdapter, BrokerSchema, by_quantity, code_from, pending_from
 from app.brokers.dhan.spec import SPEC
 from app.events import OrderEvent, OrderStatus
-from app.parsing import LenientInt, LenientNumber, LenientStr, blank_to_none, canonical_keys, ist_to_utc_iso
+from app.times import ist_to_utc_iso
+from app.wire.fields import LenientInt, LenientNumber, LenientStr, blank_to_none
+from app.wire.keys import canonical_keys
 
 # "YYYY-MM-DD HH:MM:SS" in IST on every Dhan source; all zeros means none (docs/brokers.md §4.1, §4.2, §4.3).
 DHAN_TIME_FORMATS = ("%Y-%m-%d %H:%M:%S",)

@@ -24,8 +24,8 @@ from websockets.asyncio.client import ClientConnection
 from app.brokers.dhan.feed import order_alert_data
 from app.brokers.feed import FeedConnector, FeedDisconnected, seconds_setting, with_query
 from app.brokers.feed_status import FeedState
-from app.parsing import utc_now_iso
 from app.secrets_store import DhanWebFrameStore, SecretKeyUnavailable, StoredFrameUnreadable
+from app.times import utc_now_iso
 
 log = logging.getLogger("workers.feeds")
 

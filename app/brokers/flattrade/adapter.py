@@ -15,7 +15,8 @@ from app.brokers.base import BrokerAdapter, BrokerSchema, by_quantity, code_from
 from app.brokers.flattrade.spec import SPEC
 from app.brokers.spec import status_word
 from app.events import OrderEvent, OrderStatus
-from app.parsing import LenientInt, LenientNumber, LenientStr, blank_to_none, epoch_to_utc_iso, ist_to_utc_iso
+from app.times import epoch_to_utc_iso, ist_to_utc_iso
+from app.wire.fields import LenientInt, LenientNumber, LenientStr, blank_to_none
 
 # exch_tm is "dd-mm-YYYY hh:MM:SS" in IST; "01-01-1980 00:00:00" means none (docs/brokers.md §5.1, seed 001).
 NOREN_TIME_FORMATS = ("%d-%m-%Y %H:%M:%S",)

@@ -23,7 +23,8 @@ from app.brokers.spec import MODIFIED as MODIFIED_FLAG
 from app.config import Config
 from app.events import OrderEvent, OrderStatus
 from app.exceptions import ConfigurationError, PostbackPayloadError
-from app.parsing import LenientInt, LenientNumber, LenientStr, ist_to_utc_iso
+from app.times import ist_to_utc_iso
+from app.wire.fields import LenientInt, LenientNumber, LenientStr
 
 log = logging.getLogger(__name__)
 

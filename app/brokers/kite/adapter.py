@@ -16,7 +16,9 @@ from app.brokers.kite.spec import SPEC
 from app.brokers.spec import status_word
 from app.events import OrderEvent, OrderStatus
 from app.exceptions import PostbackPayloadError, PostbackVerificationError
-from app.parsing import LenientInt, LenientNumber, LenientStr, canonical_key, canonical_keys, ist_to_utc_iso
+from app.times import ist_to_utc_iso
+from app.wire.fields import LenientInt, LenientNumber, LenientStr
+from app.wire.keys import canonical_key, canonical_keys
 
 # "YYYY-MM-DD HH:MM:SS" in IST (docs/brokers.md §3).
 KITE_TIME_FORMATS = ("%Y-%m-%d %H:%M:%S",)
