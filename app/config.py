@@ -207,7 +207,7 @@ GROUPS: dict[str, type] = {
 
 @dataclass(frozen=True)
 class Config:
-    """Every setting the processes use; built by `load_config`, never read from os.environ elsewhere."""
+    """Every setting the processes use; built by `load_config` (gunicorn's side reads the web group alone)."""
 
     # The service and its stores.
     app_env: str = setting(

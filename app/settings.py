@@ -1,4 +1,4 @@
-"""The typed settings schema: every environment variable declared once, read through one typed path.
+"""How settings are declared and read: each environment variable once, typed, through one path (environs).
 
 A setting is a dataclass field made by `setting(name, kind, default, doc)`: its variable, its kind (how
 the text is parsed and what a refused value must look like), its default as `.env.example` spells it, a
@@ -6,7 +6,7 @@ doc line and whether it is a secret (kept out of repr). `read_group` fills such 
 environment, through environs; broker packages declare their variables in their spec (app/brokers/spec.py
 `Variable`, with a kind from there) and `read_broker` reads them the same way. A refused value is a
 ConfigurationError naming every bad variable and what to set; blank means unset (.env.example leaves most
-variables blank). docs/operations.md lists the variables by concern, as the groups below do.
+variables blank). The schema itself (Config and its groups) is app/config.py.
 """
 
 from __future__ import annotations
@@ -80,9 +80,18 @@ class Setting:
         raise ValidationError(message)
 
 
-def setting(name: str, kind: Kind, default: str = "", doc: str = "", *, secret: bool = False, **flags: bool) -> Any:
+def setting(
+    name: str,
+    kind: Kind,
+    default: str = "",
+    doc: str = "",
+    *,
+    secret: bool = False,
+    lenient: bool = False,
+    documented: bool = True,
+) -> Any:
     """A dataclass field read from `name`; its default is the parsed `default` text."""
-    declared = Setting(name, kind, default, doc, secret, **flags)
+    declared = Setting(name, kind, default, doc, secret, lenient, documented)
     value = declared.default_value()
     hashable = value is None or isinstance(value, (str, int, float, tuple, frozenset, Path))
     initial = {"default": value} if hashable else {"default_factory": declared.default_value}
