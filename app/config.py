@@ -42,6 +42,7 @@ from app.settings import (
     read_broker,
     read_values,
     seconds,
+    secret_pieces,
     setting,
 )
 
@@ -285,12 +286,8 @@ class Config:
         return self.public_base_url.rstrip("/") + route
 
     def secret_values(self) -> list[str]:
-        """Every declared secret's value (and each space-separated key of one), for log redaction."""
-        values: list[str] = []
-        for owner, declared in _secret_settings(self):
-            value = getattr(owner, declared)
-            parts = value.values() if isinstance(value, dict) else value if isinstance(value, tuple) else [value]
-            values += [piece for part in parts for piece in (part, *str(part).split()) if piece]
+        """Every declared secret's value (and each key of a list of them), for log redaction."""
+        values = [piece for owner, name in _secret_settings(self) for piece in secret_pieces(getattr(owner, name))]
         for settings in self.brokers.values():
             values += settings.secrets()
         return values

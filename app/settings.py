@@ -325,12 +325,22 @@ class BrokerSettings(Mapping[str, Any]):
         return f"BrokerSettings({self.broker!r}, {shown!r})"
 
     def secrets(self) -> list[str]:
-        """The non-blank values of the secret variables (for redaction)."""
-        return [str(self._values[name]) for name in sorted(self._secret) if self._values[name]]
+        """The values of the secret variables, piece by piece (for redaction)."""
+        return [piece for name in sorted(self._secret) for piece in secret_pieces(self._values[name])]
 
     def all_set(self, names: tuple[str, ...]) -> bool:
         """True when every named variable has a value."""
         return all(self[name] for name in names)
+
+
+def secret_pieces(value: Any) -> list[str]:
+    """A secret's value as log redaction needs it: the whole, and each comma- or space-separated key of it."""
+    if isinstance(value, dict):
+        return [str(item) for item in value.values() if item]
+    if isinstance(value, tuple):
+        return [str(item) for item in value if item]
+    text = str(value or "")
+    return [piece for piece in dict.fromkeys((text, *_items(text))) if piece]
 
 
 def read_broker(spec: broker_spec.BrokerSpec, env: MappingEnv) -> BrokerSettings:
