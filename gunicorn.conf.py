@@ -23,12 +23,15 @@ import shutil  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+from app.server import web_settings  # noqa: E402 - the schema's web group (app/config.py), typed
+
+_web = web_settings()
+bind = f"0.0.0.0:{_web.port}"
 # Two processes for two cores; each serves up to worker_connections clients concurrently as greenlets.
-workers = int(os.environ.get("WEB_CONCURRENCY") or 2)
+workers = _web.concurrency
 worker_class = "app.server.JsonGeventWorker"
 logger_class = "app.server.RedactingLogger"
-worker_connections = int(os.environ.get("WEB_CONNECTIONS") or 1000)
+worker_connections = _web.connections
 preload_app = True  # a bad configuration stops the master with its message, before any worker forks
 graceful_timeout = 20
 # Seconds a worker may go without a heartbeat; with gevent only a blocked event loop (CPU-bound code,
@@ -36,7 +39,7 @@ graceful_timeout = 20
 timeout = 30
 # Idle keep-alive connections close after this, and it is the deadline for a request's headers.
 # Behind a load balancer that reuses connections, set it above the balancer's idle timeout.
-keepalive = int(os.environ.get("WEB_KEEPALIVE") or 5)
+keepalive = _web.keepalive
 # The longest legitimate request line is an /api query with a cursor (a few hundred bytes).
 limit_request_line = 2048
 # Brokers send about a dozen headers and browsers about twenty.
@@ -49,7 +52,7 @@ errorlog = "-"
 accesslog = None
 
 # Metrics of every worker in one scrape: prometheus_client's multiprocess mode (app/metrics.py).
-_METRICS_DIR_CREATED = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+_METRICS_DIR_CREATED = _web.metrics_dir is None
 if _METRICS_DIR_CREATED:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="orderhook-metrics-")
 

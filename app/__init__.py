@@ -93,23 +93,15 @@ def _configure_logging(config: Config) -> None:
     """Log to stdout in one format (LOG_FORMAT=json for shippers); secrets registered for redaction."""
     from app import logs
 
-    logs.register_secrets(
-        (
-            *config.postback_tokens,
-            config.admin_token,
-            config.kite_api_secret,
-            *config.kite_apps.values(),
-            *config.forward_secret.split(),
-        )
-    )
-    logs.configure_logging(config.get("LOG_FORMAT", "plain"))
+    logs.register_secrets(config.secret_values())
+    logs.configure_logging(config.web.log_format)
 
 
 def _wire_edges(app: Flask, config: Config) -> None:
     """ProxyFix behind trusted proxies, request ids and access lines, the /api guard, postback metrics."""
     from app import logs, metrics
 
-    proxies = _trusted_proxies(config)
+    proxies = config.web.trusted_proxies
     if proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -117,16 +109,6 @@ def _wire_edges(app: Flask, config: Config) -> None:
     logs.init_app(app)  # first: every later hook and log line has the request id
     app.before_request(_guard_api)
     metrics.init_app(app)
-
-
-def _trusted_proxies(config: Config) -> int:
-    """TRUSTED_PROXIES: how many proxies in front append X-Forwarded-For (0: trust no header)."""
-    from app.exceptions import ConfigurationError
-
-    raw = config.get("TRUSTED_PROXIES", "0").strip()
-    if not raw.isdigit() or not raw.isascii() or int(raw) > 10:
-        raise ConfigurationError(f"TRUSTED_PROXIES must be the number of proxies in front, 0-10 (got {raw!r})")
-    return int(raw)
 
 
 def _guard_api():

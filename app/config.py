@@ -1,4 +1,12 @@
-"""Configuration read once from the environment and checked before any process serves traffic."""
+"""The settings schema: every variable the processes read, declared once, typed, grouped by concern.
+
+`Config` holds the service's core settings and one group per concern (web edges, ingest, pipeline,
+delivery, feeds, reconciliation, alerts); each broker's variables come from its spec
+(app/brokers/<name>/spec.py) as a typed `BrokerSettings`. `load_config` reads them all through
+app/settings.py at once and checks them before any process serves traffic: a bad value anywhere is one
+ConfigurationError naming every refused variable. .env.example documents exactly these variables
+(tests/unit/test_env_example.py); docs/interface.md fixes their names and defaults.
+"""
 
 from __future__ import annotations
 
@@ -9,63 +17,260 @@ import logging
 import os
 import re
 import socket
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import environs
-from marshmallow import validate
-
 from app.brokers import registry as _broker_registry  # specs are plain data (no import cycle)
 from app.exceptions import ConfigurationError
+from app.settings import (
+    ITEMS,
+    OPTIONAL_PATH,
+    SCHEDULE,
+    TEXT,
+    URL,
+    BrokerSettings,
+    Kind,
+    MappingEnv,
+    Setting,
+    broker_setting,
+    choice,
+    declarations,
+    integer,
+    read_broker,
+    read_values,
+    seconds,
+    secret_pieces,
+    setting,
+)
 
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 MIN_TOKEN_LENGTH = 16
-DEFAULT_RETENTION_DAYS = 90
-# The feed names and the brokers' real WebSocket/REST addresses come from the broker specs
-# (app/brokers/<name>/spec.py, docs/brokers.md); tests point the URLs at local fakes.
 KNOWN_FEEDS = _broker_registry.KNOWN_FEEDS
-DEFAULT_WS_URLS = _broker_registry.url_defaults()
+
+
+def _optional_text(raw: str) -> str | None:
+    """Text, or None when blank."""
+    return raw or None
+
+
+def _instance_path(raw: str) -> Path:
+    """The directory given, else ./instance."""
+    return Path(raw) if raw else ROOT / "instance"
+
+
+def _feed_names(raw: str) -> tuple[str, ...]:
+    """FEEDS: connector names (any case) from the broker specs."""
+    names = tuple(name.lower() for name in ITEMS.parse(raw))
+    unknown = [name for name in names if name not in KNOWN_FEEDS]
+    if unknown:
+        raise ValueError(f"names unknown connectors {unknown}; choose from {list(KNOWN_FEEDS)}")
+    return names
+
+
+def _flag(raw: str) -> bool:
+    """Set (any value) or not."""
+    return bool(raw)
+
+
+OPTIONAL_TEXT = Kind(_optional_text, "is not valid")
+INSTANCE_PATH = Kind(_instance_path, "must be a directory")
+FEED_NAMES = Kind(_feed_names, "must name connectors")
+FLAG = Kind(_flag, "is not valid")
+SECONDS = seconds()
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """The web process's edges, logs and readiness (docs/operations.md); gunicorn.conf.py reads the server's part."""
+
+    port: int = setting("PORT", integer(1, 65535), "8000", "port gunicorn binds (Heroku sets it)")
+    concurrency: int = setting("WEB_CONCURRENCY", integer(1), "2", "gunicorn worker processes for `web`")
+    connections: int = setting("WEB_CONNECTIONS", integer(1), "1000", "connections (greenlets) per gunicorn worker")
+    keepalive: int = setting("WEB_KEEPALIVE", integer(0), "5", "seconds for a request's headers and an idle connection")
+    body_timeout: float = setting("WEB_BODY_TIMEOUT", SECONDS, "10", "seconds one body read/write may block (then 408)")
+    log_format: str = setting("LOG_FORMAT", choice("plain", "json"), "plain", "plain or json lines, app and gunicorn")
+    trusted_proxies: int = setting(
+        "TRUSTED_PROXIES",
+        integer(0, 10, hint="must be the number of proxies in front, 0-10"),
+        "0",
+        "proxies in front that append X-Forwarded-For",
+    )
+    ready_max_backlog: float = setting(
+        "READY_MAX_BACKLOG_SECONDS", SECONDS, "60", "/readyz is 503 when the oldest unstored update is older"
+    )
+    metrics_dir: Path | None = setting(
+        "PROMETHEUS_MULTIPROC_DIR", OPTIONAL_PATH, "", "gunicorn workers' metric files (prometheus_client reads it)"
+    )
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """Redis over TLS and the Redis-outage fallback (docs/ingest.md)."""
+
+    redis_tls_verify: str = setting(
+        "REDIS_TLS_VERIFY",
+        choice(
+            "required",
+            "none",
+            aliases={
+                "true": "required",
+                "1": "required",
+                "yes": "required",
+                "false": "none",
+                "0": "none",
+                "no": "none",
+            },
+        ),
+        "required",
+        "none accepts a rediss:// server's self-signed certificate",
+    )
+    spool_dir: Path | None = setting("SPOOL_DIR", OPTIONAL_PATH, "", "opt-in local fsynced spool after the database")
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """The worker's persisting loops (docs/pipeline.md)."""
+
+    worker_processes: int = setting("WORKER_PROCESSES", integer(1), "2", "pipeline loops in `worker`")
+    persist_batch: int = setting("PERSIST_BATCH", integer(1), "500", "most events per persistence transaction")
+    claim_idle_ms: int = setting(
+        "PIPELINE_CLAIM_IDLE_MS", integer(1), "20000", "ms before another worker takes over unstored entries"
+    )
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """How the worker's forwarder spreads deliveries (docs/delivery.md)."""
+
+    parallel: int = setting("FORWARD_PARALLEL", integer(1), "16", "connections per consumer per worker process")
+    lane_capacity: int = setting("FORWARD_LANE_CAPACITY", integer(1), "512", "deliveries a consumer's lane holds")
+    scan_ms: int = setting("FORWARD_SCAN_MS", integer(1), "50", "how often (ms) due retries are claimed")
+
+
+@dataclass(frozen=True)
+class FeedSettings:
+    """Timing shared by all connectors and the login frame's key (docs/feeds.md); tests shorten the timings."""
+
+    backoff_base: float = setting("FEEDS_BACKOFF_BASE_SECONDS", SECONDS, "1", "first reconnect delay")
+    backoff_max: float = setting("FEEDS_BACKOFF_MAX_SECONDS", SECONDS, "60", "reconnect delay cap (at least the base)")
+    connect_timeout: float = setting("FEEDS_CONNECT_TIMEOUT_SECONDS", SECONDS, "10", "WebSocket handshake timeout")
+    login_timeout: float = setting("FEEDS_LOGIN_TIMEOUT_SECONDS", SECONDS, "10", "login send-and-acknowledge timeout")
+    frame_poll: float = setting("FEEDS_FRAME_POLL_SECONDS", SECONDS, "2", "dhan_web's check for a new login frame")
+    secret_key: str = setting(
+        "FEEDS_SECRET_KEY", TEXT, "", "Fernet key(s) encrypting the stored login frame", secret=True
+    )
+
+    def __post_init__(self) -> None:
+        """The cap is never below the first delay."""
+        object.__setattr__(self, "backoff_max", max(self.backoff_base, self.backoff_max))
+
+
+@dataclass(frozen=True)
+class ReconcileSettings:
+    """Reconciliation with the brokers' REST order books (docs/reconcile.md)."""
+
+    # docs/interface.md: 0 = only at start-up, after a feed reconnects and on demand. Lenient: its tests pin
+    # that a bad value is warned about and the default used.
+    interval: float = setting(
+        "RECONCILE_INTERVAL_SECONDS", seconds(zero=True), "300", "seconds between runs", lenient=True
+    )
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    """Alerts to Telegram (docs/alerts.md); app/alerts resolves ALERT_ON into kinds."""
+
+    bot_token: str = setting("TELEGRAM_BOT_TOKEN", TEXT, "", "unset: no alerts", secret=True)
+    chat_id: str = setting("TELEGRAM_CHAT_ID", TEXT, "", "the chat alerts go to")
+    api_url: str = setting("TELEGRAM_API_URL", URL, "https://api.telegram.org", "Bot API base")
+    alert_on: tuple[str, ...] = setting(
+        "ALERT_ON", ITEMS, "REJECTED,PARTIALLY_FILLED,FILLED,feed_down,delivery_failed", "what is announced"
+    )
+    feed_down_seconds: float = setting("ALERT_FEED_DOWN_SECONDS", SECONDS, "60", "disconnected this long: announced")
+
+
+#: The groups of Config, by field name.
+GROUPS: dict[str, type] = {
+    "web": WebSettings,
+    "ingest": IngestSettings,
+    "pipeline": PipelineSettings,
+    "delivery": DeliverySettings,
+    "feed_settings": FeedSettings,
+    "reconcile": ReconcileSettings,
+    "alerts": TelegramSettings,
+}
 
 
 @dataclass(frozen=True)
 class Config:
-    """Every setting the processes use; built by `load_config`, never read from os.environ elsewhere."""
+    """Every setting the processes use; built by `load_config` (gunicorn's side reads the web group alone)."""
 
-    app_env: str = "production"
-    public_base_url: str = ""
-    redis_url: str | None = None
-    database_url: str = ""
-    instance_path: Path = ROOT / "instance"
-    kite_api_secret: str = field(default="", repr=False)
-    kite_apps: dict[str, str] = field(default_factory=dict, repr=False)
-    postback_tokens: tuple[str, ...] = field(default=(), repr=False)
-    admin_token: str = field(default="", repr=False)
-    forward_urls: tuple[str, ...] = ()
-    forward_secret: str = field(default="", repr=False)
-    forward_retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
-    forward_timeout: float = 5.0
-    feeds: tuple[str, ...] = ()
+    # The service and its stores.
+    app_env: str = setting(
+        "APP_ENV", choice("production", "development"), "production", "production refuses to start on any problem"
+    )
+    public_base_url: str = setting("PUBLIC_BASE_URL", TEXT, "", "the public https URL brokers call")
+    redis_url: str | None = setting("REDIS_URL", OPTIONAL_TEXT, "", "unset: embedded Redis (development only)")
+    database_url: str = setting("DATABASE_URL", TEXT, "", "unset: SQLite under instance/ (development only)")
+    instance_path: Path = setting("INSTANCE_PATH", INSTANCE_PATH, "", "local state (default ./instance)")
+    # Postbacks and the admin API.
+    postback_tokens: tuple[str, ...] = setting(
+        "POSTBACK_TOKEN", ITEMS, "", "path token(s) of unsigned brokers' postbacks", secret=True
+    )
+    admin_token: str = setting("ADMIN_TOKEN", TEXT, "", "bearer token for /api/*", secret=True)
+    # Forwarding (docs/delivery.md).
+    forward_urls: tuple[str, ...] = setting("FORWARD_URLS", ITEMS, "", "consumers of every normalized event")
+    forward_secret: str = setting("FORWARD_SECRET", TEXT, "", "whsec_ signing key(s), space-separated", secret=True)
+    forward_retry_schedule: tuple[float, ...] = setting(
+        "FORWARD_RETRY_SCHEDULE", SCHEDULE, "5,300,1800,7200,18000,36000,36000", "seconds between attempts"
+    )
+    forward_timeout: float = setting("FORWARD_TIMEOUT_SECONDS", SECONDS, "5", "seconds before an attempt times out")
+    # Feeds and retention.
+    feeds: tuple[str, ...] = setting("FEEDS", FEED_NAMES, "", "WebSocket connectors the `feeds` process runs")
+    #: Days raw postbacks, events, deliveries and idle orders are kept (app/retention.py); 0 keeps everything.
+    retention_days: int = setting(
+        "RETENTION_DAYS",
+        integer(0, 999_999, hint="must be a whole number of days (0 keeps everything)"),
+        "90",
+        "days stored data is kept",
+    )
+    dev_banner_shown: bool = setting(
+        "ORDERHOOK_DEV_BANNER_SHOWN", FLAG, "", "scripts/dev printed the banner once already", documented=False
+    )
     dedup_ttl_seconds: int = 3 * 24 * 3600
     max_body_bytes: int = 64 * 1024
-    #: Days raw postbacks, events, deliveries and idle orders are kept (app/retention.py); 0 keeps everything.
-    retention_days: int = DEFAULT_RETENTION_DAYS
-    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    web: WebSettings = field(default_factory=WebSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    pipeline: PipelineSettings = field(default_factory=PipelineSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    feed_settings: FeedSettings = field(default_factory=FeedSettings)
+    reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
+    alerts: TelegramSettings = field(default_factory=TelegramSettings)
+    brokers: Mapping[str, BrokerSettings] = field(default_factory=dict, repr=False)
 
     @property
     def is_development(self) -> bool:
         """Development relaxes the production checks into warnings."""
         return self.app_env == "development"
 
-    def get(self, name: str, default: str = "") -> str:
-        """A raw variable (for per-feed settings that only one connector reads)."""
-        value = self.env.get(name, "")
-        return value if value != "" else DEFAULT_WS_URLS.get(name, default)
+    def broker(self, name: str) -> BrokerSettings:
+        """A broker's declared variables, typed (its spec lists them)."""
+        return self.brokers[name]
+
+    @property
+    def kite_api_secret(self) -> str:
+        """KITE_API_SECRET (declared in app/brokers/kite/spec.py)."""
+        return self.broker("kite")["KITE_API_SECRET"]
+
+    @property
+    def kite_apps(self) -> dict[str, str]:
+        """KITE_APPS as {app_id: api_secret}."""
+        return self.broker("kite")["KITE_APPS"]
 
     def kite_secret_for(self, app_id: str | None) -> str | None:
         """The secret for a Kite app: its KITE_APPS entry, else KITE_API_SECRET."""
@@ -80,39 +285,38 @@ class Config:
             route = route.replace("<POSTBACK_TOKEN>", self.postback_tokens[0])
         return self.public_base_url.rstrip("/") + route
 
-
-def _split_list(value: str) -> tuple[str, ...]:
-    """Comma- (or whitespace-) separated list with blanks dropped."""
-    return tuple(part.strip() for part in re.split(r"[,\s]+", value or "") if part.strip())
-
-
-def _parse_kite_apps(value: str) -> dict[str, str]:
-    """`app_id:secret,app_id:secret` -> {app_id: secret}."""
-    apps: dict[str, str] = {}
-    for item in _split_list(value):
-        app_id, sep, secret = item.partition(":")
-        if not sep or not app_id or not secret:
-            raise ConfigurationError(
-                "KITE_APPS must look like 'app_id:api_secret,app_id:api_secret' "
-                f"(an entry without ':' or with an empty part was found near '{app_id}:...')"
-            )
-        apps[app_id.strip()] = secret.strip()
-    return apps
+    def secret_values(self) -> list[str]:
+        """Every declared secret's value (and each key of a list of them), for log redaction."""
+        values = [piece for owner, name in _secret_settings(self) for piece in secret_pieces(getattr(owner, name))]
+        for settings in self.brokers.values():
+            values += settings.secrets()
+        return values
 
 
-def _parse_schedule(value: str) -> tuple[float, ...]:
-    """`5,300,1800` -> (5.0, 300.0, 1800.0); each a non-negative number of seconds."""
-    if not _split_list(value):
-        raise ConfigurationError("FORWARD_RETRY_SCHEDULE must list seconds between attempts, e.g. '5,300,1800'")
-    try:
-        schedule = tuple(float(part) for part in _split_list(value))
-    except ValueError:
-        raise ConfigurationError(
-            f"FORWARD_RETRY_SCHEDULE must be comma-separated seconds, e.g. '5,300,1800' (got {value!r})"
-        ) from None
-    if any(s < 0 or s != s or s == float("inf") for s in schedule):
-        raise ConfigurationError("FORWARD_RETRY_SCHEDULE entries must be finite, non-negative seconds")
-    return schedule
+def _secret_settings(config: Config) -> Iterator[tuple[Any, str]]:
+    """(object, field name) of every secret setting of the config and its groups."""
+    for owner in (config, *(getattr(config, name) for name in GROUPS)):
+        for name, declared in declarations(type(owner)):
+            if declared.secret:
+                yield owner, name
+
+
+def schema() -> list[Setting]:
+    """Every declared setting: the core, each group's, then each broker's (the order of .env.example's sections)."""
+    declared = [item for _, item in declarations(Config)]
+    declared += [item for group in GROUPS.values() for _, item in declarations(group)]
+    declared += [broker_setting(variable) for spec in _broker_registry.SPECS for variable in spec.variables]
+    return declared
+
+
+def read_config(source: Mapping[str, str]) -> Config:
+    """Every declared setting, typed; one ConfigurationError naming each refused variable."""
+    env = MappingEnv(source)
+    core = read_values(Config, env)
+    groups = {name: read_values(group, env) for name, group in GROUPS.items()}
+    brokers = {spec.name: read_broker(spec, env) for spec in _broker_registry.SPECS}
+    env.checked()
+    return Config(**core, **{name: GROUPS[name](**values) for name, values in groups.items()}, brokers=brokers)
 
 
 def _default_database_url(instance_path: Path) -> str:
@@ -182,83 +386,13 @@ def public_base_url_problem(url: str) -> str | None:
     return None
 
 
-class _MappingEnv(environs.Env):
-    """environs reading a given mapping (load_config(environ)), not os.environ; blank means unset (.env.example)."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        super().__init__(eager=False)
-        self.source = environ
-
-    def _get_value(self, env_key: str, default: Any) -> Any:
-        """The variable's value, or the default when it is missing or blank."""
-        value = self.source.get(env_key)
-        return default if value is None or not str(value).strip() else str(value).strip()
-
-
-#: What a refused value must look like, by variable (environs names the variable, these say what to set).
-_VALUE_HINTS = {
-    "APP_ENV": "must be 'production' or 'development'",
-    "FORWARD_TIMEOUT_SECONDS": "must be a number of seconds",
-    "RETENTION_DAYS": "must be a whole number of days (0 keeps everything)",
-}
-
-
-def _read_typed(env: _MappingEnv) -> dict[str, Any]:
-    """The typed settings environs parses and checks; one ConfigurationError naming every bad variable."""
-    values = {
-        "app_env": env.str("APP_ENV", "production", validate=validate.Regexp(r"(?i)(production|development)\Z")),
-        # ASCII only (issue 12): Python's int() and float() also read digits of other scripts.
-        "forward_timeout": env.str("FORWARD_TIMEOUT_SECONDS", "5", validate=validate.Regexp(r"[0-9]*\.?[0-9]+\Z")),
-        "retention_days": env.str(
-            "RETENTION_DAYS", str(DEFAULT_RETENTION_DAYS), validate=validate.Regexp(r"[0-9]{1,6}\Z")
-        ),
-        "public_base_url": env.str("PUBLIC_BASE_URL", ""),
-        "redis_url": env.str("REDIS_URL", "") or None,
-        "database_url": env.str("DATABASE_URL", ""),
-        "kite_api_secret": env.str("KITE_API_SECRET", ""),
-        "admin_token": env.str("ADMIN_TOKEN", ""),
-        "forward_secret": env.str("FORWARD_SECRET", ""),
-    }
-    try:
-        env.seal()
-    except environs.EnvValidationError as exc:
-        raise ConfigurationError(
-            "; ".join(
-                f"{name} {_VALUE_HINTS.get(name, 'is not valid')} (got {env.source.get(name)!r})"
-                for name in exc.error_messages
-            )
-        ) from None
-    values["app_env"] = values["app_env"].lower()
-    values["forward_timeout"] = float(values["forward_timeout"])
-    values["retention_days"] = int(values["retention_days"])
-    return values
-
-
 def load_config(environ: Mapping[str, str] | None = None) -> Config:
     """Read and check the environment; in production any problem raises ConfigurationError."""
-    env = dict(os.environ if environ is None else environ)
-    typed = _read_typed(_MappingEnv(env))
-    instance_path = Path(env.get("INSTANCE_PATH") or ROOT / "instance")
-    feeds = tuple(f.lower() for f in _split_list(env.get("FEEDS", "")))
-    unknown_feeds = [f for f in feeds if f not in KNOWN_FEEDS]
-    if unknown_feeds:
-        raise ConfigurationError(f"FEEDS names unknown connectors {unknown_feeds}; choose from {list(KNOWN_FEEDS)}")
-    typed["database_url"] = normalize_database_url(typed["database_url"] or _default_database_url(instance_path))
-    config = Config(
-        **typed,
-        instance_path=instance_path,
-        kite_apps=_parse_kite_apps(env.get("KITE_APPS", "")),
-        postback_tokens=_split_list(env.get("POSTBACK_TOKEN", "")),
-        forward_urls=_split_list(env.get("FORWARD_URLS", "")),
-        forward_retry_schedule=(
-            _parse_schedule(env["FORWARD_RETRY_SCHEDULE"])
-            if (env.get("FORWARD_RETRY_SCHEDULE") or "").strip()
-            else DEFAULT_RETRY_SCHEDULE
-        ),
-        feeds=feeds,
-        env=env,
-    )
+    config = read_config(dict(os.environ if environ is None else environ))
     problems = config_problems(config)
+    config = replace(
+        config, database_url=normalize_database_url(config.database_url or _default_database_url(config.instance_path))
+    )
     if problems and not config.is_development:
         raise ConfigurationError(
             "Orderhook will not start in production with this configuration:\n  - " + "\n  - ".join(problems)
@@ -314,7 +448,7 @@ def service_problems(config: Config) -> list[str]:
             "redis://redis.internal:6379/0 or a managed rediss:// URL; the embedded Redis is for development only "
             "(it lives on one machine's disk)."
         )
-    if not (config.env.get("DATABASE_URL") or "").strip():
+    if not config.database_url:
         problems.append(
             "DATABASE_URL is not set. Set it to your PostgreSQL, e.g. postgresql://user:pass@db.internal/orderhook "
             "(Heroku's postgres:// form is accepted); SQLite under instance/ is for development only."
@@ -350,7 +484,7 @@ def forward_problems(config: Config) -> list[str]:
 
 def _warn_development(config: Config, problems: list[str]) -> None:
     """Development runs anyway, but loudly."""
-    if config.env.get("ORDERHOOK_DEV_BANNER_SHOWN"):  # integration: scripts/dev printed it once already
+    if config.dev_banner_shown:
         return
     banner = "!" * 78
     lines = [

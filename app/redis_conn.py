@@ -43,11 +43,8 @@ def tls_options(url: str, config: Config) -> dict:
     such as Heroku's present one); the default verifies the certificate and host name."""
     if not url.startswith("rediss://"):
         return {}
-    verify = (config.get("REDIS_TLS_VERIFY") or "required").strip().lower()
-    if verify in ("none", "false", "0", "no"):
+    if config.ingest.redis_tls_verify == "none":
         return {"ssl_cert_reqs": "none", "ssl_check_hostname": False}
-    if verify not in ("required", "true", "1", "yes"):
-        raise ConfigurationError(f"REDIS_TLS_VERIFY must be 'required' or 'none' (got {verify!r})")
     return {}
 
 

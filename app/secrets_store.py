@@ -195,7 +195,7 @@ class DhanWebFrameStore:
 
     def _fernet(self) -> MultiFernet:
         """FEEDS_SECRET_KEY (comma-separated for rotation: the first encrypts), else one derived from ADMIN_TOKEN."""
-        keys = [k.strip() for k in self.config.get(KEY_VARIABLE).split(",") if k.strip()]
+        keys = [k.strip() for k in self.config.feed_settings.secret_key.split(",") if k.strip()]
         if not keys and self.config.admin_token:
             keys = [derived_key(self.config.admin_token)]
             _warn_once(

@@ -6,6 +6,7 @@ Imported by gunicorn.conf.py (`worker_class`, `logger_class`) after gevent has p
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 
@@ -16,9 +17,8 @@ from gunicorn.workers.base_async import AsyncWorker
 from gunicorn.workers.ggevent import GeventWorker
 
 from app import logs
-
-#: Seconds one read or write on a client socket may block (a stalled body): WEB_BODY_TIMEOUT.
-DEFAULT_IO_TIMEOUT = 10.0
+from app.config import WebSettings
+from app.settings import read_group
 
 # The refusals gunicorn answers itself, before the app sees a request: (status, reason, what to fix).
 # Checked in order, so subclasses come before their bases. Messages never echo the request (it may
@@ -109,11 +109,13 @@ class JsonGeventWorker(GeventWorker):
 
 def io_timeout(keepalive: float) -> float:
     """WEB_BODY_TIMEOUT seconds, kept above keepalive so an idle connection ends quietly by keepalive."""
-    try:
-        value = float(os.environ.get("WEB_BODY_TIMEOUT") or DEFAULT_IO_TIMEOUT)
-    except ValueError:
-        value = DEFAULT_IO_TIMEOUT
-    return max(value, float(keepalive or 0) + 1.0, 1.0)
+    return max(web_settings().body_timeout, float(keepalive or 0) + 1.0, 1.0)
+
+
+@functools.cache
+def web_settings() -> WebSettings:
+    """The web group of the schema, read once from this process's environment (gunicorn reads before the app)."""
+    return read_group(WebSettings, os.environ)
 
 
 class RedactingLogger(Logger):
@@ -122,6 +124,6 @@ class RedactingLogger(Logger):
     def setup(self, cfg) -> None:
         """Install gunicorn's handlers, then wrap their formatters."""
         super().setup(cfg)
-        log_format = os.environ.get("LOG_FORMAT", "plain")
+        log_format = web_settings().log_format
         for handler in (*self.error_log.handlers, *self.access_log.handlers):
             handler.setFormatter(logs.make_formatter(log_format, handler.formatter))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import redis
@@ -45,15 +44,11 @@ class Services:
             engine=engine,
             # The database keeps what Redis cannot take (it survives a replaced dyno); SPOOL_DIR adds a
             # local fsynced spool after it, for machines whose disk persists (docs/ingest.md).
-            ingestor=Ingestor(client, dedup_ttl=config.dedup_ttl_seconds, engine=engine, spool_dir=spool_dir(config)),
+            ingestor=Ingestor(
+                client, dedup_ttl=config.dedup_ttl_seconds, engine=engine, spool_dir=config.ingest.spool_dir
+            ),
             adapters={name: adapter(config) for name, adapter in ADAPTERS.items()},
         )
-
-
-def spool_dir(config: Config) -> Path | None:
-    """SPOOL_DIR, when set: the opt-in local spool (only for a disk that outlives the process)."""
-    value = config.get("SPOOL_DIR").strip()
-    return Path(value) if value else None
 
 
 _current: Services | None = None

@@ -273,20 +273,11 @@ def start(services: Services, settings: AlertSettings, stop: threading.Event | N
     """Start the sender thread when Telegram is configured (it ends when `stop` is set); None otherwise."""
     if not settings.enabled:
         return None
-    down = _seconds(services, "ALERT_FEED_DOWN_SECONDS", 60.0)
+    down = services.config.alerts.feed_down_seconds
     sender = AlertSender(services, settings, feed_down_seconds=down, stop=stop)
     threading.Thread(target=sender.run, name="alerts", daemon=True).start()
     log.info("alerts: announcing %s to Telegram chat %s", ", ".join(sorted(settings.kinds)), settings.chat_id)
     return sender
-
-
-def _seconds(services: Services, name: str, default: float) -> float:
-    """A positive number of seconds from the environment, else the default."""
-    try:
-        value = float(services.config.get(name) or default)
-    except ValueError:
-        return default
-    return value if value > 0 else default
 
 
 __all__ = ["AlertSender", "start", "status"]

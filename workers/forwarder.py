@@ -135,8 +135,8 @@ class Forwarder:
     def __init__(self, services: Services, parallel: int | None = None, capacity: int | None = None) -> None:
         self.services = services
         config = services.config
-        self.parallel = parallel or int(config.get("FORWARD_PARALLEL") or 16)
-        self.capacity = capacity or int(config.get("FORWARD_LANE_CAPACITY") or 512)
+        self.parallel = parallel or config.delivery.parallel
+        self.capacity = capacity or config.delivery.lane_capacity
         self.signers = signing_keys(config.forward_secret) if config.forward_secret else []
         self.urls = {consumer_id(url): url for url in config.forward_urls}
         self.lanes: dict[str, Lane] = {}

@@ -2,10 +2,10 @@
 
 One loop per worker process, run as a long RQ job (workers/worker.py). It reads the stream through
 the consumer group as a consumer of its own (`<host>-<pid>`), so an entry it has read but not yet
-stored stays pending in Redis under its name; entries pending for longer than CLAIM_IDLE_MS (their
+stored stays pending in Redis under its name; entries pending for longer than PIPELINE_CLAIM_IDLE_MS (their
 worker died) are taken over with XAUTOCLAIM and stored, once, because persistence skips event ids
 it already has. A second thread claims due deliveries (retries, and what a busy lane had no room
-for) every SCAN_SECONDS and hands them to the same per-consumer lanes (workers/forwarder.py).
+for) every FORWARD_SCAN_MS and hands them to the same per-consumer lanes (workers/forwarder.py).
 
 Redis full (OOM under noeviction) or the database away: the loop backs off, marks the pipeline
 stalled (workers/stall.py) and carries on by itself when the cause goes away.
@@ -37,11 +37,8 @@ from workers.stall import OOM_REASON, StallMarker, is_oom
 
 log = logging.getLogger(__name__)
 
-BATCH = int(os.environ.get("PERSIST_BATCH") or 500)
 BLOCK_MS = 1000
-CLAIM_IDLE_MS = int(os.environ.get("PIPELINE_CLAIM_IDLE_MS") or 20_000)
 RECLAIM_SECONDS = 5.0
-SCAN_SECONDS = float(os.environ.get("FORWARD_SCAN_MS") or 50) / 1000
 HEARTBEAT_SECONDS = 10.0
 BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
 CONFLICT_RETRIES = 8
@@ -83,7 +80,7 @@ class Pipeline:
         consumer: str | None = None,
         stop: threading.Event | None = None,
         heartbeat: Callable[[], None] | None = None,
-        claim_idle_ms: int = CLAIM_IDLE_MS,
+        claim_idle_ms: int | None = None,
         stall: StallMarker | None = None,
     ) -> None:
         self.services = services
@@ -91,7 +88,10 @@ class Pipeline:
         self.consumer = consumer or consumer_name()
         self.stop = stop or shutdown.requested
         self.heartbeat = heartbeat
-        self.claim_idle_ms = claim_idle_ms
+        settings = services.config.pipeline
+        self.batch = settings.persist_batch
+        self.claim_idle_ms = settings.claim_idle_ms if claim_idle_ms is None else claim_idle_ms
+        self.scan_seconds = services.config.delivery.scan_ms / 1000
         self.forwarder = Forwarder(services)
         # Brokers whose postback terminals are claims until their REST order history confirms them.
         self.confirming = configured_brokers(services.config)
@@ -161,7 +161,7 @@ class Pipeline:
                 self.forwarder.scan()
                 self.forwarder.resync_now_and_then()
                 attempt = 0
-                self.stop.wait(SCAN_SECONDS)
+                self.stop.wait(self.scan_seconds)
             except redis.RedisError as exc:
                 if is_oom(exc):
                     self.scan_refused_at = time.monotonic()
@@ -176,7 +176,7 @@ class Pipeline:
         """Take over a dead worker's entries now and then, else read new ones; store and forward them."""
         entries = self._reclaim()
         if not entries:
-            reply = self.client.xreadgroup(GROUP, self.consumer, {STREAM: ">"}, count=BATCH, block=block_ms)
+            reply = self.client.xreadgroup(GROUP, self.consumer, {STREAM: ">"}, count=self.batch, block=block_ms)
             entries = reply[0][1] if reply else []
         if not entries:
             return 0
@@ -188,7 +188,7 @@ class Pipeline:
             return []
         self._last_reclaim = time.monotonic()
         try:
-            reply = self.client.xautoclaim(STREAM, GROUP, self.consumer, self.claim_idle_ms, "0-0", count=BATCH)
+            reply = self.client.xautoclaim(STREAM, GROUP, self.consumer, self.claim_idle_ms, "0-0", count=self.batch)
         except redis.ResponseError as exc:
             if "NOGROUP" in str(exc):
                 ensure_group(self.client)

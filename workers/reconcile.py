@@ -29,7 +29,6 @@ from workers.leases import Lease
 
 log = logging.getLogger(__name__)
 
-DEFAULT_INTERVAL_SECONDS = 300.0
 LEASE_MS = 60_000
 TICK_SECONDS = 1.0
 #: How often the database is checked for newly arrived postback terminals awaiting confirmation.
@@ -55,17 +54,6 @@ def run_reconcile(broker: str, reason: str = "requested", services: Services | N
         lease.release()
 
 
-def interval_seconds(services: Services) -> float:
-    """RECONCILE_INTERVAL_SECONDS (default 300; 0 = only at start-up, after reconnects and on demand)."""
-    raw = services.config.get("RECONCILE_INTERVAL_SECONDS")
-    try:
-        value = float(raw) if raw else DEFAULT_INTERVAL_SECONDS
-    except ValueError:
-        log.warning("RECONCILE_INTERVAL_SECONDS=%r is not a number of seconds; using %s", raw, DEFAULT_INTERVAL_SECONDS)
-        value = DEFAULT_INTERVAL_SECONDS
-    return max(value, 0.0) if value == value else DEFAULT_INTERVAL_SECONDS
-
-
 class Scheduler:
     """Decides when each broker is reconciled; runs each broker's job in its own thread."""
 
@@ -73,7 +61,7 @@ class Scheduler:
         self.services = services
         self.stop = stop or threading.Event()
         self.brokers = configured_brokers(services.config)
-        self.interval = interval_seconds(services)
+        self.interval = services.config.reconcile.interval
         now = time.monotonic()
         self.next_periodic = {broker: now + self.interval for broker in self.brokers}
         self.next_unconfirmed = {broker: now + UNCONFIRMED_RETRY_SECONDS for broker in self.brokers}

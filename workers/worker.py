@@ -43,14 +43,6 @@ RQ_RETRY_SECONDS = (1.0, 2.0, 5.0)
 DEGRADED_RUN_SECONDS = 30.0
 
 
-def worker_count(config) -> int:
-    """WORKER_PROCESSES, else 2 (the loop forwards concurrently, so consumers need no process each)."""
-    configured = config.env.get("WORKER_PROCESSES", "")
-    if configured.isdigit() and int(configured) > 0:
-        return int(configured)
-    return 2
-
-
 class OrderhookWorker(SimpleWorker):
     """SimpleWorker whose warm shutdown also tells the loop to wrap up after its current batch."""
 
@@ -116,7 +108,9 @@ def main() -> int:
     config = load_config()
     upgrade(config.database_url)
     context = multiprocessing.get_context("fork")
-    children = [context.Process(target=run_slot, args=(i,), daemon=False) for i in range(worker_count(config))]
+    # WORKER_PROCESSES: the loop forwards concurrently, so consumers need no process each.
+    slots = range(config.pipeline.worker_processes)
+    children = [context.Process(target=run_slot, args=(i,), daemon=False) for i in slots]
     for child in children:
         child.start()
 

@@ -26,7 +26,6 @@ STREAM = "oh:alerts"
 SEEN_PREFIX = "oh:alerts:seen:"
 SEEN_TTL_SECONDS = 3 * 24 * 3600
 STREAM_MAXLEN = 10_000
-DEFAULT_API_URL = "https://api.telegram.org"
 
 #: Every kind of announcement, as ALERT_ON names them.
 KINDS = (
@@ -67,10 +66,9 @@ class AlertSettings:
 
 def settings_from(config: Config) -> AlertSettings:
     """Read the alert settings; unknown ALERT_ON names are warned about, not fatal."""
-    listed = [part.strip() for part in config.get("ALERT_ON").replace(";", ",").split(",") if part.strip()]
     by_lower = {kind.lower(): kind for kind in KINDS}
     kinds = set()
-    for name in listed or DEFAULT_ALERT_ON:
+    for name in config.alerts.alert_on or DEFAULT_ALERT_ON:
         kind = by_lower.get(name.lower())
         if kind is None:
             log.warning("ALERT_ON names %r, which is not one of %s; ignored", name, ", ".join(KINDS))
@@ -78,9 +76,9 @@ def settings_from(config: Config) -> AlertSettings:
             kinds.add(kind)
     kinds.update(ALWAYS_ON)
     return AlertSettings(
-        bot_token=config.get("TELEGRAM_BOT_TOKEN").strip(),
-        chat_id=config.get("TELEGRAM_CHAT_ID").strip(),
-        api_url=(config.get("TELEGRAM_API_URL") or DEFAULT_API_URL).strip().rstrip("/"),
+        bot_token=config.alerts.bot_token,
+        chat_id=config.alerts.chat_id,
+        api_url=config.alerts.api_url.rstrip("/"),
         kinds=frozenset(kinds),
     )
 

@@ -31,7 +31,6 @@ bp = Blueprint("health", __name__)
 
 #: Per-check deadline in seconds (the database's statement timeout is a little shorter).
 CHECK_TIMEOUT_SECONDS = 0.8
-DEFAULT_MAX_BACKLOG_SECONDS = 60.0
 READY_KEY_PREFIX = "oh:readyz:"
 
 _engine_lock = threading.Lock()
@@ -167,8 +166,4 @@ def _pipeline_running(client: redis.Redis) -> None:
 
 def _max_backlog_seconds(config: Config) -> float:
     """READY_MAX_BACKLOG_SECONDS (default 60): how far behind storage may be while still ready."""
-    try:
-        value = float(config.get("READY_MAX_BACKLOG_SECONDS", str(DEFAULT_MAX_BACKLOG_SECONDS)))
-    except ValueError:
-        return DEFAULT_MAX_BACKLOG_SECONDS
-    return value if value > 0 else DEFAULT_MAX_BACKLOG_SECONDS
+    return config.web.ready_max_backlog

@@ -24,7 +24,6 @@ import json
 import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
@@ -32,8 +31,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from app.brokers.feed_status import FeedState, StatusPublisher
-from app.config import Config
-from app.exceptions import ConfigurationError, NotDurableError, PostbackError
+from app.config import FeedSettings
+from app.exceptions import NotDurableError, PostbackError
 from app.services import Services
 from app.times import utc_now_iso
 
@@ -79,41 +78,6 @@ class FeedDisconnected(Exception):
     """The connection ended (closed by the broker, keepalive unanswered...): reconnect."""
 
 
-def seconds_setting(config: Config, name: str, default: float, *, minimum: float = 0.0) -> float:
-    """A positive number of seconds from the environment, or a ConfigurationError naming the variable."""
-    raw = config.get(name).strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not (value > minimum) or value == float("inf"):
-        raise ConfigurationError(f"{name} must be a number of seconds greater than {minimum:g} (got {raw!r})")
-    return value
-
-
-@dataclass(frozen=True)
-class FeedSettings:
-    """Timing shared by all connectors (.env.example); tests shorten them."""
-
-    backoff_base: float = 1.0
-    backoff_max: float = 60.0
-    connect_timeout: float = 10.0
-    login_timeout: float = 10.0
-
-    @classmethod
-    def from_config(cls, config: Config) -> FeedSettings:
-        """FEEDS_BACKOFF_BASE_SECONDS, FEEDS_BACKOFF_MAX_SECONDS, FEEDS_CONNECT/LOGIN_TIMEOUT_SECONDS."""
-        base = seconds_setting(config, "FEEDS_BACKOFF_BASE_SECONDS", cls.backoff_base)
-        return cls(
-            backoff_base=base,
-            backoff_max=max(base, seconds_setting(config, "FEEDS_BACKOFF_MAX_SECONDS", cls.backoff_max)),
-            connect_timeout=seconds_setting(config, "FEEDS_CONNECT_TIMEOUT_SECONDS", cls.connect_timeout),
-            login_timeout=seconds_setting(config, "FEEDS_LOGIN_TIMEOUT_SECONDS", cls.login_timeout),
-        )
-
-
 def backoff_delay(attempt: int, base: float, maximum: float) -> float:
     """Exponential backoff with "equal jitter": half the capped delay fixed, half random."""
     cap = min(maximum, base * (2 ** min(attempt, 32)))
@@ -146,7 +110,7 @@ class FeedConnector:
     name: ClassVar[str] = ""
     #: Adapter that normalizes this feed's updates (services.adapters key).
     broker: ClassVar[str] = ""
-    #: The variable holding the WebSocket URL (defaults to the broker's real address, app/config.py).
+    #: The variable holding the WebSocket URL (defaults to the broker's real address, its spec.py).
     url_variable: ClassVar[str] = ""
     #: Variables that must be set for the connector to start.
     required: ClassVar[tuple[str, ...]] = ()
@@ -163,7 +127,9 @@ class FeedConnector:
         self.services = services
         self.config = services.config
         self.stop = stop
-        self.settings = settings or FeedSettings.from_config(services.config)
+        self.settings = settings or services.config.feed_settings
+        #: This broker's declared variables, typed (app/brokers/<name>/spec.py).
+        self.variables = services.config.broker(self.broker)
         self.status = StatusPublisher(services.redis, self.name, self.broker)
         #: Set to drop the current connection and reconnect at once (dhan_web: a new login frame).
         self.wake = asyncio.Event()
@@ -174,11 +140,11 @@ class FeedConnector:
     # Subclass implementation:
 
     def load_settings(self) -> None:
-        """Read and check connector-specific settings (raise ConfigurationError)."""
+        """Take connector-specific settings from `self.variables` (load_config checked them)."""
 
     async def url(self) -> str:
         """The URL to connect to (may call the broker first, as Jainam's token does)."""
-        return self.setting(self.url_variable)
+        return self.variables[self.url_variable]
 
     async def login(self, ws: ClientConnection) -> None:
         """Send the login/subscribe frames and wait for an acknowledgement where the broker sends one."""
@@ -206,13 +172,9 @@ class FeedConnector:
         """This feed's broker adapter."""
         return self.services.adapters[self.broker]
 
-    def setting(self, name: str) -> str:
-        """A variable from the environment (stripped)."""
-        return self.config.get(name).strip()
-
     def missing_settings(self) -> list[str]:
         """Required variables that are not set."""
-        return [name for name in self.required if not self.setting(name)]
+        return [name for name in self.required if not self.variables[name]]
 
     def add_secret(self, value: str) -> None:
         """Redact a value learnt at run time (e.g. a session token) from every message."""
@@ -221,7 +183,7 @@ class FeedConnector:
 
     def redact(self, text: str) -> str:
         """The text with every known secret replaced by ***."""
-        secrets = {self.setting(name) for name in self.secret_variables} | self._runtime_secrets
+        secrets = {self.variables[name] for name in self.secret_variables} | self._runtime_secrets
         spellings = {form for s in secrets if len(s) >= 4 for form in (s, quote(s, safe=""), quote_plus(s))}
         for secret in sorted(spellings, key=len, reverse=True):
             text = text.replace(secret, "***")

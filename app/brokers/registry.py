@@ -23,11 +23,6 @@ FEED_BROKERS: dict[str, str] = {feed.name: spec.name for spec in SPECS for feed 
 KNOWN_FEEDS: tuple[str, ...] = tuple(FEEDS_BY_NAME)
 
 
-def url_defaults() -> dict[str, str]:
-    """Every variable with a default (the brokers' real WebSocket and REST addresses)."""
-    return {var.name: var.default for spec in SPECS for var in spec.variables if var.default}
-
-
 def secret_variables() -> tuple[str, ...]:
     """Broker variables whose values must never be logged or shown."""
     return tuple(var.name for spec in SPECS for var in spec.variables if var.secret)

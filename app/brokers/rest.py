@@ -81,9 +81,8 @@ class OrderBookClient:
     broker: ClassVar[str] = ""
     #: The variables that must all be set for this broker to be reconciled.
     credentials: ClassVar[tuple[str, ...]] = ()
-    #: The variable holding the REST base URL, and its default.
+    #: The variable holding the REST base URL (its default, the broker's real address, is in its spec.py).
     url_variable: ClassVar[str] = ""
-    default_url: ClassVar[str] = ""
     #: Documented read limit ("10/second"); None = undocumented, a cautious default applies.
     rate: ClassVar[str] = "5/second"
     #: False when "one order" is the same row as the book's (Dhan): the engine then uses the book row.
@@ -93,7 +92,9 @@ class OrderBookClient:
 
     def __init__(self, config: Config, session: requests.Session | None = None) -> None:
         self.config = config
-        self.base_url = (config.get(self.url_variable) or self.default_url).rstrip("/")
+        #: This broker's declared variables, typed (app/brokers/<name>/spec.py).
+        self.variables = config.broker(self.broker)
+        self.base_url = self.variables[self.url_variable].rstrip("/")
         self.session = session or make_session()
         self._rate = parse_rate(self.rate)
         self._sleep: Callable[[float], None] = _sleep
@@ -101,7 +102,7 @@ class OrderBookClient:
     @classmethod
     def configured(cls, config: Config) -> bool:
         """True when every credential variable is set: then this broker is reconciled."""
-        return all(config.get(name) for name in cls.credentials)
+        return config.broker(cls.broker).all_set(cls.credentials)
 
     # Broker specifics (subclasses):
 

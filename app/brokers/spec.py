@@ -15,14 +15,28 @@ PATH_TOKEN = "path_token"
 MODIFIED = "MODIFIED"
 
 
+#: Variable kinds (app/settings.py parses each): text, a URL, seconds (> 0), a positive number, one of `choices`,
+#: `key:value,...` pairs.
+TEXT = "text"
+URL = "url"
+SECONDS = "seconds"
+NUMBER = "number"
+CHOICE = "choice"
+PAIRS = "pairs"
+KINDS = (TEXT, URL, SECONDS, NUMBER, CHOICE, PAIRS)
+
+
 @dataclass(frozen=True)
 class Variable:
-    """One environment variable a broker package reads, with its default (the broker's real address)."""
+    """One environment variable a broker package reads: its kind, default (as .env.example spells it), doc line."""
 
     name: str
     default: str = ""
     secret: bool = False
     doc: str = ""
+    kind: str = TEXT
+    #: The accepted values of a CHOICE ("" among them when unset is allowed).
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

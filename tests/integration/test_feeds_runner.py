@@ -16,7 +16,7 @@ from app.exceptions import ConfigurationError
 from tests.support.env import ROOT
 from tests.support.fakes import FakeKiteSocket, FakeNorenSocket
 from tests.support.fakes.harness import ServiceBuilder, feed_state, wait_state
-from workers.feeds.runner import build_connectors, run_feeds
+from workers.feeds.runner import run_feeds
 
 
 @pytest.fixture
@@ -87,9 +87,8 @@ def test_empty_feeds_idles_until_stopped(build, caplog):
 
 
 def test_bad_timing_settings_stop_the_process_naming_the_variable(build):
-    services = build(FEEDS_BACKOFF_MAX_SECONDS="soon")
     with pytest.raises(ConfigurationError, match="FEEDS_BACKOFF_MAX_SECONDS"):
-        build_connectors(services, asyncio.Event(), ("kite",))
+        build(FEEDS_BACKOFF_MAX_SECONDS="soon")
 
 
 def test_process_starts_with_no_feeds_and_exits_0_on_sigterm(env):

@@ -105,12 +105,11 @@ def test_redis_and_database_both_away_answers_503(tmp_path):
 
 def test_the_spool_is_an_opt_in_after_the_database(tmp_path, monkeypatch):
     from app.config import load_config
-    from app.services import spool_dir
     from tests.support.env import make_env
 
     env = make_env("redis://127.0.0.1:1/0", "sqlite:///x", tmp_path)
-    assert spool_dir(load_config(env)) is None  # no local disk by default
-    assert spool_dir(load_config(dict(env, SPOOL_DIR=str(tmp_path / "spool")))) == tmp_path / "spool"
+    assert load_config(env).ingest.spool_dir is None  # no local disk by default
+    assert load_config(dict(env, SPOOL_DIR=str(tmp_path / "spool"))).ingest.spool_dir == tmp_path / "spool"
 
 
 def _update(ingestor: Ingestor, order_id: str):

@@ -199,10 +199,14 @@ def test_blank_values_mean_the_default_and_typed_values_are_parsed():
     assert load_config(dict(GOOD, FORWARD_TIMEOUT_SECONDS=" 2.5 ")).forward_timeout == 2.5
 
 
-def test_config_get_reads_raw_variables_with_broker_defaults():
-    config = load_config(dict(GOOD, FEEDS_FRAME_POLL_SECONDS="3"))
-    assert config.get("FEEDS_FRAME_POLL_SECONDS") == "3"
-    assert config.get("KITE_WS_URL") == "wss://ws.kite.trade" and config.get("NOPE", "x") == "x"
+def test_groups_and_brokers_are_typed_with_the_declared_defaults():
+    config = load_config(dict(GOOD, FEEDS_FRAME_POLL_SECONDS="3", NOREN_HEARTBEAT_SECONDS="7.5"))
+    assert config.feed_settings.frame_poll == 3.0 and config.feed_settings.backoff_max == 60.0
+    assert config.broker("flattrade")["NOREN_HEARTBEAT_SECONDS"] == 7.5
+    assert config.broker("kite")["KITE_WS_URL"] == "wss://ws.kite.trade"
+    assert config.broker("jainam")["JAINAM_PRICE_DIVISOR"] == 100.0
+    with pytest.raises(KeyError, match="NOPE is not declared"):
+        config.broker("kite")["NOPE"]
 
 
 def test_the_process_environment_does_not_leak_into_an_explicit_mapping(monkeypatch):
@@ -210,3 +214,49 @@ def test_the_process_environment_does_not_leak_into_an_explicit_mapping(monkeypa
     monkeypatch.setenv("ADMIN_TOKEN", "from-the-process-environment")
     config = load_config(GOOD)
     assert config.retention_days == 90 and config.admin_token == ""
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "FEEDS_BACKOFF_BASE_SECONDS",
+        "FEEDS_FRAME_POLL_SECONDS",
+        "ALERT_FEED_DOWN_SECONDS",
+        "READY_MAX_BACKLOG_SECONDS",
+        "WEB_BODY_TIMEOUT",
+        "NOREN_HEARTBEAT_SECONDS",
+        "JAINAM_HEARTBEAT_SECONDS",
+        "DHAN_WEB_PING_SECONDS",
+    ],
+)
+@pytest.mark.parametrize("value", ["soon", "0", "-1", "nan", "inf", "1e3", "\u0661\u0662"])
+def test_one_seconds_parser_refuses_bad_values_naming_the_variable(name, value):
+    """Every seconds setting, the service's and the brokers' alike, is refused the same way at start-up."""
+    with pytest.raises(ConfigurationError, match=f"{name} must be a number of seconds greater than 0"):
+        load_config(dict(GOOD, **{name: value}))
+
+
+def test_every_refused_variable_is_named_at_once():
+    with pytest.raises(ConfigurationError) as raised:
+        load_config(dict(GOOD, WORKER_PROCESSES="two", LOG_FORMAT="xml", REDIS_TLS_VERIFY="maybe"))
+    message = str(raised.value)
+    assert "WORKER_PROCESSES must be a whole number" in message and "LOG_FORMAT must be 'plain' or 'json'" in message
+    assert "REDIS_TLS_VERIFY must be 'required' or 'none'" in message
+
+
+def test_a_bad_reconcile_interval_is_warned_about_and_the_default_used(caplog):
+    assert load_config(dict(GOOD, RECONCILE_INTERVAL_SECONDS="soon")).reconcile.interval == 300.0
+    assert "RECONCILE_INTERVAL_SECONDS must be a number of seconds, 0 or more" in caplog.text
+    assert load_config(dict(GOOD, RECONCILE_INTERVAL_SECONDS="0")).reconcile.interval == 0.0
+
+
+def test_refusals_of_secrets_never_quote_the_value():
+    with pytest.raises(ConfigurationError, match="KITE_APPS must look like") as raised:
+        load_config(dict(GOOD, KITE_APPS="1234:abc,sekrit-value"))
+    assert "sekrit-value" not in str(raised.value)
+
+
+def test_broker_secrets_stay_out_of_repr_and_are_redacted_from_logs():
+    config = load_config(dict(GOOD, KITE_ACCESS_TOKEN="kite-access-token-value", TELEGRAM_BOT_TOKEN="bot-token-value"))
+    assert "kite-access-token-value" not in repr(config.broker("kite")) and "bot-token-value" not in repr(config)
+    assert {"kite-access-token-value", "bot-token-value", "kite-secret"} <= set(config.secret_values())

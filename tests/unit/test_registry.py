@@ -9,7 +9,7 @@ import pytest
 
 from app import config, events
 from app.brokers import SPECS, adapter_classes, connector_classes, postback_brokers, redact_raw
-from app.brokers.spec import MODIFIED, PATH_TOKEN, SIGNED, status_word
+from app.brokers.spec import MODIFIED, PATH_TOKEN, SIGNED, URL, status_word
 from app.events import OrderStatus
 from workers.feeds import runner
 
@@ -73,14 +73,13 @@ def test_each_connector_is_its_feed_spec(spec, feed):
 
 
 def test_url_defaults_are_the_specs_real_addresses():
-    defaults = {var.name: var.default for spec in SPECS for var in spec.variables if var.default}
-    assert config.DEFAULT_WS_URLS == defaults
+    defaults = {var.name: var.default for spec in SPECS for var in spec.variables if var.kind == URL}
     for name, url in defaults.items():
         assert url.startswith(("wss://", "https://")), name
         if name in ENV_EXAMPLE:
             assert ENV_EXAMPLE[name] == url, f".env.example and the {name} default disagree"
     env = {"APP_ENV": "development"}
-    assert config.load_config(env).get("KITE_WS_URL") == "wss://ws.kite.trade"
+    assert config.load_config(env).broker("kite")["KITE_WS_URL"] == "wss://ws.kite.trade"
 
 
 def test_every_variable_is_named_once():

@@ -6,7 +6,7 @@ import asyncio
 import logging
 
 from app.brokers import connector_classes
-from app.brokers.feed import FeedConnector, FeedSettings
+from app.brokers.feed import FeedConnector
 from app.brokers.feed_status import ALIVE_INTERVAL_SECONDS
 from app.services import Services
 
@@ -20,7 +20,7 @@ def build_connectors(
     services: Services, stop: asyncio.Event, names: tuple[str, ...] | None = None
 ) -> list[FeedConnector]:
     """One connector per FEEDS entry; bad settings raise ConfigurationError before anything connects."""
-    settings = FeedSettings.from_config(services.config)
+    settings = services.config.feed_settings
     names = services.config.feeds if names is None else names
     return [CONNECTORS[name](services, stop, settings) for name in dict.fromkeys(names)]
 

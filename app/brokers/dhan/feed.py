@@ -48,8 +48,8 @@ class DhanConnector(FeedConnector):
             {
                 "LoginReq": {
                     "MsgCode": LOGIN_MSG_CODE,
-                    "ClientId": self.setting("DHAN_CLIENT_ID"),
-                    "Token": self.setting("DHAN_ACCESS_TOKEN"),
+                    "ClientId": self.variables["DHAN_CLIENT_ID"],
+                    "Token": self.variables["DHAN_ACCESS_TOKEN"],
                 },
                 "UserType": "SELF",
             }

@@ -17,7 +17,6 @@ class DhanClient(OrderBookClient):
     broker = "dhan"
     credentials = ("DHAN_CLIENT_ID", "DHAN_ACCESS_TOKEN")
     url_variable = "DHAN_API_URL"
-    default_url = "https://api.dhan.co"
     # 25/s for order APIs, 20/s for the rest (docs/brokers.md §10): stay at the lower figure.
     rate = "20/second"
     # GET /v2/orders/{id} is the same current row as the book's, not a history.
@@ -27,8 +26,8 @@ class DhanClient(OrderBookClient):
     def _headers(self) -> dict[str, str]:
         """Dhan's auth headers (DhanHQ-py)."""
         return {
-            "access-token": self.config.get("DHAN_ACCESS_TOKEN"),
-            "client-id": self.config.get("DHAN_CLIENT_ID"),
+            "access-token": self.variables["DHAN_ACCESS_TOKEN"],
+            "client-id": self.variables["DHAN_CLIENT_ID"],
             "Accept": "application/json",
         }
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.brokers.spec import PATH_TOKEN, BrokerSpec, FeedSpec, Variable
+from app.brokers.spec import PATH_TOKEN, SECONDS, URL, BrokerSpec, FeedSpec, Variable
 
 SPEC = BrokerSpec(
     name="dhan",
@@ -26,10 +26,10 @@ SPEC = BrokerSpec(
     variables=(
         Variable("DHAN_CLIENT_ID", doc="the Dhan client id (feed and REST)"),
         Variable("DHAN_ACCESS_TOKEN", secret=True, doc="the access token (feed and REST)"),
-        Variable("DHAN_ORDER_WS_URL", "wss://api-order-update.dhan.co", doc="official order-update socket"),
-        Variable("DHAN_WEB_WS_URL", "wss://order-feed.dhan.co", doc="the web order feed (unofficial)"),
-        Variable("DHAN_WEB_PING_SECONDS", doc="web feed keepalive, default 30"),
-        Variable("DHAN_API_URL", "https://api.dhan.co", doc="REST base for the order book"),
+        Variable("DHAN_ORDER_WS_URL", "wss://api-order-update.dhan.co", doc="official order-update socket", kind=URL),
+        Variable("DHAN_WEB_WS_URL", "wss://order-feed.dhan.co", doc="the web order feed (unofficial)", kind=URL),
+        Variable("DHAN_WEB_PING_SECONDS", "30", doc="web feed keepalive (docs/brokers.md §4.3)", kind=SECONDS),
+        Variable("DHAN_API_URL", "https://api.dhan.co", doc="REST base for the order book", kind=URL),
     ),
     key_fields=(
         "orderId | orderNo | order_no",

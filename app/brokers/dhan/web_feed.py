@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 from websockets.asyncio.client import ClientConnection
 
 from app.brokers.dhan.feed import order_alert_data
-from app.brokers.feed import FeedConnector, FeedDisconnected, seconds_setting, with_query
+from app.brokers.feed import FeedConnector, FeedDisconnected, with_query
 from app.brokers.feed_status import FeedState
 from app.secrets_store import DhanWebFrameStore, SecretKeyUnavailable, StoredFrameUnreadable
 from app.times import utc_now_iso
@@ -48,8 +48,8 @@ class DhanWebConnector(FeedConnector):
     def load_settings(self) -> None:
         """The frame store and the keepalive/poll periods."""
         self.store = DhanWebFrameStore(self.config)
-        self.ping_seconds = seconds_setting(self.config, "DHAN_WEB_PING_SECONDS", 30.0)
-        self.poll_seconds = seconds_setting(self.config, "FEEDS_FRAME_POLL_SECONDS", 2.0)
+        self.ping_seconds = self.variables["DHAN_WEB_PING_SECONDS"]
+        self.poll_seconds = self.settings.frame_poll
         self.frame: bytes | None = None
         self.frame_version: tuple[int, int, int] | None = None
         self._binary_noted = False
@@ -96,7 +96,7 @@ class DhanWebConnector(FeedConnector):
 
     async def url(self) -> str:
         """DHAN_WEB_WS_URL as configured; without `id`, the frame's entity id is added (`?src=W&id=…`)."""
-        url = self.setting(self.url_variable)
+        url = self.variables[self.url_variable]
         if "id" in dict(parse_qsl(urlsplit(url).query)) or self.frame is None:
             return url
         entity = self.frame[ENTITY_ID].split(b"\x00", 1)[0].decode("ascii", errors="ignore")

@@ -16,10 +16,8 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 
-from app.brokers.feed import FeedAuthError, FeedConnector, FeedDisconnected, json_text, parse_json, seconds_setting
-from app.exceptions import ConfigurationError
+from app.brokers.feed import FeedAuthError, FeedConnector, FeedDisconnected, json_text, parse_json
 
-LOGIN_MODES = ("a", "c")
 LOGIN_ACKS = ("ck", "ak")
 HEARTBEAT = json_text({"t": "h"})
 
@@ -35,23 +33,19 @@ class FlattradeConnector(FeedConnector):
 
     def load_settings(self) -> None:
         """NOREN_LOGIN_MODE (a|c) and NOREN_HEARTBEAT_SECONDS."""
-        configured = self.setting("NOREN_LOGIN_MODE").lower()
+        configured = self.variables["NOREN_LOGIN_MODE"]
         self.login_mode = configured or "a"
         self.other_form_to_try = "" if configured else "c"
-        if self.login_mode not in LOGIN_MODES:
-            raise ConfigurationError(
-                f"NOREN_LOGIN_MODE must be 'a' (accesstoken login) or 'c' (susertoken login), got {self.login_mode!r}"
-            )
-        self.heartbeat_seconds = seconds_setting(self.config, "NOREN_HEARTBEAT_SECONDS", 30.0)
+        self.heartbeat_seconds = self.variables["NOREN_HEARTBEAT_SECONDS"]
 
     @property
     def account_id(self) -> str:
         """NOREN_ACCOUNT_ID, else the user id (Noren accounts usually share it)."""
-        return self.setting("NOREN_ACCOUNT_ID") or self.setting("NOREN_USER_ID")
+        return self.variables["NOREN_ACCOUNT_ID"] or self.variables["NOREN_USER_ID"]
 
     def login_frame(self) -> str:
         """The login in the configured form, keys in the documented order."""
-        uid, token = self.setting("NOREN_USER_ID"), self.setting("NOREN_TOKEN")
+        uid, token = self.variables["NOREN_USER_ID"], self.variables["NOREN_TOKEN"]
         if self.login_mode == "c":
             return json_text({"t": "c", "uid": uid, "actid": self.account_id, "susertoken": token, "source": "API"})
         return json_text({"t": "a", "uid": uid, "actid": self.account_id, "source": "API", "accesstoken": token})

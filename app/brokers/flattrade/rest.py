@@ -28,14 +28,13 @@ class FlattradeClient(OrderBookClient):
     broker = "flattrade"
     credentials = ("NOREN_USER_ID", "NOREN_TOKEN")
     url_variable = "NOREN_API_URL"
-    default_url = "https://piconnect.flattrade.in/PiConnectAPI"
     rate = "5/second"  # undocumented (docs/brokers.md §10): a cautious figure
     auth_message = "Flattrade session expired or invalid: refresh NOREN_TOKEN"
 
     def _post(self, path: str, **extra: str) -> list[dict[str, Any]]:
         """POST a Noren request; a list of rows, or typed errors for a `Not_Ok` answer."""
-        jdata = {"uid": self.config.get("NOREN_USER_ID"), "ordersource": "API", **extra}
-        form = {"jData": json.dumps(jdata, separators=(",", ":")), "jKey": self.config.get("NOREN_TOKEN")}
+        jdata = {"uid": self.variables["NOREN_USER_ID"], "ordersource": "API", **extra}
+        form = {"jData": json.dumps(jdata, separators=(",", ":")), "jKey": self.variables["NOREN_TOKEN"]}
         response = self.request("POST", path, data=form)
         if response.status_code == 429 or response.status_code >= 500:
             raise Unavailable(

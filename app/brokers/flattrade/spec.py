@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.brokers.spec import PATH_TOKEN, BrokerSpec, FeedSpec, Variable
+from app.brokers.spec import CHOICE, PATH_TOKEN, SECONDS, URL, BrokerSpec, FeedSpec, Variable
 
 SPEC = BrokerSpec(
     name="flattrade",
@@ -35,10 +35,19 @@ SPEC = BrokerSpec(
         Variable("NOREN_USER_ID", doc="the Noren user id (feed and REST)"),
         Variable("NOREN_ACCOUNT_ID", doc="the account id when it differs from the user id"),
         Variable("NOREN_TOKEN", secret=True, doc="the session token (feed and REST)"),
-        Variable("NOREN_LOGIN_MODE", doc="a (accesstoken) or c (susertoken); unset tries a, then c"),
-        Variable("NOREN_HEARTBEAT_SECONDS", doc="heartbeat period, default 30"),
-        Variable("NOREN_WS_URL", "wss://piconnect.flattrade.in/PiConnectWSAPI/", doc="Flattrade's order socket"),
-        Variable("NOREN_API_URL", "https://piconnect.flattrade.in/PiConnectAPI", doc="REST base for the order book"),
+        Variable(
+            "NOREN_LOGIN_MODE",
+            doc="a (accesstoken) or c (susertoken); unset tries a, then c",
+            kind=CHOICE,
+            choices=("", "a", "c"),
+        ),
+        Variable("NOREN_HEARTBEAT_SECONDS", "30", doc="heartbeat period", kind=SECONDS),
+        Variable(
+            "NOREN_WS_URL", "wss://piconnect.flattrade.in/PiConnectWSAPI/", doc="Flattrade's order socket", kind=URL
+        ),
+        Variable(
+            "NOREN_API_URL", "https://piconnect.flattrade.in/PiConnectAPI", doc="REST base for the order book", kind=URL
+        ),
     ),
     key_fields=(
         "norenordno",

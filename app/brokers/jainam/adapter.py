@@ -41,7 +41,6 @@ GTD_EXPIRED = 4
 
 # "01-Feb-2025 16.26.05" (seed 000), "08-May-2026 11:55:20" (OrderEntryTime), "2026-05-08 11:55:20" (TradeTime).
 JAINAM_TIME_FORMATS = ("%d-%b-%Y %H.%M.%S", "%d-%b-%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%d-%m-%Y %H:%M:%S")
-DEFAULT_PRICE_DIVISOR = 100.0
 
 
 class JainamOrderSchema(BrokerSchema):
@@ -84,8 +83,9 @@ class JainamAdapter(BrokerAdapter):
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
-        self.numeric_statuses = parse_status_map(config.get("JAINAM_STATUS_MAP"))
-        self.price_divisor = parse_price_divisor(config.get("JAINAM_PRICE_DIVISOR"))
+        variables = config.broker(self.name)
+        self.numeric_statuses = parse_status_map(variables["JAINAM_STATUS_MAP"])
+        self.price_divisor: float = variables["JAINAM_PRICE_DIVISOR"]
 
     def normalize(self, data: dict[str, Any], raw: Any, *, source: str, received_at: str) -> OrderEvent:
         """One ORD_NRML or TRD_MSG frame as the normalized event (docs/brokers.md §6 'Jainam mapping')."""
@@ -187,19 +187,6 @@ def parse_status_map(value: str) -> dict[int, str]:
             )
         table[int(code)] = status
     return table
-
-
-def parse_price_divisor(value: str) -> float:
-    """JAINAM_PRICE_DIVISOR: 100 when prices come in paise (default), 1 for rupees."""
-    if not (value or "").strip():
-        return DEFAULT_PRICE_DIVISOR
-    try:
-        divisor = float(value)
-    except ValueError:
-        divisor = 0.0
-    if not divisor > 0 or divisor == float("inf"):
-        raise ConfigurationError(f"JAINAM_PRICE_DIVISOR must be a positive number such as 100 or 1 (got {value!r})")
-    return divisor
 
 
 def _order_id(data: dict[str, Any]) -> str:

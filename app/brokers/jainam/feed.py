@@ -19,7 +19,7 @@ from typing import Any
 import requests
 from websockets.asyncio.client import ClientConnection
 
-from app.brokers.feed import FeedAuthError, FeedConnector, json_text, parse_json, seconds_setting
+from app.brokers.feed import FeedAuthError, FeedConnector, json_text, parse_json
 
 log = logging.getLogger("workers.feeds")
 
@@ -38,24 +38,24 @@ class JainamConnector(FeedConnector):
 
     def load_settings(self) -> None:
         """JAINAM_HEARTBEAT_SECONDS (docs/interface.md default 60)."""
-        self.heartbeat_seconds = seconds_setting(self.config, "JAINAM_HEARTBEAT_SECONDS", 60.0)
+        self.heartbeat_seconds = self.variables["JAINAM_HEARTBEAT_SECONDS"]
         self.order_token = ""
 
     @property
     def user_id(self) -> str:
         """The protrade user id sent with the token and every heartbeat."""
-        return self.setting("JAINAM_USER_ID")
+        return self.variables["JAINAM_USER_ID"]
 
     async def url(self) -> str:
         """Fetch a fresh order token first; the socket URL itself carries no credential."""
         self.order_token = await asyncio.to_thread(self.fetch_order_token)
         self.add_secret(self.order_token)
-        return self.setting(self.url_variable)
+        return self.variables[self.url_variable]
 
     def fetch_order_token(self) -> str:
         """GET ws/createWsToken -> result[0].orderToken (blocking; run in a thread)."""
-        url = self.setting("JAINAM_API_URL").rstrip("/") + "/ws/createWsToken"
-        headers = {"Authorization": f"Bearer {self.setting('JAINAM_BEARER_TOKEN')}", "Accept": "application/json"}
+        url = self.variables["JAINAM_API_URL"].rstrip("/") + "/ws/createWsToken"
+        headers = {"Authorization": f"Bearer {self.variables['JAINAM_BEARER_TOKEN']}", "Accept": "application/json"}
         try:
             response = requests.get(url, headers=headers, timeout=self.settings.connect_timeout)
         except requests.RequestException as exc:

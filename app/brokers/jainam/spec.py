@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.brokers.spec import MODIFIED, PATH_TOKEN, BrokerSpec, FeedSpec, Variable
+from app.brokers.spec import MODIFIED, NUMBER, PATH_TOKEN, SECONDS, URL, BrokerSpec, FeedSpec, Variable
 
 SPEC = BrokerSpec(
     name="jainam",
@@ -49,11 +49,11 @@ SPEC = BrokerSpec(
     variables=(
         Variable("JAINAM_BEARER_TOKEN", secret=True, doc="the API bearer token (feed token and REST)"),
         Variable("JAINAM_USER_ID", doc="the protrade user id"),
-        Variable("JAINAM_API_URL", "https://protrade.jainam.in/odrest", doc="REST base (createWsToken)"),
-        Variable("JAINAM_WS_URL", "wss://protrade.jainam.in/omo/odrest/websocket", doc="order status socket"),
-        Variable("JAINAM_HEARTBEAT_SECONDS", doc="heartbeat period, default 60"),
+        Variable("JAINAM_API_URL", "https://protrade.jainam.in/odrest", doc="REST base (createWsToken)", kind=URL),
+        Variable("JAINAM_WS_URL", "wss://protrade.jainam.in/omo/odrest/websocket", doc="order status socket", kind=URL),
+        Variable("JAINAM_HEARTBEAT_SECONDS", "60", doc="heartbeat period (docs/interface.md)", kind=SECONDS),
         Variable("JAINAM_STATUS_MAP", doc="code:STATUS,... over the default numeric table"),
-        Variable("JAINAM_PRICE_DIVISOR", doc="100 when prices come in paise (default), 1 for rupees"),
+        Variable("JAINAM_PRICE_DIVISOR", "100", doc="100 when prices come in paise, 1 for rupees", kind=NUMBER),
     ),
     key_fields=(
         "UniqueCode (else OrderNumber)",

@@ -28,9 +28,9 @@ class KiteConnector(FeedConnector):
     async def url(self) -> str:
         """Credentials go in the query (pykiteconnect ticker.py ROOT_URI)."""
         return with_query(
-            self.setting(self.url_variable),
-            api_key=self.setting("KITE_API_KEY"),
-            access_token=self.setting("KITE_ACCESS_TOKEN"),
+            self.variables[self.url_variable],
+            api_key=self.variables["KITE_API_KEY"],
+            access_token=self.variables["KITE_ACCESS_TOKEN"],
         )
 
     def order_payloads(self, message: str | bytes) -> list[dict[str, Any]]:

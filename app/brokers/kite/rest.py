@@ -23,13 +23,12 @@ class KiteClient(OrderBookClient):
     broker = "kite"
     credentials = ("KITE_API_KEY", "KITE_ACCESS_TOKEN")
     url_variable = "KITE_API_URL"
-    default_url = "https://api.kite.trade"
     rate = "10/second"
     auth_message = "Kite access token expired or invalid: refresh KITE_ACCESS_TOKEN"
 
     def _headers(self) -> dict[str, str]:
         """Kite's auth headers (pykiteconnect connect.py)."""
-        key, token = self.config.get("KITE_API_KEY"), self.config.get("KITE_ACCESS_TOKEN")
+        key, token = self.variables["KITE_API_KEY"], self.variables["KITE_ACCESS_TOKEN"]
         return {"X-Kite-Version": "3", "Authorization": f"token {key}:{token}"}
 
     def _get(self, path: str, order_id: str | None = None) -> list[dict[str, Any]]:

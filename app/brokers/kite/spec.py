@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.brokers.spec import SIGNED, BrokerSpec, FeedSpec, Variable
+from app.brokers.spec import PAIRS, SIGNED, URL, BrokerSpec, FeedSpec, Variable
 
 SPEC = BrokerSpec(
     name="kite",
@@ -34,11 +34,11 @@ SPEC = BrokerSpec(
     feeds=(FeedSpec("kite", "app.brokers.kite.feed:KiteConnector", "KITE_WS_URL"),),
     variables=(
         Variable("KITE_API_SECRET", secret=True, doc="the app's api_secret: verifies the postback checksum"),
-        Variable("KITE_APPS", secret=True, doc="app_id:api_secret,... for several apps"),
+        Variable("KITE_APPS", secret=True, doc="app_id:api_secret,... for several apps", kind=PAIRS),
         Variable("KITE_API_KEY", secret=True, doc="the app's api_key (feed and REST; redacted from logs)"),
         Variable("KITE_ACCESS_TOKEN", secret=True, doc="the day's access token (feed and REST)"),
-        Variable("KITE_WS_URL", "wss://ws.kite.trade", doc="KiteTicker (pykiteconnect ticker.py ROOT_URI)"),
-        Variable("KITE_API_URL", "https://api.kite.trade", doc="REST base for the order book"),
+        Variable("KITE_WS_URL", "wss://ws.kite.trade", doc="KiteTicker (pykiteconnect ticker.py ROOT_URI)", kind=URL),
+        Variable("KITE_API_URL", "https://api.kite.trade", doc="REST base for the order book", kind=URL),
     ),
     redact_keys=("checksum",),
     key_fields=(

@@ -194,6 +194,5 @@ def test_drop_reconnects_logs_in_and_subscribes_again(build):
 
 def test_unknown_login_mode_is_a_configuration_error(build):
     """A typo in NOREN_LOGIN_MODE stops the process at start-up, naming the variable."""
-    services = build(NOREN_LOGIN_MODE="x", NOREN_USER_ID=UID, NOREN_TOKEN=TOKEN)
-    with pytest.raises(ConfigurationError, match="NOREN_LOGIN_MODE"):
-        FlattradeConnector(services, asyncio.Event())
+    with pytest.raises(ConfigurationError, match="NOREN_LOGIN_MODE must be 'a' or 'c'"):
+        build(NOREN_LOGIN_MODE="x", NOREN_USER_ID=UID, NOREN_TOKEN=TOKEN)
