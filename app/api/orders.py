@@ -74,9 +74,9 @@ def parse_time(value: Any, name: str) -> datetime:
         raise BadQuery(f"{name} must be an ISO 8601 time such as 2026-11-21T09:00:00Z")
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00+01:00 is before year 1 in UTC
         raise BadQuery(f"{name} must be an ISO 8601 time such as 2026-11-21T09:00:00Z (got {value!r})") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def encode_cursor(values: list) -> str:

@@ -127,6 +127,7 @@ def test_orders_list_pages_with_an_opaque_cursor_and_since(db_services, db_clien
         "/api/orders?cursor=nonsense",
         "/api/orders?cursor=WyJ4Il0",  # a list of the wrong shape
         "/api/orders?since=yesterday",
+        "/api/orders?since=0001-01-01T00:00:00%2B01:00",  # before year 1 once in UTC
         "/api/orders?status=%EF%AC%81lled",  # 'ﬁlled' with a ligature
         "/api/orders?limit=%D9%A1",  # Arabic-Indic one
         "/api/orders/kite/x?after=-1",
