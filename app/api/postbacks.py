@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from app.exceptions import UnknownTokenError
 from app.parsing import utc_now_iso
-from app.services import Services
+
+if TYPE_CHECKING:
+    from app.services import Services
 
 bp = Blueprint("postbacks", __name__)
 

@@ -25,7 +25,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -35,7 +35,9 @@ from app.brokers.feed_status import FeedState, StatusPublisher
 from app.config import Config
 from app.exceptions import ConfigurationError, NotDurableError, PostbackError
 from app.parsing import utc_now_iso
-from app.services import Services
+
+if TYPE_CHECKING:
+    from app.services import Services
 
 log = logging.getLogger("workers.feeds")
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from app import config, events
-from app.brokers import SPECS, adapter_classes, connector_classes, postback_brokers, redact_raw
+from app.brokers.loader import adapter_classes, connector_classes
+from app.brokers.redaction import redact_raw
+from app.brokers.registry import SPECS, postback_brokers
 from app.brokers.spec import MODIFIED, PATH_TOKEN, SIGNED, status_word
 from app.events import OrderStatus
 from workers.feeds import runner
