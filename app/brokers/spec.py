@@ -27,13 +27,17 @@ class Variable:
 
 @dataclass(frozen=True)
 class FeedSpec:
-    """One WebSocket connector, as named in FEEDS."""
+    """One WebSocket connector, as named in FEEDS; the connector class takes its names and variables from here."""
 
     name: str
     #: "module:Class" of the connector (imported by the feeds runner only).
     connector: str
     #: The variable holding the socket URL.
     url_variable: str
+    #: Variables that must be set for the connector to start (its broker's, declared in `variables`).
+    required: tuple[str, ...] = ()
+    #: Variables whose values must never appear in the feed's logs or published state (declared secret).
+    secret_variables: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

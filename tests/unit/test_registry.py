@@ -63,15 +63,20 @@ def test_feed_names_agree_everywhere():
 @pytest.mark.parametrize(("spec", "feed"), [(s, f) for s in SPECS for f in s.feeds], ids=lambda v: v.name)
 def test_each_connector_is_its_feed_spec(spec, feed):
     connector = connector_classes()[feed.name]
+    assert connector.spec is feed
     assert connector.name == feed.name and connector.broker == spec.name
-    assert connector.url_variable == feed.url_variable
+    assert (connector.url_variable, connector.required, connector.secret_variables) == (
+        feed.url_variable,
+        feed.required,
+        feed.secret_variables,
+    )
     assert connector.__module__.startswith(f"app.brokers.{spec.name}.")
     declared = {var.name: var for var in spec.variables}
     assert feed.url_variable in declared and declared[feed.url_variable].default, feed.url_variable
-    for name in connector.required:
+    for name in feed.required:
         assert name in declared, f"{feed.name} requires {name}, which {spec.name}'s spec does not declare"
-    for name in connector.secret_variables:
-        assert declared[name].secret, f"{name} is secret to the {feed.name} feed but not in the spec"
+    for name in feed.secret_variables:
+        assert name in declared and declared[name].secret, f"{name} is secret to the {feed.name} feed, not in the spec"
 
 
 def test_url_defaults_are_the_specs_real_addresses():
