@@ -63,14 +63,20 @@ class BrokerSpec:
     key_fields: tuple[str, ...] = ()
     #: The section of docs/brokers.md with this broker's facts.
     docs: str = ""
+    #: How /openapi.json sums up the postback route (app/api/openapi.py), when the broker has one.
+    postback_summary: str = ""
 
     @property
     def postback_route(self) -> str | None:
         """The route a trader registers with the broker, or None."""
+        return self.postback_path("<POSTBACK_TOKEN>")
+
+    def postback_path(self, token: str) -> str | None:
+        """The postback route with `token` as its POSTBACK_TOKEN segment (a signed route has none), or None."""
         if self.postback == SIGNED:
             return f"/postbacks/{self.name}"
         if self.postback == PATH_TOKEN:
-            return f"/postbacks/{self.name}/<POSTBACK_TOKEN>"
+            return f"/postbacks/{self.name}/{token}"
         return None
 
 

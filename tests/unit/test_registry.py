@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from app.brokers.redaction import redact_raw
 from app.brokers.registry import SPECS, postback_brokers
 from app.brokers.spec import MODIFIED, PATH_TOKEN, SIGNED, status_word
 from app.events import OrderStatus
+from tests.support.env import POSTBACK_TOKEN
+from tests.support.postback_cases import PostbackSecurityCases
+from tests.support.samples import POSTBACK_SPECS, postback_samples
 from workers.feeds import runner
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,8 +101,6 @@ def test_every_variable_is_named_once():
 
 def test_postback_routes_exist_and_others_do_not(client):
     """The registry's routes are the app's: a wrong body is a 4xx other than 404 there, a 404 elsewhere."""
-    from tests.support.env import POSTBACK_TOKEN
-
     for broker, route in postback_brokers():
         answer = client.post(route.replace("<POSTBACK_TOKEN>", POSTBACK_TOKEN), data=b"{}")
         assert answer.status_code in (400, 401), (broker, answer.get_json())
@@ -129,3 +131,25 @@ def test_only_declared_keys_are_redacted():
     assert redact_raw("kite", clean) is clean
     assert redact_raw("kite", b'{"order_id": "1", "checksum" : "abc"}') == b'{"order_id": "1", "checksum" : ""}'
     assert redact_raw("kite", '{"Check-Sum":"abc"}') == '{"Check-Sum":""}'
+
+
+@pytest.mark.parametrize("spec", POSTBACK_SPECS, ids=lambda s: s.name)
+def test_each_postback_broker_is_described_and_its_samples_are_accepted(spec, client):
+    """/openapi.json sums the route up, and tests/brokers/<name>/samples.py gives bodies the route takes."""
+    assert spec.postback_summary, f"{spec.name}: set postback_summary in its spec (app/api/openapi.py shows it)"
+    for payload in postback_samples(spec.name):
+        answer = client.post(spec.postback_path(POSTBACK_TOKEN), json=payload)
+        assert answer.status_code in (200, 202), (spec.name, answer.get_json())
+
+
+@pytest.mark.parametrize("spec", POSTBACK_SPECS, ids=lambda s: s.name)
+def test_each_postback_broker_runs_the_security_suite(spec):
+    """tests/brokers/<name>/test_postbacks.py subclasses tests/support/postback_cases.py for the broker's route."""
+    module = importlib.import_module(f"tests.brokers.{spec.name}.test_postbacks")
+    suites = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, PostbackSecurityCases) and value.__module__ == module.__name__
+    ]
+    routes = {suite().valid_request()[0] for suite in suites}
+    assert spec.postback_path(POSTBACK_TOKEN) in routes, f"{spec.name}: no security suite posts to its route"

@@ -50,4 +50,5 @@ SPEC = BrokerSpec(
         "updateTime | lastUpdatedTime (else exchangeTime)",
     ),
     docs="docs/brokers.md §4",
+    postback_summary="Dhan postback",
 )

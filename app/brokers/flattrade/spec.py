@@ -61,4 +61,5 @@ SPEC = BrokerSpec(
         "exch_tm (else tm)",
     ),
     docs="docs/brokers.md §5",
+    postback_summary="Flattrade-style postback: Noren keys or the camelCase orderUpdate shape",
 )

@@ -75,4 +75,5 @@ SPEC = BrokerSpec(
         "LastModifiedTime (else TradeTime, OrderEntryTime)",
     ),
     docs="docs/brokers.md §6",
+    postback_summary="Jainam webhook: the JSON of its order status feed",
 )

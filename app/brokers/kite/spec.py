@@ -61,4 +61,5 @@ SPEC = BrokerSpec(
         "exchange_update_timestamp (else exchange_timestamp)",
     ),
     docs="docs/brokers.md §3",
+    postback_summary="Kite postback; checksum sha256(order_id + order_timestamp + api_secret)",
 )
