@@ -1,7 +1,8 @@
 """GET /openapi.json: the maintained OpenAPI 3.1 description of every endpoint of the contract (docs/api.md).
 
-Written by hand as a Python dict so it reads as documentation and changes with the code in one review;
-tests/test_openapi.py runs schemathesis over the WSGI app against it (every answer must conform, no 5xx).
+Written by hand as a Python dict (one postback operation per broker in app/brokers/registry.py) so it reads
+as documentation and changes with the code in one review;
+tests/unit/test_openapi.py runs schemathesis over the WSGI app against it (every answer must conform, no 5xx).
 """
 
 from __future__ import annotations
