@@ -1,6 +1,7 @@
 """The one list of brokers; every other registry (adapters, feeds, URL defaults, routes) is derived from it.
 
-Adding a broker is its package under app/brokers/, its tests, and one line in SPECS.
+Adding a broker is its package under app/brokers/, one line in SPECS, its section of docs/brokers.md and
+its tests under tests/brokers/<name>/ (samples.py among them: the registry-driven tests send its bodies).
 """
 
 from __future__ import annotations
