@@ -5,9 +5,13 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from app import logs
 from app.config import Config, load_config
+from app.db import upgrade
 from app.services import Services, set_services
 
 log = logging.getLogger(__name__)
@@ -67,22 +71,25 @@ def create_app(config: Config | None = None, services: Services | None = None, *
     _configure_logging(config)
     _wire_edges(app, config)
 
+    _register_web_layer(app)
+    return app
+
+
+def _register_web_layer(app: Flask) -> None:
+    """The API, the blotter's pages (after the API they call, docs/frontend.md) and the CLI commands."""
+    # Imported here, not at the top: every `import app.<module>` in the worker and feeds processes runs this
+    # file first, and they need none of the web layer (blueprints, Prometheus metrics, the live-stream hub).
+    from app import web
     from app.api import register
-
-    register(app)
-
     from app.cli import register_cli
 
+    register(app)
+    app.register_blueprint(web.bp)
     register_cli(app)
-    return app
 
 
 def _migrate(config: Config) -> None:
     """Apply migrations at start-up; a database that is down now is reported by /readyz, not fatal."""
-    from sqlalchemy.exc import OperationalError
-
-    from app.db import upgrade
-
     try:
         upgrade(config.database_url)
     except OperationalError as exc:
@@ -91,32 +98,19 @@ def _migrate(config: Config) -> None:
 
 def _configure_logging(config: Config) -> None:
     """Log to stdout in one format (LOG_FORMAT=json for shippers); secrets registered for redaction."""
-    from app import logs
-
     logs.register_secrets(config.secret_values())
     logs.configure_logging(config.web.log_format)
 
 
 def _wire_edges(app: Flask, config: Config) -> None:
     """ProxyFix behind trusted proxies, request ids and access lines, the /api guard, postback metrics."""
-    from app import logs, metrics
+    # The web layer, imported here for the reason _register_web_layer gives.
+    from app import metrics
+    from app.api.auth import guard_api
 
     proxies = config.web.trusted_proxies
     if proxies:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
     logs.init_app(app)  # first: every later hook and log line has the request id
-    app.before_request(_guard_api)
+    app.before_request(guard_api)
     metrics.init_app(app)
-
-
-def _guard_api():
-    """/api/* answers 401 without credentials before any 404, 405 or OPTIONS (docs/interface.md)."""
-    from flask import request
-
-    if request.path == "/api" or request.path.startswith("/api/"):
-        from app.api.auth import unauthorized
-
-        return unauthorized()
-    return None

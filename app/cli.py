@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from datetime import UTC, datetime
 
@@ -9,8 +10,10 @@ import click
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from app.db import upgrade
+from app.config import load_config
+from app.db import make_engine, upgrade
 from app.delivery import enable_consumer, failed_ids, redrive_many
+from app.retention import prune
 
 
 def register_cli(app: Flask) -> None:
@@ -68,8 +71,6 @@ def _register_prune(app: Flask) -> None:
 
 def run_prune(engine: sa.Engine, days: int, dry_run: bool) -> str:
     """Prune (or count) and say what was (or would be) removed."""
-    from app.retention import prune
-
     if days <= 0:
         return "RETENTION_DAYS is 0: everything is kept (pass --days N to prune anyway)"
     counts = prune(engine, days, dry_run=dry_run)
@@ -79,11 +80,6 @@ def run_prune(engine: sa.Engine, days: int, dry_run: bool) -> str:
 
 def main(argv: list[str]) -> int:
     """`python -m app.cli db-upgrade | prune [--dry-run] [--days N]` without building the web app."""
-    import argparse
-
-    from app.config import load_config
-    from app.db import make_engine
-
     parser = argparse.ArgumentParser(prog="python -m app.cli")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("db-upgrade", help="apply database migrations (the Procfile release phase)")

@@ -17,10 +17,11 @@ import sys
 import threading
 from pathlib import Path
 
-from app.brokers import postback_brokers
+from app.brokers.registry import postback_brokers
 from app.config import ROOT, Config, load_config
 from app.db import upgrade
 from app.redis_conn import answers, ensure_embedded_redis
+from app.sessions import issue_dev_code
 
 PROCESSES = ("web", "worker", "feeds")
 
@@ -91,8 +92,6 @@ def banner(config: Config, env: dict[str, str]) -> str:
 def sign_in_link(config: Config, env: dict[str, str]) -> str:
     """A single-use, short-lived link that opens a blotter session (the route exists in development only)."""
     import redis
-
-    from app.sessions import issue_dev_code
 
     try:
         code = issue_dev_code(redis.Redis.from_url(env["REDIS_URL"], socket_connect_timeout=2))

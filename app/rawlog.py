@@ -3,14 +3,14 @@
 `raw_postbacks.body` keeps the bytes as received; `events.data` has no `raw` (issue 12: a 65 kB
 postback was stored twice). The forwarded event and the API's event list both get their `raw` from
 `raw_view`, so what leaves is the same everywhere, and every secret key a broker's spec declares (Kite's checksum:
-one leaked checksum forges any status of its order) is blanked by app.brokers.redact_raw.
+one leaked checksum forges any status of its order) is blanked by app.brokers.redaction.redact_raw.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from app.brokers import redact_raw
+from app.brokers.redaction import redact_raw
 from app.exceptions import PostbackPayloadError
 from app.wire.body import loads, repair_missing_values
 

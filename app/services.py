@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import redis
 from sqlalchemy.engine import Engine
 
+from app.brokers.loader import adapter_classes
 from app.config import Config, load_config
 from app.db import make_engine
 from app.ingest import Ingestor
@@ -31,8 +32,6 @@ class Services:
     def build(cls, config: Config, *, check_redis: bool = True) -> Services:
         """Connect to Redis and the database (the database lazily); with `check_redis`, refuse in
         production a Redis whose maxmemory-policy evicts (app/redis_conn.py), warn in development."""
-        from app.brokers import ADAPTERS
-
         client = connect(config)
         if check_redis:
             check_redis_at_start(client, config)
@@ -47,7 +46,7 @@ class Services:
             ingestor=Ingestor(
                 client, dedup_ttl=config.dedup_ttl_seconds, engine=engine, spool_dir=config.ingest.spool_dir
             ),
-            adapters={name: adapter(config) for name, adapter in ADAPTERS.items()},
+            adapters={name: adapter(config) for name, adapter in adapter_classes().items()},
         )
 
 

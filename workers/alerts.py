@@ -14,17 +14,21 @@ import logging
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import redis
 import sqlalchemy as sa
 
 from app.alerts import STREAM, AlertSettings, announce
 from app.alerts.telegram import Refused, RetryAfter, TelegramClient, TelegramError
+from app.brokers.feed_status import STALE_AFTER_SECONDS, FeedState, read_status
 from app.db import as_utc, deliveries
 from app.events import BROKERS
-from app.services import Services
 from app.times import utc_iso
 from workers.leases import Lease
+
+if TYPE_CHECKING:
+    from app.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +175,6 @@ class AlertSender:
 
     def watch_feeds(self) -> None:
         """A feed refused, or not connected for over feed_down_seconds, is announced once per outage."""
-        from app.brokers.feed_status import FeedState, read_status
-
         now = time.monotonic()
         for name in self.services.config.feeds:
             status = read_status(self.client, name) or {}
@@ -252,8 +254,6 @@ class AlertSender:
 
 def _fresh(status: dict) -> bool:
     """False when the feeds process stopped refreshing the status (it died)."""
-    from app.brokers.feed_status import STALE_AFTER_SECONDS
-
     updated = status.get("updated_at")
     if not updated:
         return False

@@ -18,6 +18,7 @@ import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import redis
 
@@ -25,10 +26,12 @@ from app.delivery import DeliveryTry, Outcome, claim_due, fail_all, load_tries, 
 from app.delivery.schedule import consumer_ids, due_key
 from app.rawlog import with_raw
 from app.redis_keys import RESYNC_LEASE_KEY
-from app.services import Services
 from app.store import StoredBatch, consumer_id
 from workers.sending import ConsumerSender
 from workers.signing import event_body, signing_keys
+
+if TYPE_CHECKING:
+    from app.services import Services
 
 log = logging.getLogger(__name__)
 _GONE = object()  # not sent: the consumer answered 410 Gone after the delivery was handed in

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 
 import redis
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.retention import prune_if_due
-from app.services import Services
+
+if TYPE_CHECKING:
+    from app.services import Services
 
 log = logging.getLogger(__name__)
 INTERVAL_SECONDS = 60.0

@@ -21,19 +21,23 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import redis
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app import observers
+from app.delivery.schedule import make_due
 from app.events import OrderEvent
 from app.reconcile.clients import configured_brokers
 from app.redis_keys import DEAD_STREAM, DEDUP_PREFIX, GROUP, STATS_KEY, STREAM
-from app.services import Services
 from app.store import Conflict, QueuedEvent, StoredBatch, persist_batch
 from workers import shutdown
 from workers.forwarder import Forwarder
 from workers.stall import OOM_REASON, StallMarker, is_oom
+
+if TYPE_CHECKING:
+    from app.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -233,8 +237,6 @@ class Pipeline:
 
     def _ack(self, ids: list, stored: int, scores: dict[str, dict[str, float]]) -> None:
         """XACK + XDEL first (they free memory, so they pass even at maxmemory), then counters and claims."""
-        from app.delivery.schedule import make_due
-
         pipe = self.client.pipeline(transaction=False)
         pipe.xack(STREAM, GROUP, *ids)
         pipe.xdel(STREAM, *ids)
@@ -262,9 +264,7 @@ class Pipeline:
         attempt = conflicts = 0
         while True:
             try:
-                return persist_batch(
-                    services.engine, batch, services.config.forward_urls, confirming=self.confirming
-                )
+                return persist_batch(services.engine, batch, services.config.forward_urls, confirming=self.confirming)
             except Conflict:
                 conflicts += 1
                 if conflicts > CONFLICT_RETRIES:

@@ -15,6 +15,7 @@ import random
 import threading
 import time
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import redis
 
@@ -23,9 +24,12 @@ from app.reconcile import LEASE_KEY, REQUEST_KEY, UNCONFIRMED_KEY, request_recon
 from app.reconcile.clients import configured_brokers
 from app.reconcile.engine import pending_claims, reconcile_broker
 from app.reconcile.status import RunResult
-from app.services import Services, get_services
+from app.services import get_services
 from app.state import CLAIM_GRACE_SECONDS
 from workers.leases import Lease
+
+if TYPE_CHECKING:
+    from app.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from flask import Flask
 
+from app.api import deliveries, errors, feeds, health, metrics, openapi, orders, postbacks, reconcile, stream
+
 
 def register(app: Flask) -> None:
-    """Attach every blueprint and the JSON error handlers."""
-    from app import web
-    from app.api import deliveries, errors, feeds, health, metrics, openapi, orders, postbacks, reconcile, stream
-
+    """Attach every API blueprint and the JSON error handlers (the blotter's pages are app/web/)."""
     errors.register(app)
     app.register_blueprint(postbacks.bp)
     app.register_blueprint(health.bp)
@@ -19,6 +18,5 @@ def register(app: Flask) -> None:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(reconcile.bp)
     app.register_blueprint(metrics.bp)
-    # The blotter: its live stream and its pages (docs/frontend.md).
+    # The blotter's live stream (docs/frontend.md).
     app.register_blueprint(stream.bp)
-    app.register_blueprint(web.bp)

@@ -17,7 +17,7 @@ import redis
 from flask import current_app, g, request
 
 from app import sessions
-from app.api.errors import error_response
+from app.api.responses import error_response
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,13 @@ def unauthorized():
     refusal = _check()
     g.__dict__[_CHECKED] = refusal
     return refusal
+
+
+def guard_api():
+    """/api/* answers 401 without credentials before any 404, 405 or OPTIONS (docs/interface.md)."""
+    if request.path == "/api" or request.path.startswith("/api/"):
+        return unauthorized()
+    return None
 
 
 def require_admin(view):

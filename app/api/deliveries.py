@@ -6,7 +6,6 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, request
 
 from app.api.auth import require_admin
-from app.api.errors import error_response
 from app.api.orders import (
     BadQuery,
     as_db_time,
@@ -17,6 +16,7 @@ from app.api.orders import (
     parse_time,
     query_text,
 )
+from app.api.responses import error_response
 from app.db import as_utc, consumers, deliveries, delivery_attempts, events
 from app.delivery import redrive
 

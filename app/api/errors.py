@@ -5,35 +5,22 @@ from __future__ import annotations
 import logging
 
 import redis
-from flask import Flask, g, has_request_context, jsonify, request
+from flask import Flask, request
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
 
+from app.api.auth import unauthorized
+from app.api.responses import MESSAGES, error_response
 from app.exceptions import PostbackError
 
 log = logging.getLogger(__name__)
 DRAIN_LIMIT = 8 * 1024 * 1024
 
-MESSAGES = {
-    404: "not found: check the URL (postbacks go to /postbacks/<broker>[/<token>])",
-    405: "method not allowed for this URL",
-    413: "body is larger than the 64 KiB limit for an order update",
-}
 DATABASE_UNAVAILABLE = "the database is unavailable; retry shortly"
 REDIS_UNAVAILABLE = "Redis is unavailable; retry shortly"
 BODY_STALLED = "the request body stopped arriving; send the whole body without pausing"
 BODY_CUT = "the request body ended before its Content-Length; send the whole body"
-
-
-def error_response(status_code: int, message: str | None = None):
-    """A JSON error with the status; the message says what to fix."""
-    text = message or MESSAGES.get(status_code, "request failed")
-    if has_request_context():
-        g.error_message = text  # the refusal log line (app/metrics.py) says the same as the answer
-    response = jsonify(error=text)
-    response.status_code = status_code
-    return response
 
 
 def _drain_body() -> None:
@@ -78,8 +65,6 @@ def register(app: Flask) -> None:
         """NUL cannot be stored or looked up (PostgreSQL refuses it): a 400, before any query."""
         if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
             if request.path.startswith("/api/"):
-                from app.api.auth import unauthorized
-
                 refused = unauthorized()
                 if refused is not None:
                     return refused

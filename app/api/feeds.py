@@ -14,7 +14,7 @@ import redis
 from flask import Blueprint, current_app, jsonify, request
 
 from app.api.auth import require_admin
-from app.api.errors import error_response
+from app.api.responses import error_response
 from app.brokers.feed_status import STALE_AFTER_SECONDS, FeedState, read_status
 from app.secrets_store import (
     DhanWebFrameStore,

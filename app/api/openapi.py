@@ -1,7 +1,8 @@
 """GET /openapi.json: the maintained OpenAPI 3.1 description of every endpoint of the contract (docs/api.md).
 
-Written by hand as a Python dict so it reads as documentation and changes with the code in one review;
-tests/test_openapi.py runs schemathesis over the WSGI app against it (every answer must conform, no 5xx).
+Written by hand as a Python dict (one postback operation per broker in app/brokers/registry.py) so it reads
+as documentation and changes with the code in one review;
+tests/unit/test_openapi.py runs schemathesis over the WSGI app against it (every answer must conform, no 5xx).
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
-from app.brokers.registry import BROKER_NAMES
+from app.brokers.registry import BROKER_NAMES, SPECS
+from app.brokers.spec import PATH_TOKEN
 from app.reconcile.clients import CLIENTS
 
 bp = Blueprint("openapi", __name__)
@@ -103,15 +105,17 @@ def _postback(summary: str, *, path_token: bool) -> dict[str, Any]:
     }
 
 
+def _postback_paths() -> dict[str, Any]:
+    """One operation per broker that takes postbacks, from the registry: a new broker is described at once."""
+    return {
+        spec.postback_path("{token}"): _postback(spec.postback_summary, path_token=spec.postback == PATH_TOKEN)
+        for spec in SPECS
+        if spec.postback
+    }
+
+
 PATHS: dict[str, Any] = {
-    "/postbacks/kite": _postback(
-        "Kite postback; checksum sha256(order_id + order_timestamp + api_secret)", path_token=False
-    ),
-    "/postbacks/dhan/{token}": _postback("Dhan postback", path_token=True),
-    "/postbacks/flattrade/{token}": _postback(
-        "Flattrade-style postback: Noren keys or the camelCase orderUpdate shape", path_token=True
-    ),
-    "/postbacks/jainam/{token}": _postback("Jainam webhook: the JSON of its order status feed", path_token=True),
+    **_postback_paths(),
     "/healthz": {
         "get": {
             "tags": ["operations"],

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, request
 
 from app.api.auth import require_admin
-from app.api.errors import error_response
-from app.brokers import redact_raw
+from app.api.responses import error_response
+from app.brokers.redaction import redact_raw
 from app.db import events, orders, raw_postbacks
 from app.events import BROKERS, OrderStatus
 from app.rawlog import raw_view

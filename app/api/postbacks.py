@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from app.exceptions import UnknownTokenError
-from app.services import Services
 from app.times import utc_now_iso
+
+if TYPE_CHECKING:
+    from app.services import Services
 
 bp = Blueprint("postbacks", __name__)
 

@@ -6,7 +6,7 @@ import redis
 from flask import Blueprint, current_app, jsonify, request
 
 from app.api.auth import require_admin
-from app.api.errors import error_response
+from app.api.responses import error_response
 from app.reconcile import request_reconcile
 from app.reconcile.clients import CLIENTS, configured_brokers
 from app.reconcile.status import read_status, read_unconfirmed

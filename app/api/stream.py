@@ -22,7 +22,7 @@ from flask import Blueprint, Response, current_app
 
 from app import sessions
 from app.api.auth import current_session, unauthorized
-from app.api.errors import error_response
+from app.api.responses import error_response
 from app.live import CHANNEL
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from marshmallow import EXCLUDE, Schema, ValidationError
 
-from app.brokers import redact_raw
+from app.brokers.redaction import redact_raw
 from app.brokers.spec import PATH_TOKEN, BrokerSpec, status_word
 from app.config import Config
 from app.events import OrderEvent, OrderStatus

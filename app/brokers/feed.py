@@ -24,17 +24,21 @@ import json
 import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from app.brokers.feed_status import FeedState, StatusPublisher
+from app.brokers.registry import FEED_BROKERS
+from app.brokers.spec import FeedSpec
 from app.config import FeedSettings
 from app.exceptions import NotDurableError, PostbackError
-from app.services import Services
 from app.times import utc_now_iso
+
+if TYPE_CHECKING:
+    from app.services import Services
 
 log = logging.getLogger("workers.feeds")
 
@@ -104,11 +108,13 @@ def parse_json(message: str | bytes) -> Any:
 
 
 class FeedConnector:
-    """One broker WebSocket: subclasses declare names and fill in the hooks below."""
+    """One broker WebSocket: subclasses declare their spec and fill in the hooks below."""
 
+    #: The feed's declaration in its broker's spec.py; the names and variables below are derived from it.
+    spec: ClassVar[FeedSpec | None] = None
     #: Connector name, as listed in FEEDS.
     name: ClassVar[str] = ""
-    #: Adapter that normalizes this feed's updates (services.adapters key).
+    #: Adapter that normalizes this feed's updates (services.adapters key): the broker whose spec lists the feed.
     broker: ClassVar[str] = ""
     #: The variable holding the WebSocket URL (defaults to the broker's real address, its spec.py).
     url_variable: ClassVar[str] = ""
@@ -122,6 +128,20 @@ class FeedConnector:
     origin: ClassVar[str | None] = None
     #: What the user must do after an authentication refusal.
     auth_hint: ClassVar[str] = "renew the credentials and restart the feeds process"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Take the names and variables from the spec a subclass declares, and its broker from the registry."""
+        super().__init_subclass__(**kwargs)
+        spec = cls.__dict__.get("spec")
+        if spec is None:
+            return
+        if spec.name not in FEED_BROKERS:
+            raise TypeError(f"{cls.__name__}: the {spec.name!r} feed is in no spec of app/brokers/registry.py SPECS")
+        cls.name = spec.name
+        cls.broker = FEED_BROKERS[spec.name]
+        cls.url_variable = spec.url_variable
+        cls.required = spec.required
+        cls.secret_variables = spec.secret_variables
 
     def __init__(self, services: Services, stop: asyncio.Event, settings: FeedSettings | None = None) -> None:
         self.services = services

@@ -1,15 +1,19 @@
 """The one list of brokers; every other registry (adapters, feeds, URL defaults, routes) is derived from it.
 
-Adding a broker is its package under app/brokers/, its tests, and one line in SPECS.
+Adding a broker is its package under app/brokers/, one line in SPECS, its section of docs/brokers.md and
+its tests under tests/brokers/<name>/ (samples.py among them: the registry-driven tests send its bodies).
 """
 
 from __future__ import annotations
+
+import math
+from typing import Any
 
 from app.brokers.dhan.spec import SPEC as DHAN
 from app.brokers.flattrade.spec import SPEC as FLATTRADE
 from app.brokers.jainam.spec import SPEC as JAINAM
 from app.brokers.kite.spec import SPEC as KITE
-from app.brokers.spec import BrokerSpec, FeedSpec
+from app.brokers.spec import BrokerSpec, FeedSpec, status_word
 
 SPECS: tuple[BrokerSpec, ...] = (KITE, DHAN, FLATTRADE, JAINAM)
 
@@ -31,3 +35,30 @@ def secret_variables() -> tuple[str, ...]:
 def get_spec(broker: str) -> BrokerSpec | None:
     """A broker's spec by name, or None."""
     return BY_NAME.get(broker)
+
+
+def postback_brokers() -> list[tuple[str, str]]:
+    """(broker, route) for every broker that takes HTTP postbacks, e.g. ("dhan", "/postbacks/dhan/<POSTBACK_TOKEN>")."""
+    return [(spec.name, spec.postback_route) for spec in SPECS if spec.postback_route]
+
+
+def is_known_status(broker: str, broker_status: Any) -> bool:
+    """True when the broker's status word (or code) is one its spec maps; unknown words are stored but counted.
+
+    For Jainam the default numeric table is used; a deployment's JAINAM_STATUS_MAP is known to its adapter,
+    so prefer `services.adapters[broker].is_known_status(...)` where an adapter is at hand.
+    """
+    spec = BY_NAME.get(broker)
+    if spec is None or broker_status is None:
+        return False
+    return _status_key(broker_status) in spec.status_map
+
+
+def _status_key(broker_status: Any) -> str:
+    """A status as the maps spell it: words folded, numbers (5, "5", 5.0) as their integer text."""
+    word = status_word(broker_status)
+    try:
+        number = float(word)
+    except ValueError:
+        return word
+    return str(int(number)) if math.isfinite(number) and number == int(number) else word

@@ -41,13 +41,17 @@ class Variable:
 
 @dataclass(frozen=True)
 class FeedSpec:
-    """One WebSocket connector, as named in FEEDS."""
+    """One WebSocket connector, as named in FEEDS; the connector class takes its names and variables from here."""
 
     name: str
     #: "module:Class" of the connector (imported by the feeds runner only).
     connector: str
     #: The variable holding the socket URL.
     url_variable: str
+    #: Variables that must be set for the connector to start (its broker's, declared in `variables`).
+    required: tuple[str, ...] = ()
+    #: Variables whose values must never appear in the feed's logs or published state (declared secret).
+    secret_variables: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,14 +77,20 @@ class BrokerSpec:
     key_fields: tuple[str, ...] = ()
     #: The section of docs/brokers.md with this broker's facts.
     docs: str = ""
+    #: How /openapi.json sums up the postback route (app/api/openapi.py), when the broker has one.
+    postback_summary: str = ""
 
     @property
     def postback_route(self) -> str | None:
         """The route a trader registers with the broker, or None."""
+        return self.postback_path("<POSTBACK_TOKEN>")
+
+    def postback_path(self, token: str) -> str | None:
+        """The postback route with `token` as its POSTBACK_TOKEN segment (a signed route has none), or None."""
         if self.postback == SIGNED:
             return f"/postbacks/{self.name}"
         if self.postback == PATH_TOKEN:
-            return f"/postbacks/{self.name}/<POSTBACK_TOKEN>"
+            return f"/postbacks/{self.name}/{token}"
         return None
 
 

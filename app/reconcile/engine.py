@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -28,9 +28,11 @@ from app.events import OrderEvent, OrderStatus
 from app.exceptions import NotDurableError, PostbackError
 from app.reconcile.clients import OrderBookClient, OrderNotFound, ReconcileClientError, client_for
 from app.reconcile.status import RunResult, mark_finished, mark_started
-from app.services import Services
 from app.state import OrderState
 from app.times import utc_iso
+
+if TYPE_CHECKING:
+    from app.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from flask import Blueprint, current_app, jsonify, redirect, render_template, re
 
 from app import sessions
 from app.api.auth import CSRF_HEADER, client_key, cross_site_refusal, current_session, request_is_https, too_many
-from app.api.errors import error_response
+from app.api.responses import error_response
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/assets")
 

@@ -112,7 +112,7 @@ def test_odd_admin_queries_are_4xx(client, admin_headers, url):
 
 
 def test_an_internal_error_does_not_log_the_postback_token(client, redis_client, caplog, monkeypatch):
-    from app.brokers.dhan import DhanAdapter
+    from app.brokers.dhan.adapter import DhanAdapter
 
     def boom(*_args, **_kwargs):
         raise RuntimeError("bug")

@@ -20,28 +20,26 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.brokers.spec import SIGNED
 from app.sessions import LIMIT_PREFIX
-from tests.support.env import ADMIN_TOKEN, KITE_SECRET, POSTBACK_TOKEN
-from tests.support.helpers import load_fixture, sign_kite
+from tests.support.env import ADMIN_TOKEN, POSTBACK_TOKEN
 from tests.support.procs import free_port, start_web
+from tests.support.samples import POSTBACK_SPECS, all_postback_samples
 
 MAX_BODY = 64 * 1024
-KITE = sign_kite(load_fixture("kite_postback_complete.json"), KITE_SECRET)
-DHAN = load_fixture("dhan_postback_traded.json")
-FLATTRADE = load_fixture("flattrade_noren_complete.json")
-FLATTRADE_TIQS = load_fixture("flattrade_tiqs_complete.json")
-TEMPLATES = [KITE, DHAN, FLATTRADE, FLATTRADE_TIQS]
+#: (broker, payload): every registered broker's genuine postbacks (tests/brokers/<name>/samples.py).
+SAMPLES = all_postback_samples()
+TEMPLATES = [payload for _, payload in SAMPLES]
 
-POSTBACK_PATHS = [
-    "/postbacks/kite",
-    f"/postbacks/dhan/{POSTBACK_TOKEN}",
-    f"/postbacks/flattrade/{POSTBACK_TOKEN}",
-    f"/postbacks/jainam/{POSTBACK_TOKEN}",
-    "/postbacks/dhan/not-the-token",
-    "/postbacks/kite/extra",
-    "/postbacks/unknown",
-    "/postbacks/",
-]
+#: Every registered broker's postback URL, with the right token where it takes one.
+GENUINE_URLS = {spec.name: spec.postback_path(POSTBACK_TOKEN) for spec in POSTBACK_SPECS}
+GENUINE_PATHS = list(GENUINE_URLS.values())
+#: The same routes made wrong: a token that is not ours, a segment on a signed route, no such broker.
+WRONG_PATHS = [
+    spec.postback_route + "/extra" if spec.postback == SIGNED else spec.postback_path("not-the-token")
+    for spec in POSTBACK_SPECS
+] + ["/postbacks/unknown", "/postbacks/"]
+POSTBACK_PATHS = GENUINE_PATHS + WRONG_PATHS
 API_PATHS = [
     "/api/orders",
     "/api/orders/kite/220303000308932",
@@ -271,8 +269,9 @@ def test_oversize_bodies_get_413(client, path):
             assert response.status_code in (404, 413)
 
 
-def test_genuine_postbacks_are_still_accepted(client):
-    response = client.post("/postbacks/kite", data=json.dumps(KITE), content_type="application/json")
+@pytest.mark.parametrize(("broker", "payload"), SAMPLES, ids=[broker for broker, _ in SAMPLES])
+def test_genuine_postbacks_are_still_accepted(client, broker, payload):
+    response = client.post(GENUINE_URLS[broker], data=json.dumps(payload), content_type="application/json")
     assert response.status_code == 202, response.data
 
 
@@ -351,7 +350,7 @@ def test_gunicorn_answers_hostile_requests_with_json(env, tmp_path):
         for key in client.scan_iter(match=LIMIT_PREFIX + "*"):
             client.delete(key)
         big = b'{"order_id": "' + b"9" * (2 * MAX_BODY) + b'"}'
-        for path in ("/postbacks/kite", f"/postbacks/dhan/{POSTBACK_TOKEN}", "/api/feeds/dhan-web/login-frame"):
+        for path in (*GENUINE_PATHS, "/api/feeds/dhan-web/login-frame"):
             for chunked in (False, True):
                 method = "PUT" if path.startswith("/api/") else "POST"
                 headers = {"Content-Type": "application/json", "Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -380,7 +379,8 @@ hostile_headers = st.dictionaries(
 
 
 @FUZZ
-@given(path=st.sampled_from(POSTBACK_PATHS[:3]), body=st.one_of(hostile_body, st.just(json.dumps(KITE).encode())),
+@given(path=st.sampled_from(GENUINE_PATHS),
+       body=st.one_of(hostile_body, st.sampled_from(TEMPLATES).map(lambda payload: json.dumps(payload).encode())),
        headers=hostile_headers)  # fmt: skip
 def test_postback_endpoints_survive_hostile_headers(client, path, body, headers):
     headers = {k: v for k, v in headers.items() if k != "Transfer-Encoding"}  # the test client sets the length

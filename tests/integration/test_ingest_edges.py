@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.brokers.kite import KiteOrderSchema
+from app.brokers.kite.adapter import KiteOrderSchema
 from app.wire.fields import LenientCode, LenientNumber
 from app.wire.loader import compile_loader
 from tests.support.env import KITE_SECRET, make_env
@@ -142,7 +142,7 @@ def test_the_compiled_loader_answers_exactly_as_marshmallow(data):
 
 
 def test_a_schema_with_hooks_is_loaded_by_marshmallow_itself():
-    from app.brokers.dhan import DhanOrderSchema
+    from app.brokers.dhan.adapter import DhanOrderSchema
 
     schema = DhanOrderSchema()
     assert compile_loader(schema) == schema.load

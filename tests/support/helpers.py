@@ -6,7 +6,7 @@ import copy
 import json
 from pathlib import Path
 
-from app.brokers.kite import kite_checksum
+from app.brokers.kite.adapter import kite_checksum
 from app.services import Services
 from workers.pipeline import Pipeline
 

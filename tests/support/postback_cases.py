@@ -6,7 +6,11 @@ the status code, the JSON error and that nothing reached the queue on a refusal.
 
 from __future__ import annotations
 
+import json
+
+from app.brokers.registry import BY_NAME
 from app.ingest import STREAM
+from tests.support.samples import postback_samples
 
 
 class PostbackSecurityCases:
@@ -74,13 +78,19 @@ class PostbackSecurityCases:
 
 
 class TokenSecurityCases(PostbackSecurityCases):
-    """The suite for brokers gated by the POSTBACK_TOKEN path segment: set `broker` and `sample_body`."""
+    """The suite for brokers gated by the POSTBACK_TOKEN path segment: set `broker` (and `sample_body` to choose)."""
 
     broker = ""
-    sample_body = b""
+
+    @property
+    def sample_body(self) -> bytes:
+        """The broker's first genuine postback (tests/brokers/<name>/samples.py)."""
+        return json.dumps(postback_samples(self.broker)[0]).encode()
 
     def _url(self, token: str | None) -> str:
-        return f"/postbacks/{self.broker}" + (f"/{token}" if token is not None else "")
+        """The broker's route as the registry spells it, with this token or without the token segment."""
+        route = BY_NAME[self.broker].postback_path(token or "")
+        return route if token is not None else route.removesuffix("/")
 
     def valid_request(self):
         from tests.support.env import POSTBACK_TOKEN

@@ -11,13 +11,12 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from app.api.openapi import document
 from tests.support.env import ADMIN_TOKEN
+from tests.support.samples import POSTBACK_SPECS
 
+#: Every broker's postback route (app/brokers/registry.py), as OpenAPI spells it.
+POSTBACKS = {("post", spec.postback_path("{token}")) for spec in POSTBACK_SPECS}
 #: Every endpoint of interface.md (method, OpenAPI path).
-CONTRACT = {
-    ("post", "/postbacks/kite"),
-    ("post", "/postbacks/dhan/{token}"),
-    ("post", "/postbacks/flattrade/{token}"),
-    ("post", "/postbacks/jainam/{token}"),
+CONTRACT = POSTBACKS | {
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -38,11 +37,7 @@ AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 #: Operations whose valid requests the schema cannot fully express (a broker's checksum or path token, a
 #: 703-byte frame, an opaque cursor, "consumer and/or since"): for them a schema-valid request may rightly
 #: get a 400, so schemathesis's positive-data-acceptance check does not apply. Every other check does.
-NOT_EXPRESSIBLE = {
-    ("post", "/postbacks/kite"),
-    ("post", "/postbacks/dhan/{token}"),
-    ("post", "/postbacks/flattrade/{token}"),
-    ("post", "/postbacks/jainam/{token}"),
+NOT_EXPRESSIBLE = POSTBACKS | {
     ("put", "/api/feeds/dhan-web/login-frame"),
     ("post", "/api/deliveries/redrive"),
     ("get", "/api/orders"),

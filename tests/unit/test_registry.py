@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
 import pytest
 
 from app import config, events
-from app.brokers import SPECS, adapter_classes, connector_classes, postback_brokers, redact_raw
+from app.brokers.loader import adapter_classes, connector_classes
+from app.brokers.redaction import redact_raw
+from app.brokers.registry import SPECS, postback_brokers
 from app.brokers.spec import MODIFIED, PATH_TOKEN, SIGNED, URL, status_word
 from app.events import OrderStatus
+from tests.support.env import POSTBACK_TOKEN
+from tests.support.postback_cases import PostbackSecurityCases
+from tests.support.samples import POSTBACK_SPECS, postback_samples
 from workers.feeds import runner
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,15 +67,20 @@ def test_feed_names_agree_everywhere():
 @pytest.mark.parametrize(("spec", "feed"), [(s, f) for s in SPECS for f in s.feeds], ids=lambda v: v.name)
 def test_each_connector_is_its_feed_spec(spec, feed):
     connector = connector_classes()[feed.name]
+    assert connector.spec is feed
     assert connector.name == feed.name and connector.broker == spec.name
-    assert connector.url_variable == feed.url_variable
+    assert (connector.url_variable, connector.required, connector.secret_variables) == (
+        feed.url_variable,
+        feed.required,
+        feed.secret_variables,
+    )
     assert connector.__module__.startswith(f"app.brokers.{spec.name}.")
     declared = {var.name: var for var in spec.variables}
     assert feed.url_variable in declared and declared[feed.url_variable].default, feed.url_variable
-    for name in connector.required:
+    for name in feed.required:
         assert name in declared, f"{feed.name} requires {name}, which {spec.name}'s spec does not declare"
-    for name in connector.secret_variables:
-        assert declared[name].secret, f"{name} is secret to the {feed.name} feed but not in the spec"
+    for name in feed.secret_variables:
+        assert name in declared and declared[name].secret, f"{name} is secret to the {feed.name} feed, not in the spec"
 
 
 def test_url_defaults_are_the_specs_real_addresses():
@@ -89,8 +100,6 @@ def test_every_variable_is_named_once():
 
 def test_postback_routes_exist_and_others_do_not(client):
     """The registry's routes are the app's: a wrong body is a 4xx other than 404 there, a 404 elsewhere."""
-    from tests.support.env import POSTBACK_TOKEN
-
     for broker, route in postback_brokers():
         answer = client.post(route.replace("<POSTBACK_TOKEN>", POSTBACK_TOKEN), data=b"{}")
         assert answer.status_code in (400, 401), (broker, answer.get_json())
@@ -121,3 +130,25 @@ def test_only_declared_keys_are_redacted():
     assert redact_raw("kite", clean) is clean
     assert redact_raw("kite", b'{"order_id": "1", "checksum" : "abc"}') == b'{"order_id": "1", "checksum" : ""}'
     assert redact_raw("kite", '{"Check-Sum":"abc"}') == '{"Check-Sum":""}'
+
+
+@pytest.mark.parametrize("spec", POSTBACK_SPECS, ids=lambda s: s.name)
+def test_each_postback_broker_is_described_and_its_samples_are_accepted(spec, client):
+    """/openapi.json sums the route up, and tests/brokers/<name>/samples.py gives bodies the route takes."""
+    assert spec.postback_summary, f"{spec.name}: set postback_summary in its spec (app/api/openapi.py shows it)"
+    for payload in postback_samples(spec.name):
+        answer = client.post(spec.postback_path(POSTBACK_TOKEN), json=payload)
+        assert answer.status_code in (200, 202), (spec.name, answer.get_json())
+
+
+@pytest.mark.parametrize("spec", POSTBACK_SPECS, ids=lambda s: s.name)
+def test_each_postback_broker_runs_the_security_suite(spec):
+    """tests/brokers/<name>/test_postbacks.py subclasses tests/support/postback_cases.py for the broker's route."""
+    module = importlib.import_module(f"tests.brokers.{spec.name}.test_postbacks")
+    suites = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, PostbackSecurityCases) and value.__module__ == module.__name__
+    ]
+    routes = {suite().valid_request()[0] for suite in suites}
+    assert spec.postback_path(POSTBACK_TOKEN) in routes, f"{spec.name}: no security suite posts to its route"

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
-from app.brokers import connector_classes
 from app.brokers.feed import FeedConnector
 from app.brokers.feed_status import ALIVE_INTERVAL_SECONDS
-from app.services import Services
+from app.brokers.loader import connector_classes
+
+if TYPE_CHECKING:
+    from app.services import Services
 
 log = logging.getLogger("workers.feeds")
 

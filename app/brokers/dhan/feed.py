@@ -14,6 +14,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 
+from app.brokers.dhan.spec import FEED
 from app.brokers.feed import FeedConnector, json_text, parse_json
 
 #: The login message code of the self (non-partner) login.
@@ -36,11 +37,7 @@ def order_alert_data(message: str | bytes) -> list[dict[str, Any]]:
 class DhanConnector(FeedConnector):
     """DhanHQ v2 self login with the client id and access token."""
 
-    name = "dhan"
-    broker = "dhan"
-    url_variable = "DHAN_ORDER_WS_URL"
-    required = ("DHAN_CLIENT_ID", "DHAN_ACCESS_TOKEN")
-    secret_variables = ("DHAN_ACCESS_TOKEN",)
+    spec = FEED
 
     def login_frame(self) -> str:
         """The login text frame, compact JSON with MsgCode as a number (as DhanHQ-py sends it)."""

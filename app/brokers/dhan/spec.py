@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from app.brokers.spec import PATH_TOKEN, SECONDS, URL, BrokerSpec, FeedSpec, Variable
 
+#: The official order-update socket, logged in with the client id and access token (docs/brokers.md §4.2).
+FEED = FeedSpec(
+    "dhan",
+    "app.brokers.dhan.feed:DhanConnector",
+    "DHAN_ORDER_WS_URL",
+    required=("DHAN_CLIENT_ID", "DHAN_ACCESS_TOKEN"),
+    secret_variables=("DHAN_ACCESS_TOKEN",),
+)
+#: The web order feed, logged in with the stored browser frame, so no variable is required (docs/brokers.md §4.3).
+WEB_FEED = FeedSpec("dhan_web", "app.brokers.dhan.web_feed:DhanWebConnector", "DHAN_WEB_WS_URL")
+
 SPEC = BrokerSpec(
     name="dhan",
     adapter="app.brokers.dhan.adapter:DhanAdapter",
@@ -19,10 +30,7 @@ SPEC = BrokerSpec(
         "EXPIRED": "EXPIRED",
     },
     rest="app.brokers.dhan.rest:DhanClient",
-    feeds=(
-        FeedSpec("dhan", "app.brokers.dhan.feed:DhanConnector", "DHAN_ORDER_WS_URL"),
-        FeedSpec("dhan_web", "app.brokers.dhan.web_feed:DhanWebConnector", "DHAN_WEB_WS_URL"),
-    ),
+    feeds=(FEED, WEB_FEED),
     variables=(
         Variable("DHAN_CLIENT_ID", doc="the Dhan client id (feed and REST)"),
         Variable("DHAN_ACCESS_TOKEN", secret=True, doc="the access token (feed and REST)"),
@@ -42,4 +50,5 @@ SPEC = BrokerSpec(
         "updateTime | lastUpdatedTime (else exchangeTime)",
     ),
     docs="docs/brokers.md §4",
+    postback_summary="Dhan postback",
 )

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 from websockets.asyncio.client import ClientConnection
 
 from app.brokers.dhan.feed import order_alert_data
+from app.brokers.dhan.spec import WEB_FEED
 from app.brokers.feed import FeedConnector, FeedDisconnected, with_query
 from app.brokers.feed_status import FeedState
 from app.secrets_store import DhanWebFrameStore, SecretKeyUnavailable, StoredFrameUnreadable
@@ -37,10 +38,7 @@ ENTITY_ID = slice(3, 33)
 class DhanWebConnector(FeedConnector):
     """The browser's order feed, logged in with the stored frame."""
 
-    name = "dhan_web"
-    broker = "dhan"
-    url_variable = "DHAN_WEB_WS_URL"
-    required = ()
+    spec = WEB_FEED
     ping_interval = None  # its own b"\x00" ping below
     origin = "https://web.dhan.co"  # what the browser sends (seed 003)
     auth_hint = "store a fresh login frame (PUT /api/feeds/dhan-web/login-frame); the feed retries with it"
@@ -82,7 +80,7 @@ class DhanWebConnector(FeedConnector):
         self.frame_version = version
         self.wake.clear()
         if frame is None:
-            log.warning("dhan_web feed waiting: %s", problem)
+            log.warning("%s feed waiting: %s", self.name, problem)
             await self.status.update(state=FeedState.WAITING, last_error=problem, last_error_at=utc_now_iso())
             await self.wait_for_wake()
             return False
@@ -127,7 +125,7 @@ class DhanWebConnector(FeedConnector):
                 return order_alert_data(message)
             except ValueError:
                 if not self._binary_noted:
-                    log.info("dhan_web feed: binary order packets are not decoded; skipping them")
+                    log.info("%s feed: binary order packets are not decoded; skipping them", self.name)
                     self._binary_noted = True
                 return []
         return order_alert_data(message)

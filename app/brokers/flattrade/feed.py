@@ -17,6 +17,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 
 from app.brokers.feed import FeedAuthError, FeedConnector, FeedDisconnected, json_text, parse_json
+from app.brokers.flattrade.spec import FEED
 
 LOGIN_ACKS = ("ck", "ak")
 HEARTBEAT = json_text({"t": "h"})
@@ -25,11 +26,7 @@ HEARTBEAT = json_text({"t": "h"})
 class FlattradeConnector(FeedConnector):
     """Noren order feed: login, subscribe, heartbeat."""
 
-    name = "flattrade"
-    broker = "flattrade"
-    url_variable = "NOREN_WS_URL"
-    required = ("NOREN_USER_ID", "NOREN_TOKEN")
-    secret_variables = ("NOREN_TOKEN",)
+    spec = FEED
 
     def load_settings(self) -> None:
         """NOREN_LOGIN_MODE (a|c) and NOREN_HEARTBEAT_SECONDS."""

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from app.brokers.spec import CHOICE, PATH_TOKEN, SECONDS, URL, BrokerSpec, FeedSpec, Variable
 
+#: The Noren order socket: login, subscribe, heartbeat (docs/brokers.md §5.1).
+FEED = FeedSpec(
+    "flattrade",
+    "app.brokers.flattrade.feed:FlattradeConnector",
+    "NOREN_WS_URL",
+    required=("NOREN_USER_ID", "NOREN_TOKEN"),
+    secret_variables=("NOREN_TOKEN",),
+)
+
 SPEC = BrokerSpec(
     name="flattrade",
     adapter="app.brokers.flattrade.adapter:FlattradeAdapter",
@@ -30,7 +39,7 @@ SPEC = BrokerSpec(
     },
     modify_statuses=frozenset({"AMO MODIFIED", "REPLACED"}),
     rest="app.brokers.flattrade.rest:FlattradeClient",
-    feeds=(FeedSpec("flattrade", "app.brokers.flattrade.feed:FlattradeConnector", "NOREN_WS_URL"),),
+    feeds=(FEED,),
     variables=(
         Variable("NOREN_USER_ID", doc="the Noren user id (feed and REST)"),
         Variable("NOREN_ACCOUNT_ID", doc="the account id when it differs from the user id"),
@@ -61,4 +70,5 @@ SPEC = BrokerSpec(
         "exch_tm (else tm)",
     ),
     docs="docs/brokers.md §5",
+    postback_summary="Flattrade-style postback: Noren keys or the camelCase orderUpdate shape",
 )

@@ -1,13 +1,5 @@
-"""Jainam protrade (ODIN/OMEx order messages): webhooks and the order status feed (docs/brokers.md §6)."""
+"""Jainam protrade (ODIN/OMEx order messages): webhooks and the order status feed (docs/brokers.md §6).
 
-from __future__ import annotations
-
-from typing import Any
-
-
-def __getattr__(name: str) -> Any:
-    """The adapter module's names (`from app.brokers.<name> import ...Adapter`), loaded on first use:
-    importing the package for its spec must not import the config (which reads the specs)."""
-    from importlib import import_module
-
-    return getattr(import_module(f"{__name__}.adapter"), name)
+The package imports none of its modules (import them by name, e.g. `app.brokers.jainam.adapter`): app/config.py
+reads the spec while the adapter imports the config.
+"""

@@ -20,6 +20,7 @@ import requests
 from websockets.asyncio.client import ClientConnection
 
 from app.brokers.feed import FeedAuthError, FeedConnector, json_text, parse_json
+from app.brokers.jainam.spec import FEED
 
 log = logging.getLogger("workers.feeds")
 
@@ -30,11 +31,7 @@ AUTH_WORDS = ("401", "403", "unauthor", "forbidden", "invalid token", "expired")
 class JainamConnector(FeedConnector):
     """Token exchange over HTTPS, then the order socket with a heartbeat."""
 
-    name = "jainam"
-    broker = "jainam"
-    url_variable = "JAINAM_WS_URL"
-    required = ("JAINAM_BEARER_TOKEN", "JAINAM_USER_ID")
-    secret_variables = ("JAINAM_BEARER_TOKEN",)
+    spec = FEED
 
     def load_settings(self) -> None:
         """JAINAM_HEARTBEAT_SECONDS (docs/interface.md default 60)."""
@@ -121,7 +118,7 @@ class JainamConnector(FeedConnector):
     def _check_status_answer(self, answer: dict[str, Any]) -> None:
         """`{"status":"Ok"}` accepts the login; any other status refuses it."""
         if str(answer.get("status", "")).lower() == "ok":
-            log.info("jainam feed: login accepted")
+            log.info("%s feed: login accepted", self.name)
             return
         message = self.redact(str(answer.get("message", "")))[:120]
         raise FeedAuthError(f"the broker refused the order token (status {answer.get('status')!r}, {message!r})")

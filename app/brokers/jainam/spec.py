@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from app.brokers.spec import MODIFIED, NUMBER, PATH_TOKEN, SECONDS, URL, BrokerSpec, FeedSpec, Variable
 
+#: The order status socket, after a token exchange over HTTPS (docs/brokers.md §6).
+FEED = FeedSpec(
+    "jainam",
+    "app.brokers.jainam.feed:JainamConnector",
+    "JAINAM_WS_URL",
+    required=("JAINAM_BEARER_TOKEN", "JAINAM_USER_ID"),
+    secret_variables=("JAINAM_BEARER_TOKEN",),
+)
+
 SPEC = BrokerSpec(
     name="jainam",
     adapter="app.brokers.jainam.adapter:JainamAdapter",
@@ -45,7 +54,7 @@ SPEC = BrokerSpec(
         "MODIFIED": MODIFIED,
     },
     # No modify_statuses: a status mapped to MODIFIED (16, "MODIFIED", or JAINAM_STATUS_MAP) is the flag.
-    feeds=(FeedSpec("jainam", "app.brokers.jainam.feed:JainamConnector", "JAINAM_WS_URL"),),
+    feeds=(FEED,),
     variables=(
         Variable("JAINAM_BEARER_TOKEN", secret=True, doc="the API bearer token (feed token and REST)"),
         Variable("JAINAM_USER_ID", doc="the protrade user id"),
@@ -66,4 +75,5 @@ SPEC = BrokerSpec(
         "LastModifiedTime (else TradeTime, OrderEntryTime)",
     ),
     docs="docs/brokers.md §6",
+    postback_summary="Jainam webhook: the JSON of its order status feed",
 )

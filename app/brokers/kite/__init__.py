@@ -1,13 +1,5 @@
-"""Zerodha Kite Connect: signed postbacks, the order channel of KiteTicker (docs/brokers.md §3)."""
+"""Zerodha Kite Connect: signed postbacks, the order channel of KiteTicker (docs/brokers.md §3).
 
-from __future__ import annotations
-
-from typing import Any
-
-
-def __getattr__(name: str) -> Any:
-    """The adapter module's names (`from app.brokers.<name> import ...Adapter`), loaded on first use:
-    importing the package for its spec must not import the config (which reads the specs)."""
-    from importlib import import_module
-
-    return getattr(import_module(f"{__name__}.adapter"), name)
+The package imports none of its modules (import them by name, e.g. `app.brokers.kite.adapter`): app/config.py
+reads the spec while the adapter imports the config.
+"""

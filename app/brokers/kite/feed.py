@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from app.brokers.feed import FeedConnector, parse_json, with_query
+from app.brokers.kite.spec import FEED
 
 log = logging.getLogger("workers.feeds")
 
@@ -19,11 +20,7 @@ log = logging.getLogger("workers.feeds")
 class KiteConnector(FeedConnector):
     """KiteTicker's order channel; an invalid token is refused at the handshake (HTTP 403)."""
 
-    name = "kite"
-    broker = "kite"
-    url_variable = "KITE_WS_URL"
-    required = ("KITE_API_KEY", "KITE_ACCESS_TOKEN")
-    secret_variables = ("KITE_ACCESS_TOKEN", "KITE_API_KEY")
+    spec = FEED
 
     async def url(self) -> str:
         """Credentials go in the query (pykiteconnect ticker.py ROOT_URI)."""
@@ -47,5 +44,5 @@ class KiteConnector(FeedConnector):
                 return [data]
             return [{k: v for k, v in frame.items() if k != "type"}]
         if kind == "error":
-            log.warning("kite feed: the broker sent an error: %s", self.redact(str(frame.get("data")))[:200])
+            log.warning("%s feed: the broker sent an error: %s", self.name, self.redact(str(frame.get("data")))[:200])
         return []

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from app.brokers.spec import PAIRS, SIGNED, URL, BrokerSpec, FeedSpec, Variable
 
+#: The order channel of KiteTicker: credentials in the URL's query (docs/brokers.md §3.2).
+FEED = FeedSpec(
+    "kite",
+    "app.brokers.kite.feed:KiteConnector",
+    "KITE_WS_URL",
+    required=("KITE_API_KEY", "KITE_ACCESS_TOKEN"),
+    secret_variables=("KITE_ACCESS_TOKEN", "KITE_API_KEY"),
+)
+
 SPEC = BrokerSpec(
     name="kite",
     adapter="app.brokers.kite.adapter:KiteAdapter",
@@ -31,7 +40,7 @@ SPEC = BrokerSpec(
     # UPDATE with a fill is a partial fill, not a modification (the adapter checks filled_quantity).
     modify_statuses=frozenset({"UPDATE", "MODIFY VALIDATION PENDING", "MODIFY PENDING", "MODIFIED", "CANCEL PENDING"}),
     rest="app.brokers.kite.rest:KiteClient",
-    feeds=(FeedSpec("kite", "app.brokers.kite.feed:KiteConnector", "KITE_WS_URL"),),
+    feeds=(FEED,),
     variables=(
         Variable("KITE_API_SECRET", secret=True, doc="the app's api_secret: verifies the postback checksum"),
         Variable("KITE_APPS", secret=True, doc="app_id:api_secret,... for several apps", kind=PAIRS),
@@ -52,4 +61,5 @@ SPEC = BrokerSpec(
         "exchange_update_timestamp (else exchange_timestamp)",
     ),
     docs="docs/brokers.md §3",
+    postback_summary="Kite postback; checksum sha256(order_id + order_timestamp + api_secret)",
 )

@@ -7,7 +7,7 @@ third-party code (docs/brokers.md §10 [secondary]), so it is not reconciled; do
 
 from __future__ import annotations
 
-from app.brokers import rest_client_classes
+from app.brokers.loader import rest_client_classes
 from app.brokers.rest import (
     AuthExpired,
     BadResponse,

@@ -422,7 +422,7 @@ def test_a_modification_of_a_pending_order_is_a_new_event(adapter):
 
 
 def test_known_words(adapter):
-    from app.brokers import is_known_status
+    from app.brokers.registry import is_known_status
 
     for word in ("TRANSIT", "PENDING", "PART_TRADED", "TRADED", "CANCELLED", "REJECTED", "EXPIRED", "Traded"):
         assert adapter.is_known_status(word) and is_known_status("dhan", word), word

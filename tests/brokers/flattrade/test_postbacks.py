@@ -384,7 +384,7 @@ def test_a_history_row_keys_like_the_push(adapter):
 
 
 def test_known_words(adapter):
-    from app.brokers import is_known_status
+    from app.brokers.registry import is_known_status
 
     for word in ("ORDER ACK", "ORDER PENDING", "REJECT", "New", "Replaced", "Open", "AMO MODIFIED", "TRIGGER_PENDING"):
         assert adapter.is_known_status(word) and is_known_status("flattrade", word), word

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from app.brokers import is_known_status
 from app.brokers.jainam.adapter import JainamAdapter
+from app.brokers.registry import is_known_status
 from app.config import load_config
 from app.events import OrderStatus
 from app.ingest import STREAM

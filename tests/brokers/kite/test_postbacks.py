@@ -283,7 +283,7 @@ def test_the_checksum_never_leaves_in_what_is_queued(client, redis_client):
 
 
 def test_unknown_words_are_marked_unknown(env):
-    from app.brokers import is_known_status
+    from app.brokers.registry import is_known_status
 
     adapter = KiteAdapter(load_config(env))
     assert not adapter.is_known_status("TELEPORTED") and not is_known_status("kite", "TELEPORTED")
