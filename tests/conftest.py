@@ -30,6 +30,8 @@ from tests.support.env import (
 )
 from tests.support.procs import OwnRedis
 
+pytest_plugins = ["tests.support.rest_clients"]
+
 
 def _machine_redis() -> str | None:
     """A database of the machine's Redis at 127.0.0.1:6379 that no other test run holds, if it answers."""
