@@ -1,4 +1,4 @@
-"""The alert sender (one per deployment, by lease) and its watchers, run in the `worker` process.
+"""The alert sender (one per deployment, by a redis-py Lock) and its watchers, run in the `worker` process.
 
 The sender reads the alert stream through a consumer group (an alert read but not sent stays
 pending for the next sender), joins what is waiting into one message, and posts it to Telegram at
@@ -9,6 +9,7 @@ for over a minute or refused, deliveries dead-lettered, a reconciliation that fa
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -17,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 import sqlalchemy as sa
+from redis.exceptions import LockError
 
 from app.alerts import STREAM, AlertSettings, announce
 from app.alerts.telegram import Refused, RetryAfter, TelegramClient, TelegramError
@@ -24,14 +26,13 @@ from app.db import as_utc, deliveries
 from app.events import BROKERS
 from app.parsing import utc_iso
 from app.services import Services
-from workers.leases import Lease
 
 log = logging.getLogger(__name__)
 
 GROUP = "telegram"
-CONSUMER = "sender"  # one sender at a time (the lease): one name owns every pending entry
+CONSUMER = "sender"  # one sender at a time (the lock): one name owns every pending entry
 LEASE_KEY = "oh:alerts:lease"
-LEASE_MS = 30_000
+LOCK_SECONDS = 30.0
 STATUS_KEY = "oh:alerts:status"
 WATERMARK_KEY = "oh:alerts:watermark:deliveries"
 MIN_INTERVAL_SECONDS = 1.0
@@ -59,7 +60,7 @@ class AlertSender:
         self.settings = settings
         self.telegram = TelegramClient(settings.api_url, settings.bot_token, settings.chat_id)
         self.feed_down_seconds = feed_down_seconds
-        self.lease = Lease(self.client, LEASE_KEY, LEASE_MS)
+        self.lock = self.client.lock(LEASE_KEY, timeout=LOCK_SECONDS, blocking=False)
         self.stop = stop or threading.Event()
         self._last_sent = 0.0
         self._last_watch = 0.0
@@ -67,12 +68,12 @@ class AlertSender:
         self._group_ready = False
 
     def run(self) -> None:
-        """Loop until stopped; another process's sender holding the lease makes this one wait."""
+        """Loop until stopped; another process's sender holding the lock makes this one wait."""
         attempt = 0
         while not self.stop.is_set():
             try:
-                if not (self.lease.refresh() or self.lease.acquire()):
-                    self.stop.wait(LEASE_MS / 3000)
+                if not self._hold_lock():
+                    self.stop.wait(LOCK_SECONDS / 3)
                     continue
                 self.step()
                 attempt = 0
@@ -81,7 +82,15 @@ class AlertSender:
                 attempt += 1
                 log.warning("alerts: %s; retrying in %.0fs", type(exc).__name__, delay)
                 self.stop.wait(delay)
-        self.lease.release()
+        with contextlib.suppress(redis.RedisError):  # lapsed or Redis away: the TTL frees it
+            self.lock.release()
+
+    def _hold_lock(self) -> bool:
+        """Restart the lock's TTL, or take the lock if it is free; False while another sender holds it."""
+        try:
+            return self.lock.reacquire()
+        except LockError:  # not taken yet, or lapsed
+            return self.lock.acquire()
 
     def step(self, block_ms: int = 500) -> int:
         """One pass: watchers now and then, then send what is queued; returns lines sent."""

@@ -238,7 +238,7 @@ class Forwarder:
         return len(tries)
 
     def resync_now_and_then(self) -> None:
-        """Every RESYNC_SECONDS, one process (a Redis lease) puts pending deliveries back into Redis."""
+        """Every RESYNC_SECONDS, one process (the first to SET NX the period's key) resyncs pending deliveries."""
         if time.monotonic() - self._last_resync < RESYNC_SECONDS:
             return
         self._last_resync = time.monotonic()
