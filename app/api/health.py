@@ -25,7 +25,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
 from app.config import Config
-from app.metrics import ingest_backlog, pipeline_stalled, probe_client
+from app.pipeline_status import ingest_backlog, pipeline_stalled
+from app.redis_conn import probe_client
 
 bp = Blueprint("health", __name__)
 
