@@ -26,18 +26,14 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from app.brokers.feed_status import KEY_PREFIX as FEED_STATUS_PREFIX
 from app.config import KNOWN_FEEDS, Config
 from app.pipeline_status import ingest_backlog, pipeline_stalled, unix_seconds
-from app.reconcile import STATUS_KEY
 from app.redis_conn import probe_client
-from app.redis_keys import STATS_KEY
+from app.redis_keys import RECONCILE_STATUS_PREFIX, STATS_KEY, feed_status_key
 
 log = logging.getLogger(__name__)
 refusal_log = logging.getLogger("orderhook.postbacks")
 
-RECONCILE_PREFIX = STATUS_KEY.format(broker="")
-FEEDS_PREFIX = FEED_STATUS_PREFIX
 DELIVERY_OUTCOMES = ("delivered", "failed", "retried")
 POSTBACK_ENDPOINT = "postbacks.receive"
 
@@ -201,7 +197,7 @@ class RedisCollector:
         events = CounterMetricFamily("orderhook_feed_events", "Updates queued by the feed since start.", labels=feed)
         pipe = self.client.pipeline(transaction=False)
         for name in KNOWN_FEEDS:
-            pipe.hmget(FEEDS_PREFIX + name, ["state", "connected", "reconnects", "events"])
+            pipe.hmget(feed_status_key(name), ["state", "connected", "reconnects", "events"])
         for name, values in zip(KNOWN_FEEDS, pipe.execute(), strict=True):
             if not any(v is not None for v in values):
                 continue
@@ -220,8 +216,8 @@ class RedisCollector:
         finished = GaugeMetricFamily(
             "orderhook_reconcile_last_finished_seconds", "Unix time of the last finished run.", labels=broker_label
         )
-        for key in sorted(self.client.scan_iter(match=RECONCILE_PREFIX + "*", count=100)):
-            broker = key.decode(errors="replace")[len(RECONCILE_PREFIX) :]
+        for key in sorted(self.client.scan_iter(match=RECONCILE_STATUS_PREFIX + "*", count=100)):
+            broker = key.decode(errors="replace")[len(RECONCILE_STATUS_PREFIX) :]
             if not broker.isidentifier():
                 continue
             raw = self.client.hmget(key, ["runs", "errors", "finished_at"])

@@ -17,13 +17,12 @@ import sqlalchemy as sa
 
 from app.db import deliveries, delivery_attempts, events, orders, raw_postbacks, utcnow
 from app.parsing import utc_iso
+from app.redis_keys import RETENTION_PERIOD_KEY
 
 log = logging.getLogger(__name__)
 
 BATCH = 1000
 KINDS = ("delivery_attempts", "deliveries", "raw_postbacks", "events", "orders")
-#: Set (NX, expiring with the period) by the one process of the deployment that prunes this period.
-LEASE_KEY = "oh:retention:lease"
 DEFAULT_EVERY_SECONDS = 3600
 
 
@@ -35,7 +34,7 @@ def prune_if_due(
     The worker calls this from its loop (e.g. each minute); the process whose SET NX makes the period's
     key prunes. Not a lock: nothing holds it while pruning and nobody releases it, it expires with the period.
     """
-    if days <= 0 or not client.set(LEASE_KEY, "1", nx=True, ex=every_seconds):
+    if days <= 0 or not client.set(RETENTION_PERIOD_KEY, "1", nx=True, ex=every_seconds):
         return None
     return prune(engine, days)
 

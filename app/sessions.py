@@ -21,9 +21,8 @@ from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.storage import RedisStorage
 from limits.strategies import FixedWindowRateLimiter
 
-SESSION_PREFIX = "oh:session:"
-RATE_LIMIT_PREFIX = "oh:ratelimit"  # limits adds ":" and its own "<namespace>/<client>/..." key
-DEV_CODE_PREFIX = "oh:dev-signin:"
+from app.redis_keys import DEV_SIGNIN_PREFIX, RATE_LIMIT_PREFIX, SESSION_PREFIX
+
 COOKIE_NAME = "oh_session"
 IDLE_SECONDS = 12 * 3600  # a session unused for 12 hours ends
 MAX_AGE_SECONDS = 7 * 24 * 3600  # and none lives longer than a week, used or not
@@ -108,7 +107,7 @@ def record_failure(client: redis.Redis, limit: RateLimitItem, who: str) -> None:
 def issue_dev_code(client: redis.Redis) -> str:
     """A single-use sign-in code for the developer at the keyboard (development only), short-lived."""
     code = secrets.token_urlsafe(24)
-    client.set(DEV_CODE_PREFIX + code, "1", ex=DEV_CODE_SECONDS)
+    client.set(DEV_SIGNIN_PREFIX + code, "1", ex=DEV_CODE_SECONDS)
     return code
 
 
@@ -116,4 +115,4 @@ def redeem_dev_code(client: redis.Redis, code: str | None) -> bool:
     """True once for a code that was issued and has not expired; the code is gone afterwards."""
     if not code or len(code) > 128 or not code.isascii():
         return False
-    return client.getdel(DEV_CODE_PREFIX + code) is not None
+    return client.getdel(DEV_SIGNIN_PREFIX + code) is not None

@@ -20,21 +20,25 @@ import redis
 import sqlalchemy as sa
 from redis.exceptions import LockError
 
-from app.alerts import STREAM, AlertSettings, announce
+from app.alerts import AlertSettings, announce
 from app.alerts.telegram import Refused, RetryAfter, TelegramClient, TelegramError
 from app.db import as_utc, deliveries
 from app.events import BROKERS
 from app.parsing import utc_iso
+from app.redis_keys import (
+    ALERTS_GROUP,
+    ALERTS_LOCK_KEY,
+    ALERTS_STATUS_KEY,
+    ALERTS_STREAM,
+    ALERTS_WATERMARK_KEY,
+    reconcile_status_key,
+)
 from app.services import Services
 
 log = logging.getLogger(__name__)
 
-GROUP = "telegram"
 CONSUMER = "sender"  # one sender at a time (the lock): one name owns every pending entry
-LEASE_KEY = "oh:alerts:lease"
 LOCK_SECONDS = 30.0
-STATUS_KEY = "oh:alerts:status"
-WATERMARK_KEY = "oh:alerts:watermark:deliveries"
 MIN_INTERVAL_SECONDS = 1.0
 LINES_PER_MESSAGE = 20
 WATCH_SECONDS = 2.0
@@ -60,7 +64,7 @@ class AlertSender:
         self.settings = settings
         self.telegram = TelegramClient(settings.api_url, settings.bot_token, settings.chat_id)
         self.feed_down_seconds = feed_down_seconds
-        self.lock = self.client.lock(LEASE_KEY, timeout=LOCK_SECONDS, blocking=False)
+        self.lock = self.client.lock(ALERTS_LOCK_KEY, timeout=LOCK_SECONDS, blocking=False)
         self.stop = stop or threading.Event()
         self._last_sent = 0.0
         self._last_watch = 0.0
@@ -135,7 +139,9 @@ class AlertSender:
 
     def _read(self, start: str, block_ms: int | None) -> list:
         """Up to LINES_PER_MESSAGE entries from `start` ('0' = ours pending, '>' = new)."""
-        reply = self.client.xreadgroup(GROUP, CONSUMER, {STREAM: start}, count=LINES_PER_MESSAGE, block=block_ms)
+        reply = self.client.xreadgroup(
+            ALERTS_GROUP, CONSUMER, {ALERTS_STREAM: start}, count=LINES_PER_MESSAGE, block=block_ms
+        )
         return reply[0][1] if reply else []
 
     def _ensure_group(self) -> None:
@@ -143,7 +149,7 @@ class AlertSender:
         if self._group_ready:
             return
         try:
-            self.client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+            self.client.xgroup_create(ALERTS_STREAM, ALERTS_GROUP, id="0", mkstream=True)
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -152,19 +158,19 @@ class AlertSender:
     def _ack(self, ids: list) -> None:
         """Sent (or dropped for good): out of the stream."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.xack(STREAM, GROUP, *ids)
-        pipe.xdel(STREAM, *ids)
+        pipe.xack(ALERTS_STREAM, ALERTS_GROUP, *ids)
+        pipe.xdel(ALERTS_STREAM, *ids)
         pipe.execute()
 
     def _record(self, *, sent: int = 0, dropped: int = 0, **fields: str) -> None:
         """What the sender last did, for operators (never the token: messages carry no URL)."""
         pipe = self.client.pipeline(transaction=False)
         if fields:
-            pipe.hset(STATUS_KEY, mapping=fields)
+            pipe.hset(ALERTS_STATUS_KEY, mapping=fields)
         if sent:
-            pipe.hincrby(STATUS_KEY, "sent", sent)
+            pipe.hincrby(ALERTS_STATUS_KEY, "sent", sent)
         if dropped:
-            pipe.hincrby(STATUS_KEY, "dropped", dropped)
+            pipe.hincrby(ALERTS_STATUS_KEY, "dropped", dropped)
         pipe.execute()
 
     # Watching:
@@ -205,7 +211,7 @@ class AlertSender:
 
     def watch_deliveries(self) -> None:
         """Deliveries dead-lettered since the last look (several to one consumer: one summary line)."""
-        raw = self.client.get(WATERMARK_KEY)
+        raw = self.client.get(ALERTS_WATERMARK_KEY)
         now = datetime.now(UTC)
         since = datetime.fromisoformat(raw.decode()) if raw else now - timedelta(seconds=WATCH_SECONDS)
         with self.services.engine.connect() as conn:
@@ -244,12 +250,12 @@ class AlertSender:
         latest = max((as_utc(row.updated_at) for row in rows), default=None)
         # Rows written in the same instant as the newest are looked at again next time (the seen-keys
         # make that harmless); nothing older is.
-        self.client.set(WATERMARK_KEY, (latest or since).isoformat(), ex=7 * 24 * 3600)
+        self.client.set(ALERTS_WATERMARK_KEY, (latest or since).isoformat(), ex=7 * 24 * 3600)
 
     def watch_reconciliations(self) -> None:
         """A reconciliation that ended in an error, once per broker and error message every few hours."""
         for broker in BROKERS:
-            status = {k.decode(): v.decode() for k, v in self.client.hgetall(f"oh:reconcile:status:{broker}").items()}
+            status = {k.decode(): v.decode() for k, v in self.client.hgetall(reconcile_status_key(broker)).items()}
             error = status.get("last_error")
             if not error:
                 continue
@@ -275,7 +281,9 @@ def _fresh(status: dict) -> bool:
 
 def status(client: redis.Redis) -> dict:
     """The sender's last state (for the API and metrics)."""
-    return {k.decode(): v.decode() for k, v in client.hgetall(STATUS_KEY).items()} | {"queued": client.xlen(STREAM)}
+    return {k.decode(): v.decode() for k, v in client.hgetall(ALERTS_STATUS_KEY).items()} | {
+        "queued": client.xlen(ALERTS_STREAM)
+    }
 
 
 def start(services: Services, settings: AlertSettings, stop: threading.Event | None = None) -> AlertSender | None:

@@ -22,9 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 import redis
 
 from app.delivery import DeliveryTry, Outcome, claim_due, fail_all, load_tries, record_outcomes, resync_pending
-from app.delivery.schedule import consumer_ids, due_key
+from app.delivery.schedule import consumer_ids
 from app.rawlog import with_raw
-from app.redis_keys import RESYNC_LEASE_KEY
+from app.redis_keys import RESYNC_PERIOD_KEY, due_key
 from app.services import Services
 from app.store import StoredBatch, consumer_id
 from workers.sending import ConsumerSender
@@ -244,7 +244,7 @@ class Forwarder:
         self._last_resync = time.monotonic()
         client = self.services.redis
         try:
-            if client.set(RESYNC_LEASE_KEY, "1", nx=True, ex=int(RESYNC_SECONDS)):
+            if client.set(RESYNC_PERIOD_KEY, "1", nx=True, ex=int(RESYNC_SECONDS)):
                 resync_pending(client, self.services.engine)
         except redis.RedisError:
             raise

@@ -23,10 +23,11 @@ from redis.exceptions import LockNotOwnedError
 from redis.lock import Lock
 
 from app.db import utcnow
-from app.reconcile import LEASE_KEY, REQUEST_KEY, UNCONFIRMED_KEY, request_reconcile
+from app.reconcile import request_reconcile
 from app.reconcile.clients import configured_brokers
 from app.reconcile.engine import pending_claims, reconcile_broker
 from app.reconcile.status import RunResult
+from app.redis_keys import reconcile_lock_key, reconcile_request_key, reconcile_unconfirmed_key
 from app.services import Services, get_services
 from app.state import CLAIM_GRACE_SECONDS
 
@@ -44,7 +45,7 @@ UNCONFIRMED_RETRY_SECONDS = 30.0
 def run_reconcile(broker: str, reason: str = "requested", services: Services | None = None) -> RunResult | None:
     """Job: reconcile one broker unless another process is doing it (then its request is kept for later)."""
     services = services or get_services()
-    lock = services.redis.lock(LEASE_KEY.format(broker=broker), timeout=LOCK_SECONDS, blocking=False)
+    lock = services.redis.lock(reconcile_lock_key(broker), timeout=LOCK_SECONDS, blocking=False)
     try:
         if not lock.acquire():
             request_reconcile(services.redis, broker, reason)  # served once the running one is done
@@ -132,7 +133,7 @@ class Scheduler:
 
     def due(self, broker: str, now: float) -> str | None:
         """Why the broker should run now, or None."""
-        requested = self.services.redis.getdel(REQUEST_KEY.format(broker=broker))
+        requested = self.services.redis.getdel(reconcile_request_key(broker))
         if requested is not None:
             if self.running(broker):  # keep the request: served after the current run
                 request_reconcile(self.services.redis, broker, requested.decode(errors="replace"))
@@ -144,7 +145,7 @@ class Scheduler:
             return "confirm postback"
         if now >= self.next_unconfirmed[broker]:
             self.next_unconfirmed[broker] = now + UNCONFIRMED_RETRY_SECONDS
-            if self.services.redis.hlen(UNCONFIRMED_KEY.format(broker=broker)):
+            if self.services.redis.hlen(reconcile_unconfirmed_key(broker)):
                 return "retry unconfirmed"
         return None
 

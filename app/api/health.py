@@ -27,13 +27,13 @@ from sqlalchemy.pool import NullPool
 from app.config import Config
 from app.pipeline_status import ingest_backlog, pipeline_stalled
 from app.redis_conn import probe_client
+from app.redis_keys import READY_KEY_PREFIX
 
 bp = Blueprint("health", __name__)
 
 #: Per-check deadline in seconds (the database's statement timeout is a little shorter).
 CHECK_TIMEOUT_SECONDS = 0.8
 DEFAULT_MAX_BACKLOG_SECONDS = 60.0
-READY_KEY_PREFIX = "oh:readyz:"
 
 _engine_lock = threading.Lock()
 _engines: dict[tuple[int, str], Engine] = {}

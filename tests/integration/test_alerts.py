@@ -235,11 +235,11 @@ def test_a_sender_that_died_leaves_its_lines_for_the_next(services, telegram, se
 
 
 def test_a_feed_down_for_over_the_threshold_is_announced_once(services, telegram, sender_for):
-    from app.brokers.feed_status import status_key
+    from app.redis_keys import feed_status_key
 
     services.config = replace(services.config, feeds=("kite",))
     services.redis.hset(
-        status_key("kite"),
+        feed_status_key("kite"),
         mapping={
             "name": "kite",
             "state": "running",
@@ -260,11 +260,11 @@ def test_a_feed_down_for_over_the_threshold_is_announced_once(services, telegram
 
 
 def test_a_refused_feed_is_announced_at_once(services, telegram, sender_for):
-    from app.brokers.feed_status import status_key
+    from app.redis_keys import feed_status_key
 
     services.config = replace(services.config, feeds=("dhan",))
     services.redis.hset(
-        status_key("dhan"),
+        feed_status_key("dhan"),
         mapping={"state": "auth_failed", "last_error": "Dhan refused the access token", "updated_at": "t1"},
     )
     sender = sender_for()

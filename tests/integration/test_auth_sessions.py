@@ -8,6 +8,7 @@ import pytest
 
 from app import create_app, sessions
 from app.config import load_config
+from app.redis_keys import SESSION_PREFIX
 from app.services import Services
 from app.web import bp as web_bp  # noqa: F401 - imported so monkeypatching the module below is explicit
 from tests.support.env import ADMIN_TOKEN, make_env
@@ -62,7 +63,7 @@ def test_cookie_is_secure_behind_an_https_proxy(client):
 def test_session_has_an_idle_expiry_in_redis(client, services):
     sign_in(client)
     sid = client.get_cookie(sessions.COOKIE_NAME).value
-    ttl = services.redis.ttl(sessions.SESSION_PREFIX + sid)
+    ttl = services.redis.ttl(SESSION_PREFIX + sid)
     assert 0 < ttl <= sessions.IDLE_SECONDS
 
 

@@ -20,7 +20,7 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.sessions import RATE_LIMIT_PREFIX
+from app.redis_keys import RATE_LIMIT_PREFIX
 from tests.support.env import ADMIN_TOKEN, KITE_SECRET, POSTBACK_TOKEN
 from tests.support.helpers import load_fixture, sign_kite
 from tests.support.procs import free_port, start_web

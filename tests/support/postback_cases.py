@@ -6,7 +6,7 @@ the status code, the JSON error and that nothing reached the queue on a refusal.
 
 from __future__ import annotations
 
-from app.ingest import STREAM
+from app.redis_keys import STREAM
 
 
 class PostbackSecurityCases:
