@@ -64,7 +64,8 @@ class AlertSender:
         self.settings = settings
         self.telegram = TelegramClient(settings.api_url, settings.bot_token, settings.chat_id)
         self.feed_down_seconds = feed_down_seconds
-        self.lock = self.client.lock(ALERTS_LOCK_KEY, timeout=LOCK_SECONDS, blocking=False)
+        # Made here, held by the sender's own thread: the token belongs to the sender, not to a thread.
+        self.lock = self.client.lock(ALERTS_LOCK_KEY, timeout=LOCK_SECONDS, blocking=False, thread_local=False)
         self.stop = stop or threading.Event()
         self._last_sent = 0.0
         self._last_watch = 0.0

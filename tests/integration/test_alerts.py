@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 from dataclasses import replace
 
@@ -18,6 +19,7 @@ from app.alerts.messages import event_line
 from app.alerts.telegram import Refused, RetryAfter, TelegramClient, Unavailable
 from app.config import load_config
 from app.db import deliveries, utcnow
+from app.redis_keys import ALERTS_LOCK_KEY
 from tests.support.fakes.telegram import BOT_TOKEN, CHAT_ID, FakeTelegram
 from workers.alerts import AlertSender
 
@@ -230,6 +232,26 @@ def test_a_sender_that_died_leaves_its_lines_for_the_next(services, telegram, se
     assert second.send_pending(block_ms=100) == 1
     assert telegram.texts() == ["REJECTED kite 9"]
 
+
+
+def test_one_sender_at_a_time_holds_the_lock_from_its_own_thread(services, telegram, sender_for):
+    stop = threading.Event()
+    first, second = sender_for(stop=stop), sender_for()
+    runner = threading.Thread(target=first.run, daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 5
+    while not services.redis.exists(ALERTS_LOCK_KEY) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not second._hold_lock()  # another process's sender waits
+    announce(services.redis, first.settings, "REJECTED", "k", "REJECTED kite 10")
+    deadline = time.monotonic() + 5
+    while not telegram.texts() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert telegram.texts() == ["REJECTED kite 10"]
+    stop.set()
+    runner.join(timeout=5)
+    assert not services.redis.exists(ALERTS_LOCK_KEY)  # released on the way out
+    assert second._hold_lock()
 
 # Watchers:
 
