@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from app.redis_keys import LIVE_CHANNEL
 from app.state import public_view
 
 if TYPE_CHECKING:
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "oh:live"
 EVENT_FIELDS = ("id", "sequence", "status", "broker_status", "source", "received_at", "exchange_time", "reason")
 
 
@@ -59,7 +59,7 @@ def publish_stored(client: redis.Redis, batch: StoredBatch) -> int:
     try:
         pipe = client.pipeline(transaction=False)
         for body in bodies:
-            pipe.publish(CHANNEL, body)
+            pipe.publish(LIVE_CHANNEL, body)
         pipe.execute()
     except redis.RedisError as exc:
         log.warning("live update not published (%s); open dashboards catch up on their next snapshot", exc)

@@ -7,19 +7,17 @@ worker answers. Chosen over counters in Redis because it adds no network round t
 (bench/metrics_overhead.py prints both costs; docs/operations.md has the figures).
 
 Everything the worker side owns (backlog, deliveries, feeds, reconciliation, a stalled pipeline) is
-read from Redis at scrape time with a short-timeout client, so a frozen Redis makes a scrape say
-`orderhook_redis_up 0` quickly instead of holding a web greenlet.
+read from Redis at scrape time with the probe client (app/redis_conn.py: sub-second timeouts), so a
+frozen Redis makes a scrape say `orderhook_redis_up 0` quickly instead of holding a web greenlet; the
+backlog and the stall come from app/pipeline_status.py, which /readyz reads too.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -27,24 +25,16 @@ from flask import Flask, Response, current_app, g, request
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-from app.brokers.feed_status import KEY_PREFIX as FEED_STATUS_PREFIX
 from app.config import KNOWN_FEEDS, Config
-from app.reconcile import STATUS_KEY
-from app.redis_conn import redis_url_for
-from app.redis_keys import GROUP, STALLED_KEY, STATS_KEY, STREAM
+from app.pipeline_status import ingest_backlog, pipeline_stalled, unix_seconds
+from app.redis_conn import probe_client
+from app.redis_keys import RECONCILE_STATUS_PREFIX, STATS_KEY, feed_status_key
 
 log = logging.getLogger(__name__)
 refusal_log = logging.getLogger("orderhook.postbacks")
 
-PERSIST_GROUP = GROUP  # the consumer group that stores the stream
-RECONCILE_PREFIX = STATUS_KEY.format(broker="")
-FEEDS_PREFIX = FEED_STATUS_PREFIX
 DELIVERY_OUTCOMES = ("delivered", "failed", "retried")
-#: Seconds a probe (readiness, scrape) may wait on Redis before calling it unavailable.
-PROBE_TIMEOUT_SECONDS = 0.5
 POSTBACK_ENDPOINT = "postbacks.receive"
 
 POSTBACKS = Counter(
@@ -57,28 +47,6 @@ ACK_LATENCY = Histogram(
     "Seconds from a postback's arrival in the app to its 202/200 answer (verify, validate, queue).",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
-
-_probe_lock = threading.Lock()
-_probe_clients: dict[tuple[int, str], redis.Redis] = {}
-
-
-def probe_client(config: Config) -> redis.Redis:
-    """A Redis client for probes: sub-second timeouts, no retries (one per process and URL)."""
-    url = redis_url_for(config)
-    key = (os.getpid(), url)
-    with _probe_lock:
-        client = _probe_clients.get(key)
-        if client is None:
-            client = redis.Redis.from_url(
-                url,
-                socket_timeout=PROBE_TIMEOUT_SECONDS,
-                socket_connect_timeout=PROBE_TIMEOUT_SECONDS,
-                retry=Retry(NoBackoff(), 0),
-                retry_on_timeout=False,
-                health_check_interval=0,
-            )
-            _probe_clients[key] = client
-        return client
 
 
 def init_app(app: Flask) -> None:
@@ -221,7 +189,7 @@ class RedisCollector:
 
     def _feeds(self) -> Iterator[Metric]:
         """Each connector that ever published a state: hash oh:feeds:<name> with fields state, connected
-        ("1"/"0"), reconnects and events, as workers/feeds/status.py writes it (app/ never imports workers/)."""
+        ("1"/"0"), reconnects and events, as the feeds process writes it (app/brokers/feed_status.py)."""
         feed = ["feed"]
         connected = GaugeMetricFamily("orderhook_feed_connected", "1 while a connector is connected.", labels=feed)
         state = GaugeMetricFamily("orderhook_feed_state", "1 for a connector's current state.", labels=[*feed, "state"])
@@ -229,7 +197,7 @@ class RedisCollector:
         events = CounterMetricFamily("orderhook_feed_events", "Updates queued by the feed since start.", labels=feed)
         pipe = self.client.pipeline(transaction=False)
         for name in KNOWN_FEEDS:
-            pipe.hmget(FEEDS_PREFIX + name, ["state", "connected", "reconnects", "events"])
+            pipe.hmget(feed_status_key(name), ["state", "connected", "reconnects", "events"])
         for name, values in zip(KNOWN_FEEDS, pipe.execute(), strict=True):
             if not any(v is not None for v in values):
                 continue
@@ -248,54 +216,17 @@ class RedisCollector:
         finished = GaugeMetricFamily(
             "orderhook_reconcile_last_finished_seconds", "Unix time of the last finished run.", labels=broker_label
         )
-        for key in sorted(self.client.scan_iter(match=RECONCILE_PREFIX + "*", count=100)):
-            broker = key.decode(errors="replace")[len(RECONCILE_PREFIX) :]
+        for key in sorted(self.client.scan_iter(match=RECONCILE_STATUS_PREFIX + "*", count=100)):
+            broker = key.decode(errors="replace")[len(RECONCILE_STATUS_PREFIX) :]
             if not broker.isidentifier():
                 continue
             raw = self.client.hmget(key, ["runs", "errors", "finished_at"])
             runs.add_metric([broker], _number(raw[0]))
             errors.add_metric([broker], _number(raw[1]))
-            stamp = _timestamp(raw[2])
+            stamp = unix_seconds(raw[2])
             if stamp is not None:
                 finished.add_metric([broker], stamp)
         yield from (runs, errors, finished)
-
-
-def ingest_backlog(client: redis.Redis) -> dict[str, Any]:
-    """Entries in oh:ingest (unread + pending: workers/pipeline.py deletes an entry once stored),
-    the pending ones, and the age of the oldest."""
-    pipe = client.pipeline(transaction=False)
-    pipe.xlen(STREAM)
-    pipe.xrange(STREAM, count=1)
-    length, first = pipe.execute()
-    pending = 0
-    if length:
-        try:
-            pending = int(client.xpending(STREAM, PERSIST_GROUP).get("pending", 0))
-        except redis.ResponseError:  # no consumer group yet: nothing was read
-            pending = 0
-    oldest_age = None
-    if first:
-        entry_id = first[0][0].decode() if isinstance(first[0][0], bytes) else str(first[0][0])
-        millis = int(entry_id.split("-", 1)[0])
-        oldest_age = max(0.0, time.time() - millis / 1000.0)
-    return {"length": int(length), "pending": pending, "oldest_age_seconds": oldest_age}
-
-
-def pipeline_stalled(client: redis.Redis) -> dict[str, Any] | None:
-    """The worker side's stall report, or None when the pipeline runs."""
-    raw = client.get(STALLED_KEY)
-    if raw is None:
-        return None
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        data = {"reason": raw.decode(errors="replace")[:200]}
-    if not isinstance(data, dict):
-        data = {"reason": str(data)[:200]}
-    reason = str(data.get("reason") or "stalled")[:200]
-    since = data.get("since")
-    return {"reason": reason, "since": since, "since_timestamp": _timestamp(since)}
 
 
 def _number(value: Any) -> float:
@@ -304,23 +235,3 @@ def _number(value: Any) -> float:
         return float(value) if value is not None else 0.0
     except (TypeError, ValueError):
         return 0.0
-
-
-def _timestamp(value: Any) -> float | None:
-    """Unix seconds from a number or an ISO-8601 time (as stored by the worker side), else None."""
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        value = value.decode(errors="replace")
-    if isinstance(value, (int, float)):
-        return float(value)
-    text = str(value).strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()

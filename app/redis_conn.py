@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from app.config import Config
 from app.exceptions import ConfigurationError
@@ -22,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: Policies that never drop a key: the stream entries, dedup keys and worker leases must not be evicted.
 SAFE_POLICIES = frozenset({"noeviction"})
+#: Seconds a probe (readiness, scrape) may wait on Redis before calling it unavailable.
+PROBE_TIMEOUT_SECONDS = 0.5
 #: Above this share of maxmemory a warning says Redis is close to refusing (or, evicting, dropping) writes.
 HEADROOM_WARNING = 0.8
 
@@ -55,6 +61,29 @@ def connect(config: Config, **kwargs) -> redis.Redis:
     options.update(tls_options(url, config))
     options.update(kwargs)
     return redis.Redis.from_url(url, **options)
+
+
+_probe_lock = threading.Lock()
+_probe_clients: dict[tuple[int, str], redis.Redis] = {}
+
+
+def probe_client(config: Config) -> redis.Redis:
+    """A Redis client for probes: sub-second timeouts, no retries (one per process and URL)."""
+    url = redis_url_for(config)
+    key = (os.getpid(), url)
+    with _probe_lock:
+        client = _probe_clients.get(key)
+        if client is None:
+            client = redis.Redis.from_url(
+                url,
+                socket_timeout=PROBE_TIMEOUT_SECONDS,
+                socket_connect_timeout=PROBE_TIMEOUT_SECONDS,
+                retry=Retry(NoBackoff(), 0),
+                retry_on_timeout=False,
+                health_check_interval=0,
+            )
+            _probe_clients[key] = client
+        return client
 
 
 def redis_policy_problems(client: redis.Redis) -> list[str]:

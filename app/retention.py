@@ -16,25 +16,25 @@ import redis
 import sqlalchemy as sa
 
 from app.db import deliveries, delivery_attempts, events, orders, raw_postbacks, utcnow
+from app.redis_keys import RETENTION_PERIOD_KEY
 from app.times import utc_iso
 
 log = logging.getLogger(__name__)
 
 BATCH = 1000
 KINDS = ("delivery_attempts", "deliveries", "raw_postbacks", "events", "orders")
-#: Redis key that lets one process of the whole deployment prune per period.
-LEASE_KEY = "oh:retention:lease"
 DEFAULT_EVERY_SECONDS = 3600
 
 
 def prune_if_due(
     engine: sa.Engine, client: redis.Redis, days: int, *, every_seconds: int = DEFAULT_EVERY_SECONDS
 ) -> dict[str, int] | None:
-    """Prune at most once per period across every worker process (a Redis lease); None when not due.
+    """Prune at most once per period across every worker process; None when not due.
 
-    The worker calls this from its loop (e.g. each minute); whichever process takes the lease prunes.
+    The worker calls this from its loop (e.g. each minute); the process whose SET NX makes the period's
+    key prunes. Not a lock: nothing holds it while pruning and nobody releases it, it expires with the period.
     """
-    if days <= 0 or not client.set(LEASE_KEY, "1", nx=True, ex=every_seconds):
+    if days <= 0 or not client.set(RETENTION_PERIOD_KEY, "1", nx=True, ex=every_seconds):
         return None
     return prune(engine, days)
 

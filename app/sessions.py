@@ -8,17 +8,21 @@ Redis; past the limit the client gets 429 until the window passes.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
+import math
 import secrets
 import time
 from dataclasses import dataclass
 
 import redis
+from limits import RateLimitItem, RateLimitItemPerMinute
+from limits.storage import RedisStorage
+from limits.strategies import FixedWindowRateLimiter
 
-SESSION_PREFIX = "oh:session:"
-LIMIT_PREFIX = "oh:ratelimit:"
-DEV_CODE_PREFIX = "oh:dev-signin:"
+from app.redis_keys import DEV_SIGNIN_PREFIX, RATE_LIMIT_PREFIX, SESSION_PREFIX
+
 COOKIE_NAME = "oh_session"
 IDLE_SECONDS = 12 * 3600  # a session unused for 12 hours ends
 MAX_AGE_SECONDS = 7 * 24 * 3600  # and none lives longer than a week, used or not
@@ -74,44 +78,36 @@ def csrf_matches(session: Session, given: str | None) -> bool:
     return bool(given) and hmac.compare_digest(given.encode(), session.csrf.encode())
 
 
-@dataclass(frozen=True)
-class Limit:
-    """At most `failures` failures per `window` seconds per client for one kind of attempt."""
-
-    name: str
-    failures: int
-    window: int
+#: Failures allowed per client: 10 failed sign-ins per 5 minutes, 30 wrong bearer tokens per minute. A fixed
+#: window that starts at the client's first failure (limits' Redis storage: INCR, EXPIRE on the first).
+SIGN_IN_LIMIT = RateLimitItemPerMinute(10, 5, namespace="signin")
+BEARER_LIMIT = RateLimitItemPerMinute(30, 1, namespace="bearer")
 
 
-SIGN_IN_LIMIT = Limit("signin", failures=10, window=300)
-BEARER_LIMIT = Limit("bearer", failures=30, window=60)
+@functools.lru_cache(maxsize=16)
+def _limiter(pool: redis.ConnectionPool) -> FixedWindowRateLimiter:
+    """limits' fixed windows kept in the app's own Redis, over its connection pool (built once per pool)."""
+    return FixedWindowRateLimiter(RedisStorage("redis://", connection_pool=pool, key_prefix=RATE_LIMIT_PREFIX))
 
 
-def blocked_for(client: redis.Redis, limit: Limit, who: str) -> int:
+def blocked_for(client: redis.Redis, limit: RateLimitItem, who: str) -> int:
     """Seconds this client must wait before trying again (0 = may try)."""
-    key = f"{LIMIT_PREFIX}{limit.name}:{who}"
-    pipe = client.pipeline(transaction=False)
-    pipe.get(key)
-    pipe.ttl(key)
-    count, ttl = pipe.execute()
-    if count is not None and int(count) >= limit.failures:
-        return max(int(ttl), 1)
-    return 0
+    limiter = _limiter(client.connection_pool)
+    if limiter.test(limit, who):
+        return 0
+    reset_at = limiter.get_window_stats(limit, who).reset_time
+    return max(math.ceil(reset_at - time.time()), 1)
 
 
-def record_failure(client: redis.Redis, limit: Limit, who: str) -> None:
+def record_failure(client: redis.Redis, limit: RateLimitItem, who: str) -> None:
     """Count one failure in the client's current window (the window starts at its first failure)."""
-    key = f"{LIMIT_PREFIX}{limit.name}:{who}"
-    pipe = client.pipeline(transaction=True)
-    pipe.incr(key)
-    pipe.expire(key, limit.window, nx=True)
-    pipe.execute()
+    _limiter(client.connection_pool).hit(limit, who)
 
 
 def issue_dev_code(client: redis.Redis) -> str:
     """A single-use sign-in code for the developer at the keyboard (development only), short-lived."""
     code = secrets.token_urlsafe(24)
-    client.set(DEV_CODE_PREFIX + code, "1", ex=DEV_CODE_SECONDS)
+    client.set(DEV_SIGNIN_PREFIX + code, "1", ex=DEV_CODE_SECONDS)
     return code
 
 
@@ -119,4 +115,4 @@ def redeem_dev_code(client: redis.Redis, code: str | None) -> bool:
     """True once for a code that was issued and has not expired; the code is gone afterwards."""
     if not code or len(code) > 128 or not code.isascii():
         return False
-    return client.getdel(DEV_CODE_PREFIX + code) is not None
+    return client.getdel(DEV_SIGNIN_PREFIX + code) is not None

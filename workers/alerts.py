@@ -1,4 +1,4 @@
-"""The alert sender (one per deployment, by lease) and its watchers, run in the `worker` process.
+"""The alert sender (one per deployment, by a redis-py Lock) and its watchers, run in the `worker` process.
 
 The sender reads the alert stream through a consumer group (an alert read but not sent stays
 pending for the next sender), joins what is waiting into one message, and posts it to Telegram at
@@ -9,6 +9,7 @@ for over a minute or refused, deliveries dead-lettered, a reconciliation that fa
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -18,26 +19,30 @@ from typing import TYPE_CHECKING
 
 import redis
 import sqlalchemy as sa
+from redis.exceptions import LockError
 
-from app.alerts import STREAM, AlertSettings, announce
+from app.alerts import AlertSettings, announce
 from app.alerts.telegram import Refused, RetryAfter, TelegramClient, TelegramError
 from app.brokers.feed_status import STALE_AFTER_SECONDS, FeedState, read_status
 from app.db import as_utc, deliveries
 from app.events import BROKERS
+from app.redis_keys import (
+    ALERTS_GROUP,
+    ALERTS_LOCK_KEY,
+    ALERTS_STATUS_KEY,
+    ALERTS_STREAM,
+    ALERTS_WATERMARK_KEY,
+    reconcile_status_key,
+)
 from app.times import utc_iso
-from workers.leases import Lease
 
 if TYPE_CHECKING:
     from app.services import Services
 
 log = logging.getLogger(__name__)
 
-GROUP = "telegram"
-CONSUMER = "sender"  # one sender at a time (the lease): one name owns every pending entry
-LEASE_KEY = "oh:alerts:lease"
-LEASE_MS = 30_000
-STATUS_KEY = "oh:alerts:status"
-WATERMARK_KEY = "oh:alerts:watermark:deliveries"
+CONSUMER = "sender"  # one sender at a time (the lock): one name owns every pending entry
+LOCK_SECONDS = 30.0
 MIN_INTERVAL_SECONDS = 1.0
 LINES_PER_MESSAGE = 20
 WATCH_SECONDS = 2.0
@@ -63,7 +68,8 @@ class AlertSender:
         self.settings = settings
         self.telegram = TelegramClient(settings.api_url, settings.bot_token, settings.chat_id)
         self.feed_down_seconds = feed_down_seconds
-        self.lease = Lease(self.client, LEASE_KEY, LEASE_MS)
+        # Made here, held by the sender's own thread: the token belongs to the sender, not to a thread.
+        self.lock = self.client.lock(ALERTS_LOCK_KEY, timeout=LOCK_SECONDS, blocking=False, thread_local=False)
         self.stop = stop or threading.Event()
         self._last_sent = 0.0
         self._last_watch = 0.0
@@ -71,12 +77,12 @@ class AlertSender:
         self._group_ready = False
 
     def run(self) -> None:
-        """Loop until stopped; another process's sender holding the lease makes this one wait."""
+        """Loop until stopped; another process's sender holding the lock makes this one wait."""
         attempt = 0
         while not self.stop.is_set():
             try:
-                if not (self.lease.refresh() or self.lease.acquire()):
-                    self.stop.wait(LEASE_MS / 3000)
+                if not self._hold_lock():
+                    self.stop.wait(LOCK_SECONDS / 3)
                     continue
                 self.step()
                 attempt = 0
@@ -85,7 +91,15 @@ class AlertSender:
                 attempt += 1
                 log.warning("alerts: %s; retrying in %.0fs", type(exc).__name__, delay)
                 self.stop.wait(delay)
-        self.lease.release()
+        with contextlib.suppress(redis.RedisError):  # lapsed or Redis away: the TTL frees it
+            self.lock.release()
+
+    def _hold_lock(self) -> bool:
+        """Restart the lock's TTL, or take the lock if it is free; False while another sender holds it."""
+        try:
+            return self.lock.reacquire()
+        except LockError:  # not taken yet, or lapsed
+            return self.lock.acquire()
 
     def step(self, block_ms: int = 500) -> int:
         """One pass: watchers now and then, then send what is queued; returns lines sent."""
@@ -130,7 +144,9 @@ class AlertSender:
 
     def _read(self, start: str, block_ms: int | None) -> list:
         """Up to LINES_PER_MESSAGE entries from `start` ('0' = ours pending, '>' = new)."""
-        reply = self.client.xreadgroup(GROUP, CONSUMER, {STREAM: start}, count=LINES_PER_MESSAGE, block=block_ms)
+        reply = self.client.xreadgroup(
+            ALERTS_GROUP, CONSUMER, {ALERTS_STREAM: start}, count=LINES_PER_MESSAGE, block=block_ms
+        )
         return reply[0][1] if reply else []
 
     def _ensure_group(self) -> None:
@@ -138,7 +154,7 @@ class AlertSender:
         if self._group_ready:
             return
         try:
-            self.client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+            self.client.xgroup_create(ALERTS_STREAM, ALERTS_GROUP, id="0", mkstream=True)
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -147,19 +163,19 @@ class AlertSender:
     def _ack(self, ids: list) -> None:
         """Sent (or dropped for good): out of the stream."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.xack(STREAM, GROUP, *ids)
-        pipe.xdel(STREAM, *ids)
+        pipe.xack(ALERTS_STREAM, ALERTS_GROUP, *ids)
+        pipe.xdel(ALERTS_STREAM, *ids)
         pipe.execute()
 
     def _record(self, *, sent: int = 0, dropped: int = 0, **fields: str) -> None:
         """What the sender last did, for operators (never the token: messages carry no URL)."""
         pipe = self.client.pipeline(transaction=False)
         if fields:
-            pipe.hset(STATUS_KEY, mapping=fields)
+            pipe.hset(ALERTS_STATUS_KEY, mapping=fields)
         if sent:
-            pipe.hincrby(STATUS_KEY, "sent", sent)
+            pipe.hincrby(ALERTS_STATUS_KEY, "sent", sent)
         if dropped:
-            pipe.hincrby(STATUS_KEY, "dropped", dropped)
+            pipe.hincrby(ALERTS_STATUS_KEY, "dropped", dropped)
         pipe.execute()
 
     # Watching:
@@ -198,7 +214,7 @@ class AlertSender:
 
     def watch_deliveries(self) -> None:
         """Deliveries dead-lettered since the last look (several to one consumer: one summary line)."""
-        raw = self.client.get(WATERMARK_KEY)
+        raw = self.client.get(ALERTS_WATERMARK_KEY)
         now = datetime.now(UTC)
         since = datetime.fromisoformat(raw.decode()) if raw else now - timedelta(seconds=WATCH_SECONDS)
         with self.services.engine.connect() as conn:
@@ -237,12 +253,12 @@ class AlertSender:
         latest = max((as_utc(row.updated_at) for row in rows), default=None)
         # Rows written in the same instant as the newest are looked at again next time (the seen-keys
         # make that harmless); nothing older is.
-        self.client.set(WATERMARK_KEY, (latest or since).isoformat(), ex=7 * 24 * 3600)
+        self.client.set(ALERTS_WATERMARK_KEY, (latest or since).isoformat(), ex=7 * 24 * 3600)
 
     def watch_reconciliations(self) -> None:
         """A reconciliation that ended in an error, once per broker and error message every few hours."""
         for broker in BROKERS:
-            status = {k.decode(): v.decode() for k, v in self.client.hgetall(f"oh:reconcile:status:{broker}").items()}
+            status = {k.decode(): v.decode() for k, v in self.client.hgetall(reconcile_status_key(broker)).items()}
             error = status.get("last_error")
             if not error:
                 continue
@@ -266,7 +282,9 @@ def _fresh(status: dict) -> bool:
 
 def status(client: redis.Redis) -> dict:
     """The sender's last state (for the API and metrics)."""
-    return {k.decode(): v.decode() for k, v in client.hgetall(STATUS_KEY).items()} | {"queued": client.xlen(STREAM)}
+    return {k.decode(): v.decode() for k, v in client.hgetall(ALERTS_STATUS_KEY).items()} | {
+        "queued": client.xlen(ALERTS_STREAM)
+    }
 
 
 def start(services: Services, settings: AlertSettings, stop: threading.Event | None = None) -> AlertSender | None:

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING
 import redis
 
 from app.delivery import DeliveryTry, Outcome, claim_due, fail_all, load_tries, record_outcomes, resync_pending
-from app.delivery.schedule import consumer_ids, due_key
+from app.delivery.schedule import consumer_ids
 from app.rawlog import with_raw
-from app.redis_keys import RESYNC_LEASE_KEY
+from app.redis_keys import RESYNC_PERIOD_KEY, due_key
 from app.store import StoredBatch, consumer_id
 from workers.sending import ConsumerSender
 from workers.signing import event_body, signing_keys
@@ -241,13 +241,13 @@ class Forwarder:
         return len(tries)
 
     def resync_now_and_then(self) -> None:
-        """Every RESYNC_SECONDS, one process (a Redis lease) puts pending deliveries back into Redis."""
+        """Every RESYNC_SECONDS, one process (the first to SET NX the period's key) resyncs pending deliveries."""
         if time.monotonic() - self._last_resync < RESYNC_SECONDS:
             return
         self._last_resync = time.monotonic()
         client = self.services.redis
         try:
-            if client.set(RESYNC_LEASE_KEY, "1", nx=True, ex=int(RESYNC_SECONDS)):
+            if client.set(RESYNC_PERIOD_KEY, "1", nx=True, ex=int(RESYNC_SECONDS)):
                 resync_pending(client, self.services.engine)
         except redis.RedisError:
             raise

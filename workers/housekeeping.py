@@ -1,7 +1,7 @@
 """Housekeeping in the `worker` process: retention, and updates parked in the database while Redis was away.
 
 Retention (`RETENTION_DAYS`, app/retention.py) runs at most once an hour across all worker processes
-(a Redis lease). The web feeds its own parked updates back once Redis answers; the worker does it too,
+(a once-per-period Redis key). The web feeds its own parked updates back once Redis answers; the worker does it too,
 so updates parked by a web dyno that was replaced meanwhile are not left waiting for the next web start.
 """
 

@@ -1,15 +1,17 @@
 """The reconciliation job and its scheduler (docs/reconcile.md).
 
 `run_reconcile(broker, reason)` is the job: one run of one broker at a time across every process (a
-Redis lease), never raising. `start_scheduler(services)` starts the loop the worker process runs in a
-thread: it reconciles every broker with REST credentials at start-up, every RECONCILE_INTERVAL_SECONDS
-(0 = never periodically), whenever `app.reconcile.request_reconcile` asked for it (a feed reconnected,
-POST /api/reconcile), and shortly after a postback's terminal status arrives that needs confirming.
-Each broker runs in its own thread, so a slow or rate-limited broker never delays another.
+redis-py Lock whose TTL each order it catches up restarts), never raising. `start_scheduler(services)` starts
+the loop the worker process runs in a thread: it reconciles every broker with REST credentials at
+start-up, every RECONCILE_INTERVAL_SECONDS (0 = never periodically), whenever
+`app.reconcile.request_reconcile` asked for it (a feed reconnected, POST /api/reconcile), and shortly
+after a postback's terminal status arrives that needs confirming. Each broker runs in its own thread,
+so a slow or rate-limited broker never delays another.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -18,22 +20,24 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import redis
+from redis.exceptions import LockNotOwnedError
+from redis.lock import Lock
 
 from app.db import utcnow
-from app.reconcile import LEASE_KEY, REQUEST_KEY, UNCONFIRMED_KEY, request_reconcile
+from app.reconcile import request_reconcile
 from app.reconcile.clients import configured_brokers
 from app.reconcile.engine import pending_claims, reconcile_broker
 from app.reconcile.status import RunResult
+from app.redis_keys import reconcile_lock_key, reconcile_request_key, reconcile_unconfirmed_key
 from app.services import get_services
 from app.state import CLAIM_GRACE_SECONDS
-from workers.leases import Lease
 
 if TYPE_CHECKING:
     from app.services import Services
 
 log = logging.getLogger(__name__)
 
-LEASE_MS = 60_000
+LOCK_SECONDS = 60.0
 TICK_SECONDS = 1.0
 #: How often the database is checked for newly arrived postback terminals awaiting confirmation.
 CLAIM_SCAN_SECONDS = 2.0
@@ -44,18 +48,27 @@ UNCONFIRMED_RETRY_SECONDS = 30.0
 def run_reconcile(broker: str, reason: str = "requested", services: Services | None = None) -> RunResult | None:
     """Job: reconcile one broker unless another process is doing it (then its request is kept for later)."""
     services = services or get_services()
-    lease = Lease(services.redis, LEASE_KEY.format(broker=broker), LEASE_MS)
+    lock = services.redis.lock(reconcile_lock_key(broker), timeout=LOCK_SECONDS, blocking=False)
     try:
-        if not lease.acquire():
+        if not lock.acquire():
             request_reconcile(services.redis, broker, reason)  # served once the running one is done
             return None
     except redis.RedisError as exc:
         log.warning("%s reconciliation skipped: Redis unavailable (%s)", broker, type(exc).__name__)
         return None
     try:
-        return reconcile_broker(services, broker, reason=reason, keep_alive=lease.refresh)
+        return reconcile_broker(services, broker, reason=reason, keep_alive=lambda: _renewed(lock))
     finally:
-        lease.release()
+        with contextlib.suppress(redis.RedisError):  # lapsed or Redis away: the TTL frees it
+            lock.release()
+
+
+def _renewed(lock: Lock) -> bool:
+    """Restart the lock's TTL; False when it lapsed, so another process may be running the broker now."""
+    try:
+        return lock.reacquire()
+    except LockNotOwnedError:
+        return False
 
 
 class Scheduler:
@@ -112,7 +125,7 @@ class Scheduler:
 
     def due(self, broker: str, now: float) -> str | None:
         """Why the broker should run now, or None."""
-        requested = self.services.redis.getdel(REQUEST_KEY.format(broker=broker))
+        requested = self.services.redis.getdel(reconcile_request_key(broker))
         if requested is not None:
             if self.running(broker):  # keep the request: served after the current run
                 request_reconcile(self.services.redis, broker, requested.decode(errors="replace"))
@@ -124,7 +137,7 @@ class Scheduler:
             return "confirm postback"
         if now >= self.next_unconfirmed[broker]:
             self.next_unconfirmed[broker] = now + UNCONFIRMED_RETRY_SECONDS
-            if self.services.redis.hlen(UNCONFIRMED_KEY.format(broker=broker)):
+            if self.services.redis.hlen(reconcile_unconfirmed_key(broker)):
                 return "retry unconfirmed"
         return None
 

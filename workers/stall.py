@@ -14,12 +14,11 @@ from datetime import UTC, datetime
 
 import redis
 
-from app.redis_keys import MARK_STALLED, STALLED_KEY
+from app.redis_keys import MARK_STALLED, STALLED_KEY, STALLED_PROBE_KEY
 
 log = logging.getLogger(__name__)
 TTL_MS = 30_000
 OOM_REASON = "redis out of memory"
-PROBE_KEY = STALLED_KEY + ":probe"
 REFRESH_SECONDS = 5.0
 
 
@@ -62,7 +61,7 @@ class StallMarker:
             return
         try:
             if OOM_REASON in self.reason:
-                self.client.set(PROBE_KEY, "1", px=1000)
+                self.client.set(STALLED_PROBE_KEY, "1", px=1000)
         except redis.RedisError as exc:
             if is_oom(exc):
                 self.mark(self.reason)  # still full: keep the marker alive

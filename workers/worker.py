@@ -1,17 +1,22 @@
-"""`worker` process: N child processes, each an RQ SimpleWorker whose one job is the pipeline loop.
+"""`worker` process: N child processes, each running one pipeline loop under RQ; background threads in the parent.
 
-Each child owns a private RQ queue (`orderhook-pipeline-<slot>`), puts the loop job (workers.pipeline,
-`run_loop`) in it and works it: `rq info` shows every loop as a busy worker, and a loop that crashes
-lands in RQ's failed registry and is enqueued again after a short pause. The parent restarts a child
-that dies. SIGTERM is passed on: each loop finishes the batch in hand and exits.
+What RQ is here: a supervisor and status display for long-running loops, not the queue of updates.
+The updates wait in the Redis stream `oh:ingest`, which each loop reads as its own consumer of the
+`persist` group (workers/pipeline.py); nothing about an update ever passes through RQ. Each child owns
+a private RQ queue (`orderhook-pipeline-<slot>`, workers/queues.py) holding exactly one job,
+`workers.jobs.run_loop`, which never ends by itself and heart-beats for itself and its worker. So
+`rq info` shows every loop as a busy worker, and a loop that crashes lands in RQ's failed registry with
+its traceback; this child then enqueues the loop again after a short pause. The parent restarts a
+child that dies. SIGTERM is passed on: each loop finishes the batch in hand and exits.
 
 When Redis refuses writes (maxmemory under noeviction) RQ cannot even register a worker; the child
 then runs the loop outside RQ for a while (its reads, acks and deletes need no memory, so draining
 the stream is what frees it), marks the pipeline stalled, and retries RQ: no crash loop.
 
-The parent, after the forks, runs the process's background duties in threads: the reconciliation
-scheduler (workers/reconcile.py), the Telegram alert sender and its watchers (workers/alerts.py), and
-housekeeping (retention, and updates the web parked in the database while Redis was away).
+The parent, after the forks, runs the process's background duties in plain threads, not RQ jobs: the
+reconciliation scheduler (workers/reconcile.py), the Telegram alert sender and its watchers
+(workers/alerts.py), and housekeeping (retention, and updates the web parked in the database while
+Redis was away). docs/pipeline.md has the whole picture.
 """
 
 from __future__ import annotations

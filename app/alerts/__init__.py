@@ -18,12 +18,10 @@ import redis
 
 from app.alerts.messages import event_alert
 from app.config import Config
-from app.redis_keys import STATS_KEY
+from app.redis_keys import ALERTS_SEEN_PREFIX, ALERTS_STREAM, STATS_KEY
 
 log = logging.getLogger(__name__)
 
-STREAM = "oh:alerts"
-SEEN_PREFIX = "oh:alerts:seen:"
 SEEN_TTL_SECONDS = 3 * 24 * 3600
 STREAM_MAXLEN = 10_000
 
@@ -103,7 +101,11 @@ def _queue(client: redis.Redis, items: list[tuple[str, str, str]]) -> list[int]:
     script = client.register_script(_ANNOUNCE_ONCE)
     pipe = client.pipeline(transaction=False)
     for kind, key, text in items:
-        script(keys=[SEEN_PREFIX + key, STREAM], args=[SEEN_TTL_SECONDS, STREAM_MAXLEN, kind, text], client=pipe)
+        script(
+            keys=[ALERTS_SEEN_PREFIX + key, ALERTS_STREAM],
+            args=[SEEN_TTL_SECONDS, STREAM_MAXLEN, kind, text],
+            client=pipe,
+        )
     return pipe.execute()
 
 

@@ -25,13 +25,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
 from app.config import Config
-from app.metrics import ingest_backlog, pipeline_stalled, probe_client
+from app.pipeline_status import ingest_backlog, pipeline_stalled
+from app.redis_conn import probe_client
+from app.redis_keys import READY_KEY_PREFIX
 
 bp = Blueprint("health", __name__)
 
 #: Per-check deadline in seconds (the database's statement timeout is a little shorter).
 CHECK_TIMEOUT_SECONDS = 0.8
-READY_KEY_PREFIX = "oh:readyz:"
 
 _engine_lock = threading.Lock()
 _engines: dict[tuple[int, str], Engine] = {}

@@ -20,10 +20,9 @@ from collections.abc import Iterator
 import redis
 from flask import Blueprint, Response, current_app
 
-from app import sessions
 from app.api.auth import current_session, unauthorized
 from app.api.responses import error_response
-from app.live import CHANNEL
+from app.redis_keys import LIVE_CHANNEL, SESSION_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +100,7 @@ class Hub:
             pubsub = None
             try:
                 pubsub = self.client.pubsub()
-                pubsub.subscribe(CHANNEL)
+                pubsub.subscribe(LIVE_CHANNEL)
                 delay = 0.5
                 while not self.closing:
                     message = pubsub.get_message(timeout=TICK_SECONDS)
@@ -203,6 +202,6 @@ def _events(box: queue.Queue, client: redis.Redis, sid: str | None) -> Iterator[
 def _session_alive(client: redis.Redis, sid: str) -> bool:
     """The stream's session still exists (sign-out elsewhere ends the stream); Redis trouble keeps it open."""
     try:
-        return bool(client.exists(sessions.SESSION_PREFIX + sid))
+        return bool(client.exists(SESSION_PREFIX + sid))
     except redis.RedisError:
         return True

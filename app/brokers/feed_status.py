@@ -12,11 +12,11 @@ from typing import Any
 
 import redis
 
+from app.redis_keys import feed_status_key
 from app.times import utc_now_iso
 
 log = logging.getLogger("workers.feeds")
 
-KEY_PREFIX = "oh:feeds:"
 #: How often a running connector refreshes `updated_at`, so a reader can tell a dead process.
 ALIVE_INTERVAL_SECONDS = 15.0
 #: A running connector whose `updated_at` is older than this is reported `stale` by the API.
@@ -41,11 +41,6 @@ class FeedState:
 INT_FIELDS = ("reconnects", "messages", "events", "duplicates", "invalid", "pid")
 
 
-def status_key(name: str) -> str:
-    """The Redis hash of one connector."""
-    return KEY_PREFIX + name
-
-
 class StatusPublisher:
     """Writes one connector's hash; a Redis outage is logged, never fatal to the connector."""
 
@@ -53,7 +48,7 @@ class StatusPublisher:
         self.client = client
         self.name = name
         self.broker = broker
-        self.key = status_key(name)
+        self.key = feed_status_key(name)
 
     async def reset(self) -> None:
         """A fresh record at start-up: counters from zero, this process's pid."""
@@ -98,7 +93,7 @@ class StatusPublisher:
 
 def read_status(client: redis.Redis, name: str) -> dict[str, Any] | None:
     """One connector's published state with typed values, or None if it never ran."""
-    raw = client.hgetall(status_key(name))
+    raw = client.hgetall(feed_status_key(name))
     if not raw:
         return None
     data: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}

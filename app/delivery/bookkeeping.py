@@ -16,9 +16,9 @@ import sqlalchemy as sa
 
 from app.db import consumers, deliveries, delivery_attempts, events, raw_postbacks, utcnow
 from app.delivery.policy import Outcome, next_delay
-from app.delivery.schedule import due_key, make_due, schedule_now
+from app.delivery.schedule import make_due, schedule_now
 from app.rawlog import with_raw
-from app.redis_keys import STATS_KEY
+from app.redis_keys import STATS_KEY, due_key
 from app.store import forget_consumers
 
 log = logging.getLogger(__name__)

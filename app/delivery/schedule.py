@@ -13,12 +13,7 @@ import redis
 import sqlalchemy as sa
 
 from app.db import as_utc, deliveries, utcnow
-from app.redis_keys import CLAIM_DUE, CONSUMERS_KEY, DUE_PREFIX
-
-
-def due_key(consumer_id: str) -> str:
-    """The consumer's due set."""
-    return DUE_PREFIX + consumer_id
+from app.redis_keys import CLAIM_DUE, CONSUMERS_KEY, due_key
 
 
 def make_due(pipe, by_consumer: dict[str, dict[str, float]]) -> None:

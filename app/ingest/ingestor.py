@@ -19,10 +19,10 @@ from app.events import OrderEvent
 from app.exceptions import NotDurableError
 from app.ingest.circuit import Circuit
 from app.ingest.fallback import DatabaseFallback, Fallback, FallbackError, SpoolFallback
-from app.ingest.keys import DEDUP_PREFIX
 from app.ingest.queue import QueuedUpdate, RedisQueue
 from app.ingest.replay import Replayer, replay_pending
 from app.ingest.serialize import event_json
+from app.redis_keys import DEDUP_PREFIX
 
 
 class Ingestor:

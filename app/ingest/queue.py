@@ -11,13 +11,15 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
-from app.ingest.keys import CLIENT_NAME, STREAM
 from app.ingest.scripts import DEDUP_AND_APPEND, DEDUP_AND_APPEND_MANY, DEDUP_AND_APPEND_SHA
+from app.redis_keys import STREAM
 
 # A fallback makes waiting on Redis pointless: fail within a second instead of redis-py's default
 # retries with backoff (~4.6 s measured on a dead server), well inside Kite's 2-3 s sender timeout.
 INGEST_SOCKET_TIMEOUT = 1.0
 INGEST_CONNECT_TIMEOUT = 0.5
+#: CLIENT SETNAME of the request path's connections (so `CLIENT LIST` shows how many the web holds).
+CLIENT_NAME = "orderhook-ingest"
 _POOL_INTERNALS = ("maint_notifications", "orig_", "himport_registry")
 
 

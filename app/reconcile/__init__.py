@@ -14,16 +14,10 @@ import logging
 
 import redis
 
+from app.redis_keys import reconcile_request_key
+
 log = logging.getLogger(__name__)
 
-#: A run asked for (value: why); the worker's scheduler takes it with GETDEL.
-REQUEST_KEY = "oh:reconcile:request:{broker}"
-#: One run per broker at a time, across processes and machines.
-LEASE_KEY = "oh:reconcile:lease:{broker}"
-#: Last run of a broker (hash: started_at, finished_at, orders_seen, updates_found, last_error, runs, errors...).
-STATUS_KEY = "oh:reconcile:status:{broker}"
-#: Orders whose postback terminal could not be confirmed (hash: order_id -> JSON {since, error}).
-UNCONFIRMED_KEY = "oh:reconcile:unconfirmed:{broker}"
 #: A request older than this is dropped (no worker took it): the next periodic run covers it anyway.
 REQUEST_TTL_SECONDS = 3600
 
@@ -34,7 +28,7 @@ def request_reconcile(client: redis.Redis, broker: str, reason: str) -> bool:
     Cheap and safe on any path: one SET; several requests before the run are one run.
     """
     try:
-        client.set(REQUEST_KEY.format(broker=broker), reason[:200] or "requested", ex=REQUEST_TTL_SECONDS)
+        client.set(reconcile_request_key(broker), reason[:200] or "requested", ex=REQUEST_TTL_SECONDS)
     except redis.RedisError as exc:
         log.warning("could not request a %s reconciliation (%s); the periodic run will cover it", broker, exc)
         return False

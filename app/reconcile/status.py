@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from app.reconcile import STATUS_KEY, UNCONFIRMED_KEY
+from app.redis_keys import reconcile_status_key, reconcile_unconfirmed_key
 
 #: Hash fields other parts may read (docs/reconcile.md): counters are integers, times ISO 8601 UTC.
 FIELDS = (
@@ -47,12 +47,12 @@ class RunResult:
 
 def mark_started(client: redis.Redis, broker: str, started_at: str, reason: str) -> None:
     """Note that a run began (finished_at stays the previous run's until this one ends)."""
-    client.hset(STATUS_KEY.format(broker=broker), mapping={"started_at": started_at, "reason": reason[:200]})
+    client.hset(reconcile_status_key(broker), mapping={"started_at": started_at, "reason": reason[:200]})
 
 
 def mark_finished(client: redis.Redis, result: RunResult) -> None:
     """Record the run's outcome; last_error is empty when the run succeeded."""
-    key = STATUS_KEY.format(broker=result.broker)
+    key = reconcile_status_key(result.broker)
     pipe = client.pipeline(transaction=True)
     pipe.hset(
         key,
@@ -69,7 +69,7 @@ def mark_finished(client: redis.Redis, result: RunResult) -> None:
     if result.error:
         pipe.hincrby(key, "errors", 1)
         pipe.hset(key, "last_error_at", result.finished_at or "")
-    unconfirmed = UNCONFIRMED_KEY.format(broker=result.broker)
+    unconfirmed = reconcile_unconfirmed_key(result.broker)
     if result.resolved:
         pipe.hdel(unconfirmed, *sorted(result.resolved))
     if result.unconfirmed:
@@ -85,7 +85,7 @@ def mark_finished(client: redis.Redis, result: RunResult) -> None:
 
 def read_status(client: redis.Redis, broker: str) -> dict[str, Any] | None:
     """The broker's last run as plain values, or None before its first run."""
-    raw = client.hgetall(STATUS_KEY.format(broker=broker))
+    raw = client.hgetall(reconcile_status_key(broker))
     if not raw:
         return None
     status: dict[str, Any] = {}
@@ -102,7 +102,7 @@ def read_status(client: redis.Redis, broker: str) -> dict[str, Any] | None:
 def read_unconfirmed(client: redis.Redis, broker: str, limit: int = 100) -> list[dict[str, Any]]:
     """Orders whose postback terminal could not be confirmed, with why (at most `limit`)."""
     items = []
-    for order_id, value in client.hgetall(UNCONFIRMED_KEY.format(broker=broker)).items():
+    for order_id, value in client.hgetall(reconcile_unconfirmed_key(broker)).items():
         try:
             detail = json.loads(value)
         except ValueError:

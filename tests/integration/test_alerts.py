@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
 from dataclasses import replace
 
@@ -10,12 +12,14 @@ import pytest
 import requests
 import responses
 import sqlalchemy as sa
+from redis.exceptions import LockError
 
 from app.alerts import AlertSettings, announce, on_stored, settings_from
 from app.alerts.messages import event_line
 from app.alerts.telegram import Refused, RetryAfter, TelegramClient, Unavailable
 from app.config import load_config
 from app.db import deliveries, utcnow
+from app.redis_keys import ALERTS_LOCK_KEY
 from tests.support.fakes.telegram import BOT_TOKEN, CHAT_ID, FakeTelegram
 from workers.alerts import AlertSender
 
@@ -60,7 +64,8 @@ def sender_for(services, telegram):
 
     yield make
     for sender in made:
-        sender.lease.release()
+        with contextlib.suppress(LockError):  # a sender that never took the lock holds nothing
+            sender.lock.release()
 
 
 # What a line says:
@@ -228,15 +233,35 @@ def test_a_sender_that_died_leaves_its_lines_for_the_next(services, telegram, se
     assert telegram.texts() == ["REJECTED kite 9"]
 
 
+def test_one_sender_at_a_time_holds_the_lock_from_its_own_thread(services, telegram, sender_for):
+    stop = threading.Event()
+    first, second = sender_for(stop=stop), sender_for()
+    runner = threading.Thread(target=first.run, daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 5
+    while not services.redis.exists(ALERTS_LOCK_KEY) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not second._hold_lock()  # another process's sender waits
+    announce(services.redis, first.settings, "REJECTED", "k", "REJECTED kite 10")
+    deadline = time.monotonic() + 5
+    while not telegram.texts() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert telegram.texts() == ["REJECTED kite 10"]
+    stop.set()
+    runner.join(timeout=5)
+    assert not services.redis.exists(ALERTS_LOCK_KEY)  # released on the way out
+    assert second._hold_lock()
+
+
 # Watchers:
 
 
 def test_a_feed_down_for_over_the_threshold_is_announced_once(services, telegram, sender_for):
-    from app.brokers.feed_status import status_key
+    from app.redis_keys import feed_status_key
 
     services.config = replace(services.config, feeds=("kite",))
     services.redis.hset(
-        status_key("kite"),
+        feed_status_key("kite"),
         mapping={
             "name": "kite",
             "state": "running",
@@ -257,11 +282,11 @@ def test_a_feed_down_for_over_the_threshold_is_announced_once(services, telegram
 
 
 def test_a_refused_feed_is_announced_at_once(services, telegram, sender_for):
-    from app.brokers.feed_status import status_key
+    from app.redis_keys import feed_status_key
 
     services.config = replace(services.config, feeds=("dhan",))
     services.redis.hset(
-        status_key("dhan"),
+        feed_status_key("dhan"),
         mapping={"state": "auth_failed", "last_error": "Dhan refused the access token", "updated_at": "t1"},
     )
     sender = sender_for()

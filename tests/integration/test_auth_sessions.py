@@ -8,6 +8,7 @@ import pytest
 
 from app import create_app, sessions
 from app.config import load_config
+from app.redis_keys import SESSION_PREFIX
 from app.services import Services
 from app.web import bp as web_bp  # noqa: F401 - imported so monkeypatching the module below is explicit
 from tests.support.env import ADMIN_TOKEN, make_env
@@ -62,7 +63,7 @@ def test_cookie_is_secure_behind_an_https_proxy(client):
 def test_session_has_an_idle_expiry_in_redis(client, services):
     sign_in(client)
     sid = client.get_cookie(sessions.COOKIE_NAME).value
-    ttl = services.redis.ttl(sessions.SESSION_PREFIX + sid)
+    ttl = services.redis.ttl(SESSION_PREFIX + sid)
     assert 0 < ttl <= sessions.IDLE_SECONDS
 
 
@@ -97,17 +98,17 @@ def test_failed_sign_ins_are_slowed_down(client, monkeypatch):
 
 
 def test_failed_sign_ins_are_rate_limited_per_client(client):
-    for _ in range(sessions.SIGN_IN_LIMIT.failures):
+    for _ in range(sessions.SIGN_IN_LIMIT.amount):
         assert sign_in(client, token="nope").status_code == 401
     blocked = sign_in(client)  # even the right token waits: no oracle for a guesser
     assert blocked.status_code == 429 and "error" in blocked.get_json()
-    assert 0 < int(blocked.headers["Retry-After"]) <= sessions.SIGN_IN_LIMIT.window
+    assert 0 < int(blocked.headers["Retry-After"]) <= sessions.SIGN_IN_LIMIT.get_expiry()
     other = client.post("/signin", data={"token": ADMIN_TOKEN}, environ_base={"REMOTE_ADDR": "203.0.113.7"})
     assert other.status_code == 200  # another client (its address as ProxyFix or the peer gives it)
 
 
 def test_wrong_bearer_tokens_are_rate_limited_per_client(client):
-    for _ in range(sessions.BEARER_LIMIT.failures):
+    for _ in range(sessions.BEARER_LIMIT.amount):
         assert client.get("/api/orders", headers={"Authorization": "Bearer wrong"}).status_code == 401
     blocked = client.get("/api/orders", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert blocked.status_code == 429 and blocked.headers["Retry-After"].isdigit()
@@ -117,7 +118,7 @@ def test_wrong_bearer_tokens_are_rate_limited_per_client(client):
 
 
 def test_requests_without_credentials_are_not_counted(client):
-    for _ in range(sessions.BEARER_LIMIT.failures + 5):
+    for _ in range(sessions.BEARER_LIMIT.amount + 5):
         assert client.get("/api/orders").status_code == 401
     assert client.get("/api/orders", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).status_code == 200
 

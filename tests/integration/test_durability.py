@@ -29,7 +29,8 @@ import requests
 
 from app.events import OrderEvent
 from app.exceptions import NotDurableError
-from app.ingest import DEDUP_PREFIX, STREAM, Ingestor
+from app.ingest import Ingestor
+from app.redis_keys import DEDUP_PREFIX, STREAM
 from app.spool import SpoolRecord, SpoolWriter, claim_file, replay_claimed, spool_files
 from tests.support.env import ADMIN_TOKEN, KITE_SECRET, make_env
 from tests.support.helpers import load_fixture

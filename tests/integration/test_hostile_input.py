@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.brokers.spec import SIGNED
-from app.sessions import LIMIT_PREFIX
+from app.redis_keys import RATE_LIMIT_PREFIX
 from tests.support.env import ADMIN_TOKEN, POSTBACK_TOKEN
 from tests.support.procs import free_port, start_web
 from tests.support.samples import POSTBACK_SPECS, all_postback_samples
@@ -347,7 +347,7 @@ def test_gunicorn_answers_hostile_requests_with_json(env, tmp_path):
         # The fuzzing sent hundreds of wrong bearer tokens from this address: it is rate-limited now (429,
         # even with the right token). Start the oversize checks with a clean slate.
         client = redis.Redis.from_url(env["REDIS_URL"])
-        for key in client.scan_iter(match=LIMIT_PREFIX + "*"):
+        for key in client.scan_iter(match=RATE_LIMIT_PREFIX + ":*"):
             client.delete(key)
         big = b'{"order_id": "' + b"9" * (2 * MAX_BODY) + b'"}'
         for path in (*GENUINE_PATHS, "/api/feeds/dhan-web/login-frame"):

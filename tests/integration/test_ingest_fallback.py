@@ -15,8 +15,9 @@ import sqlalchemy as sa
 from app.db import make_engine
 from app.events import OrderEvent
 from app.exceptions import NotDurableError
-from app.ingest import DEDUP_PREFIX, STREAM, Ingestor, replay_pending
+from app.ingest import Ingestor, replay_pending
 from app.ingest.fallback import DatabaseFallback, ingest_fallback
+from app.redis_keys import DEDUP_PREFIX, STREAM
 from tests.integration.test_durability import make_event
 from tests.support.procs import OwnRedis, free_port, wait_until
 

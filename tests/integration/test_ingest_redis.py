@@ -22,9 +22,10 @@ import redis
 
 from app.config import load_config
 from app.exceptions import ConfigurationError
-from app.ingest import STREAM, Ingestor
-from app.ingest.keys import CLIENT_NAME
+from app.ingest import Ingestor
+from app.ingest.queue import CLIENT_NAME
 from app.redis_conn import connect, redis_memory_warnings, redis_policy_problems
+from app.redis_keys import STREAM
 from app.services import Services
 from tests.integration.test_durability import make_event
 from tests.support.env import ROOT, make_env

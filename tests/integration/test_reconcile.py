@@ -14,9 +14,9 @@ from app.brokers import rest as client_base
 from app.config import load_config
 from app.db import events as events_table
 from app.db import orders
-from app.reconcile import REQUEST_KEY, STATUS_KEY
 from app.reconcile.engine import reconcile_broker
 from app.reconcile.status import read_status
+from app.redis_keys import reconcile_lock_key, reconcile_request_key, reconcile_status_key
 from app.services import Services, set_services
 from app.times import utc_iso
 from tests.support.env import ADMIN_TOKEN, KITE_SECRET, make_env
@@ -314,7 +314,7 @@ def test_api_requests_runs_and_refuses_plainly(svc, web, redis_url, sqlite_url, 
     assert web.post("/api/reconcile").status_code == 401
     answer = web.post("/api/reconcile?broker=kite", headers=AUTH)
     assert answer.status_code == 202 and answer.get_json()["requested"] == ["kite"]
-    assert svc.redis.get(REQUEST_KEY.format(broker="kite")) is not None
+    assert svc.redis.get(reconcile_request_key("kite")) is not None
     everything = web.post("/api/reconcile", headers=AUTH)
     assert everything.status_code == 202 and everything.get_json()["requested"] == ["kite", "dhan", "flattrade"]
     assert web.post("/api/reconcile?broker=nope", headers=AUTH).status_code == 400
@@ -322,7 +322,7 @@ def test_api_requests_runs_and_refuses_plainly(svc, web, redis_url, sqlite_url, 
     assert {b["broker"] for b in listed["brokers"]} == {"kite", "dhan", "flattrade"}
     assert all(b["runs"] == 0 and b["last_error"] is None for b in listed["brokers"])
     reconcile_broker(svc, "kite", reason="test")
-    assert svc.redis.hget(STATUS_KEY.format(broker="kite"), "runs") == b"1"
+    assert svc.redis.hget(reconcile_status_key("kite"), "runs") == b"1"
 
 
 def test_without_credentials_nothing_is_reconciled_and_terminals_stay_sticky(
@@ -375,7 +375,7 @@ def test_missed_order_and_forged_cancel_on_both_databases(redis_client, redis_ur
 
 
 def test_scheduler_serves_requests_interval_and_claims(svc, fakes, web, monkeypatch):
-    from app.reconcile import LEASE_KEY, request_reconcile
+    from app.reconcile import request_reconcile
     from workers import reconcile as job
 
     scheduler = job.Scheduler(svc)
@@ -384,7 +384,7 @@ def test_scheduler_serves_requests_interval_and_claims(svc, fakes, web, monkeypa
     assert scheduler.due("kite", now) is None
     request_reconcile(svc.redis, "kite", "feed reconnected")
     assert scheduler.due("kite", now) == "feed reconnected"
-    assert svc.redis.get(REQUEST_KEY.format(broker="kite")) is None
+    assert svc.redis.get(reconcile_request_key("kite")) is None
     assert scheduler.due("kite", now + 301) == "periodic"
 
     rows = kite_lifecycle("251128000000130")
@@ -395,13 +395,13 @@ def test_scheduler_serves_requests_interval_and_claims(svc, fakes, web, monkeypa
     assert "kite" in scheduler.due_claims and "dhan" not in scheduler.due_claims
     assert scheduler.due("kite", scheduler.due_claims["kite"] + 0.1) == "confirm postback"
 
-    svc.redis.set(LEASE_KEY.format(broker="kite"), "someone-else", px=5000)
+    svc.redis.set(reconcile_lock_key("kite"), "someone-else", px=5000)
     assert job.run_reconcile("kite", "again", svc) is None  # another process runs it: the request is kept
-    assert svc.redis.get(REQUEST_KEY.format(broker="kite")) == b"again"
-    svc.redis.delete(LEASE_KEY.format(broker="kite"))
+    assert svc.redis.get(reconcile_request_key("kite")) == b"again"
+    svc.redis.delete(reconcile_lock_key("kite"))
     result = job.run_reconcile("kite", "again", svc)
     assert result is not None and result.confirmations == 1
-    assert svc.redis.get(LEASE_KEY.format(broker="kite")) is None
+    assert svc.redis.get(reconcile_lock_key("kite")) is None
 
 
 def test_interval_setting(redis_client, redis_url, sqlite_url, tmp_path, fakes):

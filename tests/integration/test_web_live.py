@@ -10,6 +10,7 @@ import redis
 
 from app import live
 from app.api import stream
+from app.redis_keys import LIVE_CHANNEL
 from app.store import StoredBatch
 from tests.support.env import KITE_SECRET
 from tests.support.helpers import load_fixture, run_pipeline, sign_kite
@@ -33,7 +34,7 @@ def messages_from(pubsub, want: int, timeout: float = 10.0) -> list[dict]:
 
 def test_the_worker_publishes_one_message_per_touched_order_after_storage(client, services):
     pubsub = services.redis.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(live.CHANNEL)
+    pubsub.subscribe(LIVE_CHANNEL)
     post(
         client,
         order_id="P-1",
@@ -81,18 +82,18 @@ def test_hub_fans_one_subscription_out_to_every_stream(services):
     hub.start(services.redis)
     assert hub.subscribed.wait(10)
     boxes = [hub.join() for _ in range(3)]
-    services.redis.publish(live.CHANNEL, '{"type":"order"}')
+    services.redis.publish(LIVE_CHANNEL, '{"type":"order"}')
     for box in boxes:
         assert box.get(timeout=10) == '{"type":"order"}'
     hub.leave(boxes[0])
-    services.redis.publish(live.CHANNEL, "second")
+    services.redis.publish(LIVE_CHANNEL, "second")
     assert boxes[1].get(timeout=10) == "second"
     try:
         boxes[0].get(timeout=0.5)
         raise AssertionError("a stream that left still got messages")
     except queue.Empty:
         pass
-    clients = services.redis.execute_command("PUBSUB", "NUMSUB", live.CHANNEL)
+    clients = services.redis.execute_command("PUBSUB", "NUMSUB", LIVE_CHANNEL)
     assert clients[1] == 1  # one Redis subscription however many streams
     hub.close()
 

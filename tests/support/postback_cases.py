@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from app.brokers.registry import BY_NAME
-from app.ingest import STREAM
+from app.redis_keys import STREAM
 from tests.support.samples import postback_samples
 
 

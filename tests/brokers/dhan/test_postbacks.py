@@ -10,7 +10,7 @@ import pytest
 from app.brokers.dhan.adapter import DhanAdapter
 from app.config import load_config
 from app.events import OrderStatus
-from app.ingest import STREAM
+from app.redis_keys import STREAM
 from tests.support.env import POSTBACK_TOKEN
 from tests.support.helpers import body, content, fixture_bytes, load_fixture
 from tests.support.postback_cases import TokenSecurityCases

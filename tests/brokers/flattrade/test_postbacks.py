@@ -7,7 +7,7 @@ import pytest
 from app.brokers.flattrade.adapter import FlattradeAdapter
 from app.config import load_config
 from app.events import OrderStatus
-from app.ingest import STREAM
+from app.redis_keys import STREAM
 from tests.support.env import POSTBACK_TOKEN
 from tests.support.helpers import body, content, load_fixture
 from tests.support.postback_cases import TokenSecurityCases

@@ -10,7 +10,7 @@ from app.brokers.jainam.adapter import JainamAdapter
 from app.brokers.registry import is_known_status
 from app.config import load_config
 from app.events import OrderStatus
-from app.ingest import STREAM
+from app.redis_keys import STREAM
 from tests.support.env import POSTBACK_TOKEN
 from tests.support.fakes.samples import JAINAM_ORD_NRML_SEED, jainam_order
 from tests.support.helpers import body
