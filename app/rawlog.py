@@ -1,7 +1,7 @@
 """The raw postback log is the only copy of a body: `raw` is rebuilt from it whenever an event leaves.
 
-`raw_postbacks.body` keeps the bytes as received; `events.data` has no `raw` (issue 12: a 65 kB
-postback was stored twice). The forwarded event and the API's event list both get their `raw` from
+`raw_postbacks.body` keeps the bytes as received; `events.data` has no `raw` (a 65 kB
+postback would be stored twice otherwise). The forwarded event and the API's event list both get their `raw` from
 `raw_view`, so what leaves is the same everywhere, and every secret key a broker's spec declares (Kite's checksum:
 one leaked checksum forges any status of its order) is blanked by app.brokers.redaction.redact_raw.
 """

@@ -88,8 +88,8 @@ def probe_client(config: Config) -> redis.Redis:
 
 def redis_policy_problems(client: redis.Redis) -> list[str]:
     """What makes this Redis unsafe for acknowledged updates: an evicting maxmemory-policy (allkeys-*,
-    volatile-*) drops stream entries, dedup keys and leases under memory pressure (issue 12: 9 % of
-    acknowledged postbacks lost). Empty when the policy is safe. Redis errors raise."""
+    volatile-*) drops stream entries, dedup keys and leases under memory pressure (9 % of
+    acknowledged postbacks were lost in a test at maxmemory). Empty when the policy is safe. Redis errors raise."""
     policy = _maxmemory_policy(client)
     if policy in SAFE_POLICIES:
         return []

@@ -1,4 +1,4 @@
-"""Retention (issue 11, RETENTION_DAYS): old raw postbacks, events, deliveries and idle orders are pruned.
+"""Retention (RETENTION_DAYS, docs/deploy.md): old raw postbacks, events, deliveries and idle orders are pruned.
 
 Pruned in small transactions so a large backlog never holds a long lock. Never pruned: a pending
 delivery, the event and raw body it still needs, and the encrypted feed secrets (their own table).

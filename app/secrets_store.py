@@ -4,7 +4,7 @@ The 703-byte frame (docs/brokers.md §4.3) is a web-session credential. It is en
 FEEDS_SECRET_KEY (else a key derived from ADMIN_TOKEN) and kept in its own table, `feed_secrets`
 (migration 0005), which nothing else reads, joins or prunes; the API never returns it in full, only
 its size and when it was stored. The web process writes it and the feeds process reads it through
-DATABASE_URL, so they may run on machines that share no disk (issue 11: dynos). See docs/deploy.md.
+DATABASE_URL, so they may run on machines that share no disk (Heroku dynos). See docs/deploy.md.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def decode_login_frame(body: bytes | str) -> bytes:
     if not text:
         raise ValueError("body is empty: send the base64 text of the 703-byte Dhan web login frame")
     if text.isascii() and len(text) % 4 in (2, 3):
-        text += "=" * (-len(text) % 4)  # unpadded base64 (issue 12): the padding is implied by the length
+        text += "=" * (-len(text) % 4)  # unpadded base64: the padding is implied by the length
     try:
         altchars = b"-_" if ("-" in text or "_" in text) else None
         frame = base64.b64decode(text.encode("ascii", errors="strict"), altchars=altchars, validate=True)

@@ -37,7 +37,7 @@ KINDS = (
     "unknown_status",
     "reconcile_error",
 )
-#: docs/interface.md's default, plus the two issue 9 asks to be heard about whatever the list says
+#: docs/interface.md's default, plus two kinds always heard about whatever the list says
 #: (an unknown status word and a failed reconciliation both mean an update may be wrong or missing).
 DEFAULT_ALERT_ON = ("REJECTED", "PARTIALLY_FILLED", "FILLED", "feed_down", "delivery_failed")
 ALWAYS_ON = ("unknown_status", "reconcile_error")

@@ -87,7 +87,7 @@ def delivery_id_or_none(text: str) -> int | None:
     """A delivery id in ASCII digits within the column's range; anything else names no delivery.
 
     Flask's int converter reads Unicode digits ('/api/deliveries/\u0661' would be delivery 1): ids arrive
-    as text and only ASCII digits count (issue 12).
+    as text and only ASCII digits count (docs/api.md).
     """
     if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) > MAX_ID:
         return None

@@ -21,7 +21,7 @@ VERSION = "1.0.0"
 BROKERS = list(BROKER_NAMES)
 STATUSES = ["PENDING", "OPEN", "TRIGGER_PENDING", "PARTIALLY_FILLED", "FILLED", "CANCELLED", "REJECTED", "EXPIRED"]
 ADMIN = [{"bearer": []}]
-#: Admin text input is printable ASCII (issue 12), at most 512 characters.
+#: Admin text input is printable ASCII (docs/api.md), at most 512 characters.
 TEXT = {"type": "string", "pattern": "^[ -~]{0,512}$"}
 
 

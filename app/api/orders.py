@@ -1,6 +1,6 @@
 """GET /api/orders and /api/orders/<broker>/<order_id>: current states and their events (docs/api.md).
 
-Also the admin API's query helpers: ASCII-only numbers, opaque cursors, `since` times (issue 12: a
+Also the admin API's query helpers: ASCII-only numbers, opaque cursors, `since` times (docs/api.md: a
 ligature or an Arabic-Indic digit in admin input is refused, never read as its ASCII look-alike).
 """
 
@@ -186,7 +186,7 @@ def get_order(broker: str, order_id: str):
         .where(events.c.broker == broker, events.c.order_id == order_id, events.c.sequence > after)
     )
     # One statement: the state and its events come from the same snapshot on SQLite and PostgreSQL
-    # alike, so `event_count` always agrees with the events listed (issue 9). The state row is seq 0.
+    # alike, so `event_count` always agrees with the events listed (docs/api.md). The state row is seq 0.
     snapshot = sa.union_all(state_row, event_rows).order_by("seq").limit(limit + 2)
     body: dict[str, Any] | None = None
     listed: list[dict] = []

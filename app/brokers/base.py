@@ -105,7 +105,7 @@ class BrokerAdapter:
         if self.schema is None:
             raise NotImplementedError(f"{type(self).__name__} must declare a schema")
         try:
-            # integration: (ingest) the schema compiled once into a fast loader; errors still come from
+            # The schema compiled once into a fast loader; errors still come from
             # marshmallow (app/wire/loader.py compile_loader: 56 -> 15 us per Kite body).
             data = loader_for(self.schema)(canonical_keys(payload, strict=self.strict_keys))
         except ValidationError as exc:
@@ -113,7 +113,7 @@ class BrokerAdapter:
             spelled = _spellings(payload)
             named = {spelled.get(key, key): value for key, value in messages.items()}
             raise PostbackPayloadError(f"invalid {self.name} order update: {_flatten(named)}") from None
-        # integration: (ingest) a status word must be ASCII: "ﬁlled" upper-cases to "FILLED" (issue 12).
+        # A status word must be ASCII: "ﬁlled" upper-cases to "FILLED" (docs/ingest.md).
         if not is_ascii_text(data.get("status")):
             raise PostbackPayloadError(f"invalid {self.name} order update: the status must be ASCII text")
         for name in self._required:

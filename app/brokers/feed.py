@@ -97,7 +97,7 @@ def with_query(url: str, **params: str) -> str:
 
 
 def json_text(value: Any) -> str:
-    """Compact JSON, as the brokers' docs spell their frames (issue 4)."""
+    """Compact JSON, as the brokers' docs spell their frames (docs/brokers.md)."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 

@@ -1,7 +1,7 @@
 """What a broker package declares about itself, as plain data every registry is derived from.
 
 Specs import nothing from the rest of the app (app/config.py and app/events.py read them at import
-time), so statuses are spelled as strings here; tests/test_registry.py checks them against OrderStatus.
+time), so statuses are spelled as strings here; tests/unit/test_registry.py checks them against OrderStatus.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The Dhan web login frame moves off the local disk into its own table (issue 11: dynos share no disk).
+"""The Dhan web login frame moves off the local disk into its own table (Heroku dynos share no disk).
 
 Revision ID: 0005
 Revises: 0002

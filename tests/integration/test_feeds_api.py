@@ -107,7 +107,7 @@ def test_web_and_feeds_on_machines_that_share_no_disk(build, admin_headers, tmp_
     feeds_config = load_config(
         {**build.env, "FEEDS_SECRET_KEY": FEED_KEY, "INSTANCE_PATH": str(tmp_path / "feeds-dyno")}
     )
-    reader = DhanWebFrameStore(feeds_config)  # as workers/feeds/dhan_web.py builds it: config only
+    reader = DhanWebFrameStore(feeds_config)  # as the dhan_web connector builds it: config only
     assert reader.version() is None and reader.load() is None
     frame = dhan_web_login_frame(token="f" * 32)
     assert api_client(web).put(URL, data=b64(frame), headers=admin_headers).status_code == 201

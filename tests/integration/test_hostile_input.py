@@ -363,7 +363,7 @@ def test_gunicorn_answers_hostile_requests_with_json(env, tmp_path):
         web.stop()
 
 
-# Headers and encodings (ingest, issue 12): hostile header values never give a 5xx; any Content-Encoding
+# Headers and encodings: hostile header values never give a 5xx; any Content-Encoding
 # but identity is a 415 that says so, whatever the body.
 
 header_value = st.one_of(

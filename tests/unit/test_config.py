@@ -158,7 +158,7 @@ def test_a_short_admin_token_is_warned_about_not_fatal(caplog):
 
 @pytest.mark.parametrize("name", ["REDIS_URL", "DATABASE_URL"])
 def test_production_refuses_to_start_without_shared_redis_or_database(name):
-    """issue 11: the embedded Redis and SQLite live on one machine's disk; production names what is missing."""
+    """The embedded Redis and SQLite live on one machine's disk; production names what is missing."""
     env = dict(GOOD)
     env.pop(name)
     with pytest.raises(ConfigurationError, match=f"{name} is not set"):

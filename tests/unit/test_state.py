@@ -163,7 +163,7 @@ def test_an_average_from_a_smaller_fill_is_not_kept_for_a_larger_one():
     assert fold([done, first])["average_price"] is None
 
 
-# A forged status cannot stick (issue 12; docs/reconcile.md): for a broker with REST credentials a
+# A forged status cannot stick (docs/reconcile.md): for a broker with REST credentials a
 # terminal status by postback is a claim until the broker's own answer (a reconcile event) settles it.
 
 KITE = frozenset({"kite"})
