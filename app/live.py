@@ -1,4 +1,4 @@
-"""Live updates for the blotter: the worker publishes each stored change on Redis pub/sub channel `oh:live`.
+"""Live updates for the blotter: the worker publishes each stored change on Redis pub/sub channel `oh:live:<db>`.
 
 Publishing happens after the batch is committed, in the worker (never on the postback's request
 path). One compact JSON message per touched order: its public state after the batch and a summary of
@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from app.redis_keys import LIVE_CHANNEL
+from app.redis_conn import database_of
+from app.redis_keys import live_channel
 from app.state import public_view
 
 if TYPE_CHECKING:
@@ -52,14 +53,15 @@ def messages(batch: StoredBatch, published_at: float | None = None) -> list[str]
 
 
 def publish_stored(client: redis.Redis, batch: StoredBatch) -> int:
-    """PUBLISH the batch's changes on `oh:live`; returns messages sent (0 when Redis refuses: logged, not raised)."""
+    """PUBLISH the batch's changes on oh:live:<db>; the number sent (0 when Redis refuses: logged, not raised)."""
     bodies = messages(batch)
     if not bodies:
         return 0
     try:
+        channel = live_channel(database_of(client))
         pipe = client.pipeline(transaction=False)
         for body in bodies:
-            pipe.publish(LIVE_CHANNEL, body)
+            pipe.publish(channel, body)
         pipe.execute()
     except redis.RedisError as exc:
         log.warning("live update not published (%s); open dashboards catch up on their next snapshot", exc)

@@ -54,6 +54,11 @@ def tls_options(url: str, config: Config) -> dict:
     return {}
 
 
+def database_of(client: redis.Redis) -> int:
+    """The database number a client's connections select (0 when the URL names none)."""
+    return int(client.connection_pool.connection_kwargs.get("db") or 0)
+
+
 def connect(config: Config, **kwargs) -> redis.Redis:
     """A client with short timeouts, so a dead Redis turns into a fast, explicit failure."""
     url = redis_url_for(config)

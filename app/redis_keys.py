@@ -37,6 +37,7 @@ __all__ = [
     "STREAM",
     "due_key",
     "feed_status_key",
+    "live_channel",
     "reconcile_lock_key",
     "reconcile_request_key",
     "reconcile_status_key",
@@ -139,8 +140,15 @@ RATE_LIMIT_PREFIX = "oh:ratelimit"
 DEV_SIGNIN_PREFIX = "oh:dev-signin:"
 #: /readyz's write check, one key per host and process.
 READY_KEY_PREFIX = "oh:readyz:"
-#: Pub/sub channel of stored order changes, from the worker to the web's stream hub.
+#: Pub/sub channel of stored order changes, from the worker to the web's stream hub (see live_channel).
 LIVE_CHANNEL = "oh:live"
+
+
+def live_channel(db: int) -> str:
+    """The live channel of one Redis database: pub/sub ignores database numbers, so two deployments (or test
+    runs) on one server's databases would otherwise see each other's orders."""
+    return f"{LIVE_CHANNEL}:{db}"
+
 
 # Claim up to ARGV[2] members due by ARGV[1], pushing each to ARGV[3] (the visibility deadline): a
 # claimed delivery becomes due again by itself if its worker dies mid-attempt.

@@ -2,7 +2,7 @@
 
 Under gunicorn's gevent workers an open stream costs a greenlet, not a worker, so dashboards never
 hold up postbacks. Each web worker process runs ONE subscriber (a greenlet, started on the first
-stream) on `oh:live` and copies every message to the queues of its connected streams; browsers
+stream) on `oh:live:<db>` and copies every message to the queues of its connected streams; browsers
 never cost a Redis connection each. Streams send a `retry:` hint, a heartbeat comment every 15 s so
 proxies keep idle connections, and end within a second of SIGTERM so a restart is quick; the
 browser's EventSource then reconnects by itself and the page takes a fresh snapshot.
@@ -22,7 +22,8 @@ from flask import Blueprint, Response, current_app
 
 from app.api.auth import current_session, unauthorized
 from app.api.responses import error_response
-from app.redis_keys import LIVE_CHANNEL, SESSION_PREFIX
+from app.redis_conn import database_of
+from app.redis_keys import SESSION_PREFIX, live_channel
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class Hub:
             pubsub = None
             try:
                 pubsub = self.client.pubsub()
-                pubsub.subscribe(LIVE_CHANNEL)
+                pubsub.subscribe(live_channel(database_of(self.client)))
                 delay = 0.5
                 while not self.closing:
                     message = pubsub.get_message(timeout=TICK_SECONDS)

@@ -10,7 +10,8 @@ import redis
 
 from app import live
 from app.api import stream
-from app.redis_keys import LIVE_CHANNEL
+from app.redis_conn import database_of
+from app.redis_keys import live_channel
 from app.store import StoredBatch
 from tests.support.env import KITE_SECRET
 from tests.support.helpers import load_fixture, run_pipeline, sign_kite
@@ -34,7 +35,7 @@ def messages_from(pubsub, want: int, timeout: float = 10.0) -> list[dict]:
 
 def test_the_worker_publishes_one_message_per_touched_order_after_storage(client, services):
     pubsub = services.redis.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(LIVE_CHANNEL)
+    pubsub.subscribe(live_channel(database_of(services.redis)))
     post(
         client,
         order_id="P-1",
@@ -78,22 +79,23 @@ def test_messages_take_the_latest_event_of_each_order():
 
 
 def test_hub_fans_one_subscription_out_to_every_stream(services):
+    channel = live_channel(database_of(services.redis))
     hub = stream.Hub()
     hub.start(services.redis)
     assert hub.subscribed.wait(10)
     boxes = [hub.join() for _ in range(3)]
-    services.redis.publish(LIVE_CHANNEL, '{"type":"order"}')
+    services.redis.publish(channel, '{"type":"order"}')
     for box in boxes:
         assert box.get(timeout=10) == '{"type":"order"}'
     hub.leave(boxes[0])
-    services.redis.publish(LIVE_CHANNEL, "second")
+    services.redis.publish(channel, "second")
     assert boxes[1].get(timeout=10) == "second"
     try:
         boxes[0].get(timeout=0.5)
         raise AssertionError("a stream that left still got messages")
     except queue.Empty:
         pass
-    clients = services.redis.execute_command("PUBSUB", "NUMSUB", LIVE_CHANNEL)
+    clients = services.redis.execute_command("PUBSUB", "NUMSUB", channel)
     assert clients[1] == 1  # one Redis subscription however many streams
     hub.close()
 
