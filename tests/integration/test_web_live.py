@@ -118,3 +118,16 @@ def test_losing_redis_ends_every_stream_so_pages_resnapshot(services):
     boxes = [hub.join() for _ in range(2)]
     hub.cut_all()
     assert [box.get(timeout=1) for box in boxes] == [None, None] and not hub.queues
+
+
+def test_a_deployment_on_another_database_of_the_server_is_not_heard(services):
+    """Pub/sub ignores database numbers: the channel carries the database, so neighbours stay apart."""
+    hub = stream.Hub()
+    hub.start(services.redis)
+    assert hub.subscribed.wait(10)
+    box = hub.join()
+    neighbour = database_of(services.redis) + 1
+    services.redis.publish(live_channel(neighbour), '{"type":"order","from":"the neighbour"}')
+    services.redis.publish(live_channel(database_of(services.redis)), '{"type":"order","from":"us"}')
+    assert box.get(timeout=10) == '{"type":"order","from":"us"}'
+    hub.close()
