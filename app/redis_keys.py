@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "ALERTS_GROUP",
     "ALERTS_LOCK_KEY",
+    "ALERTS_PARTS_KEY",
     "ALERTS_SEEN_PREFIX",
     "ALERTS_STATUS_KEY",
     "ALERTS_STREAM",
@@ -127,6 +128,8 @@ ALERTS_SEEN_PREFIX = "oh:alerts:seen:"
 ALERTS_LOCK_KEY = "oh:alerts:lease"
 #: Hash of what the sender last did (last_sent_at, last_error, sent, dropped).
 ALERTS_STATUS_KEY = "oh:alerts:status"
+#: Hash of alert entry id → characters of that over-long line Telegram has accepted (sent in parts).
+ALERTS_PARTS_KEY = "oh:alerts:parts"
 #: How far the dead-letter watcher has read the deliveries table.
 ALERTS_WATERMARK_KEY = "oh:alerts:watermark:deliveries"
 

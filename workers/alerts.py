@@ -1,9 +1,11 @@
 """The alert sender (one per deployment, by a redis-py Lock) and its watchers, run in the `worker` process.
 
 The sender reads the alert stream through a consumer group (an alert read but not sent stays
-pending for the next sender), joins what is waiting into one message, and posts it to Telegram at
-most once per MIN_INTERVAL_SECONDS (Telegram allows about one message a second per chat), waiting
-out a 429's `retry_after`. Watchers turn what the worker can see into announcements: a feed down
+pending for the next sender), joins what is waiting into messages under Telegram's limit (whole
+lines; a line too long for one message goes as marked parts), and posts one to Telegram at most
+once per MIN_INTERVAL_SECONDS (Telegram allows about one message a second per chat), waiting out a
+429's `retry_after`. A line leaves the stream, counted `sent`, only once Telegram has accepted all
+of it (docs/alerts.md). Watchers turn what the worker can see into announcements: a feed down
 for over a minute or refused, deliveries dead-lettered, a reconciliation that failed.
 """
 
@@ -22,13 +24,23 @@ import sqlalchemy as sa
 from redis.exceptions import LockError
 
 from app.alerts import AlertSettings, announce
-from app.alerts.telegram import Refused, RetryAfter, TelegramClient, TelegramError
+from app.alerts.telegram import (
+    MAX_TEXT,
+    Message,
+    Refused,
+    RetryAfter,
+    TelegramClient,
+    TelegramError,
+    TooLong,
+    next_message,
+)
 from app.brokers.feed_status import STALE_AFTER_SECONDS, FeedState, read_status
 from app.db import as_utc, deliveries
 from app.events import BROKERS
 from app.redis_keys import (
     ALERTS_GROUP,
     ALERTS_LOCK_KEY,
+    ALERTS_PARTS_KEY,
     ALERTS_STATUS_KEY,
     ALERTS_STREAM,
     ALERTS_WATERMARK_KEY,
@@ -45,6 +57,8 @@ CONSUMER = "sender"  # one sender at a time (the lock): one name owns every pend
 LOCK_SECONDS = 30.0
 MIN_INTERVAL_SECONDS = 1.0
 LINES_PER_MESSAGE = 20
+#: A "message is too long" answer halves the sender's limit, down to this many UTF-16 units.
+MIN_TEXT = 512
 WATCH_SECONDS = 2.0
 BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
 #: Several dead letters of one consumer in one pass become one summary line instead of a flood.
@@ -75,6 +89,8 @@ class AlertSender:
         self._last_watch = 0.0
         self._down_since: dict[str, float] = {}
         self._group_ready = False
+        #: UTF-16 units per message: Telegram's limit, halved by each "message is too long" answer.
+        self.limit = MAX_TEXT
 
     def run(self) -> None:
         """Loop until stopped; another process's sender holding the lock makes this one wait."""
@@ -111,43 +127,88 @@ class AlertSender:
     # Sending:
 
     def send_pending(self, block_ms: int) -> int:
-        """Send the lines waiting (first those a dead sender left pending), as one message."""
+        """Send the next message of the lines waiting (first those a dead sender left); returns lines completed."""
         self._ensure_group()
-        entries = self._read("0", None) or self._read(">", block_ms)
+        entries = self._present(self._waiting(block_ms))
         if not entries:
             return 0
         ids = [entry_id for entry_id, _ in entries]
-        lines = [fields.get(b"text", b"").decode("utf-8", "replace") for _, fields in entries]
+        lines = [fields[b"text"].decode("utf-8", "replace") for _, fields in entries]
+        message = next_message(lines, self.limit, self._sent_of(ids[0]))
         wait = MIN_INTERVAL_SECONDS - (time.monotonic() - self._last_sent)
         if wait > 0:
             self.stop.wait(wait)
         try:
-            self.telegram.send("\n".join(lines))
+            self.telegram.send(message.text)
         except RetryAfter as exc:
             log.warning("alerts: Telegram rate limit; waiting %.0fs", exc.seconds)
             self._record(last_error=str(exc))
             self.stop.wait(exc.seconds)
             return 0  # the entries stay pending: sent next pass
+        except TooLong as exc:
+            if self.limit > MIN_TEXT:
+                self.limit //= 2
+                log.warning("alerts: %s; sending at most %d units a message", exc, self.limit)
+                self._record(last_error=str(exc))
+                return 0  # nothing was delivered: the entries stay pending, packed smaller next pass
+            self._drop(ids, message, exc)
+            return 0
         except Refused as exc:
-            log.error("alerts: %s; %d alert line(s) dropped", exc, len(lines))
-            self._record(last_error=str(exc), dropped=len(lines))
-            self._ack(ids)
+            self._drop(ids, message, exc)
             return 0
         except TelegramError as exc:
             self._record(last_error=str(exc))
             raise redis.ConnectionError(str(exc)) from None  # back off like any outage; entries stay pending
         finally:
             self._last_sent = time.monotonic()
-        self._ack(ids)
-        self._record(last_sent_at=utc_iso(datetime.now(UTC)), last_error="", sent=len(lines))
-        return len(lines)
+        self._delivered(ids, message)
+        return message.lines
 
-    def _read(self, start: str, block_ms: int | None) -> list:
-        """Up to LINES_PER_MESSAGE entries from `start` ('0' = ours pending, '>' = new)."""
-        reply = self.client.xreadgroup(
-            ALERTS_GROUP, CONSUMER, {ALERTS_STREAM: start}, count=LINES_PER_MESSAGE, block=block_ms
-        )
+    def _waiting(self, block_ms: int) -> list:
+        """Our pending entries, topped up with new ones to LINES_PER_MESSAGE (waiting only when none is pending)."""
+        pending = self._read("0", None, LINES_PER_MESSAGE)
+        room = LINES_PER_MESSAGE - len(pending)
+        if not room:
+            return pending
+        return pending + self._read(">", None if pending else block_ms, room)
+
+    def _read(self, start: str, block_ms: int | None, count: int = LINES_PER_MESSAGE) -> list:
+        """Up to `count` entries from `start` ('0' = ours pending, '>' = new)."""
+        reply = self.client.xreadgroup(ALERTS_GROUP, CONSUMER, {ALERTS_STREAM: start}, count=count, block=block_ms)
         return reply[0][1] if reply else []
+
+    def _present(self, entries: list) -> list:
+        """The entries that still hold a line; one trimmed (MAXLEN) while pending is logged and dropped."""
+        gone = [entry_id for entry_id, fields in entries if not fields or b"text" not in fields]
+        if gone:
+            log.error("alerts: %d alert line(s) trimmed from the stream before they were sent", len(gone))
+            self._remove(gone)
+        return [(entry_id, fields) for entry_id, fields in entries if entry_id not in gone]
+
+    def _sent_of(self, entry_id: bytes) -> int:
+        """How many characters of this line Telegram has accepted already (parts of an over-long line)."""
+        return int(self.client.hget(ALERTS_PARTS_KEY, entry_id) or 0)
+
+    def _delivered(self, ids: list, message: Message) -> None:
+        """Telegram accepted `message`: its complete lines leave the stream and count as sent, a part is remembered."""
+        pipe = self.client.pipeline(transaction=True)  # the ack and the count land together
+        if message.lines:
+            done = ids[: message.lines]
+            pipe.xack(ALERTS_STREAM, ALERTS_GROUP, *done)
+            pipe.xdel(ALERTS_STREAM, *done)
+            pipe.hdel(ALERTS_PARTS_KEY, *done)
+            pipe.hincrby(ALERTS_STATUS_KEY, "sent", message.lines)
+        if message.offset is not None:
+            pipe.hset(ALERTS_PARTS_KEY, ids[message.lines], message.offset)
+        pipe.hset(ALERTS_STATUS_KEY, mapping={"last_sent_at": utc_iso(datetime.now(UTC)), "last_error": ""})
+        pipe.execute()
+
+    def _drop(self, ids: list, message: Message, exc: TelegramError) -> None:
+        """Telegram refused this message for good: its lines (a part's whole line too) are logged and dropped."""
+        held = ids[: message.lines + (message.offset is not None)]
+        log.error("alerts: %s; %d alert line(s) dropped", exc, len(held))
+        self._record(last_error=str(exc))
+        self._remove(held)
 
     def _ensure_group(self) -> None:
         """The consumer group, from the stream's start (after a Redis loss it is made again)."""
@@ -160,23 +221,18 @@ class AlertSender:
                 raise
         self._group_ready = True
 
-    def _ack(self, ids: list) -> None:
-        """Sent (or dropped for good): out of the stream."""
-        pipe = self.client.pipeline(transaction=False)
+    def _remove(self, ids: list) -> None:
+        """Out of the stream without being sent, counted as dropped."""
+        pipe = self.client.pipeline(transaction=True)
         pipe.xack(ALERTS_STREAM, ALERTS_GROUP, *ids)
         pipe.xdel(ALERTS_STREAM, *ids)
+        pipe.hdel(ALERTS_PARTS_KEY, *ids)
+        pipe.hincrby(ALERTS_STATUS_KEY, "dropped", len(ids))
         pipe.execute()
 
-    def _record(self, *, sent: int = 0, dropped: int = 0, **fields: str) -> None:
+    def _record(self, **fields: str) -> None:
         """What the sender last did, for operators (never the token: messages carry no URL)."""
-        pipe = self.client.pipeline(transaction=False)
-        if fields:
-            pipe.hset(ALERTS_STATUS_KEY, mapping=fields)
-        if sent:
-            pipe.hincrby(ALERTS_STATUS_KEY, "sent", sent)
-        if dropped:
-            pipe.hincrby(ALERTS_STATUS_KEY, "dropped", dropped)
-        pipe.execute()
+        self.client.hset(ALERTS_STATUS_KEY, mapping=fields)
 
     # Watching:
 

@@ -3,8 +3,10 @@
 Nothing here runs on the request path. The worker announces what it has just stored
 (`on_stored`, called after each committed batch) and what its watchers notice (workers/alerts.py);
 an announcement is one short line queued on a Redis stream, at most once per key (a redelivery, or
-the postback and WebSocket copies of one update, is not news); the sender in the worker process
-posts the lines to Telegram, rate-limited (docs/alerts.md).
+the postback and WebSocket copies of one update, is not news), with what a broker, a feed or a
+consumer wrote in it kept on that line (app/text.py `one_line`: no forged second line, no reversed
+account id); the sender in the worker process posts the lines to Telegram, rate-limited
+(docs/alerts.md).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import redis
 from app.alerts.messages import event_alert
 from app.config import Config
 from app.redis_keys import ALERTS_SEEN_PREFIX, ALERTS_STREAM, STATS_KEY
+from app.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +100,13 @@ def announce(client: redis.Redis, settings: AlertSettings, kind: str, key: str, 
 
 
 def _queue(client: redis.Redis, items: list[tuple[str, str, str]]) -> list[int]:
-    """Run the once-per-key step for several lines in one pipelined round trip."""
+    """Run the once-per-key step for several lines in one pipelined round trip, each text made one line."""
     script = client.register_script(_ANNOUNCE_ONCE)
     pipe = client.pipeline(transaction=False)
     for kind, key, text in items:
         script(
             keys=[ALERTS_SEEN_PREFIX + key, ALERTS_STREAM],
-            args=[SEEN_TTL_SECONDS, STREAM_MAXLEN, kind, text],
+            args=[SEEN_TTL_SECONDS, STREAM_MAXLEN, kind, one_line(text)],
             client=pipe,
         )
     return pipe.execute()
