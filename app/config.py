@@ -170,6 +170,22 @@ class FeedSettings:
         object.__setattr__(self, "backoff_max", max(self.backoff_base, self.backoff_max))
 
 
+#: A REST answer's deadline stays under the 60 s lease of a run (workers/reconcile.py LOCK_SECONDS), renewed
+#: before each order's request: a run that waits on its broker never loses the lease to a second run.
+MAX_ANSWER_SECONDS = 45.0
+
+
+def _answer_seconds(raw: str) -> float:
+    """Seconds greater than 0, at most MAX_ANSWER_SECONDS."""
+    value = SECONDS.parse(raw)
+    if value > MAX_ANSWER_SECONDS:
+        raise ValueError
+    return value
+
+
+ANSWER_SECONDS = Kind(_answer_seconds, f"must be a number of seconds greater than 0, at most {MAX_ANSWER_SECONDS:g}")
+
+
 @dataclass(frozen=True)
 class ReconcileSettings:
     """Reconciliation with the brokers' REST order books (docs/reconcile.md)."""
@@ -179,6 +195,14 @@ class ReconcileSettings:
     interval: float = setting(
         "RECONCILE_INTERVAL_SECONDS", seconds(zero=True), "300", "seconds between runs", lenient=True
     )
+    answer_seconds: float = setting(
+        "RECONCILE_ANSWER_SECONDS", ANSWER_SECONDS, "30", "whole-answer deadline of one REST request, retries included"
+    )
+    run_seconds: float = setting("RECONCILE_RUN_SECONDS", SECONDS, "600", "deadline of one run of one broker")
+    max_answer_bytes: int = setting(
+        "RECONCILE_MAX_ANSWER_BYTES", integer(1024), "33554432", "largest REST answer read (bytes; larger is refused)"
+    )
+    max_rows: int = setting("RECONCILE_MAX_ROWS", integer(1), "10000", "most rows of one REST answer (more is refused)")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ so the state is a join over the events seen, not "the last one wins":
 - among working statuses the most advanced wins (PENDING < OPEN = TRIGGER_PENDING), later exchange
   time breaking ties; PARTIALLY_FILLED and FILLED follow from the quantities;
 - prices and quantities come from the update with the latest exchange time, modifications included;
+  among updates of one exchange time, from the one received last (a reconciliation receives a history's
+  rows a microsecond apart in the broker's documented order, docs/reconcile.md);
 - a modification (`modified`) proves the order is live (at least OPEN) but never sets a status beyond that.
 
 A forged status cannot stick (docs/reconcile.md): Kite's checksum covers only order_id and
@@ -149,8 +151,8 @@ def _status_key(event: dict[str, Any]) -> tuple:
 
 
 def _amend_key(event: dict[str, Any]) -> tuple:
-    """Which update's prices and quantities are the latest."""
-    return (event.get("exchange_time") or "", event.get("id") or "")
+    """Which update's prices and quantities are the latest: exchange time, then our receipt time, then id."""
+    return (event.get("exchange_time") or "", event.get("received_at") or "", event.get("id") or "")
 
 
 def _fill_key(event: dict[str, Any]) -> tuple:
@@ -288,6 +290,12 @@ def _refutes(event: dict[str, Any]) -> bool:
         and event.get("status") not in OrderStatus.TERMINAL
         and bool(event.get("received_at"))
     )
+
+
+def refutable(state: OrderState, read_at: str) -> bool:
+    """True when a broker read at `read_at` showing the order working would refute a claim still pending."""
+    pending = _pending(state.claims, state.reconciled_at)
+    return len(_pending(pending, read_at)) < len(pending)
 
 
 def _pending(claims: list[Claim], reconciled_at: str | None) -> list[Claim]:

@@ -1,7 +1,7 @@
 """The reconciliation job and its scheduler (docs/reconcile.md).
 
 `run_reconcile(broker, reason)` is the job: one run of one broker at a time across every process (a
-redis-py Lock whose TTL each order it catches up restarts), never raising. `start_scheduler(services)` starts
+redis-py Lock whose TTL is restarted before each order it catches up), never raising. `start_scheduler(services)` starts
 the loop the worker process runs in a thread: it reconciles every broker with REST credentials at
 start-up, every RECONCILE_INTERVAL_SECONDS (0 = never periodically), whenever
 `app.reconcile.request_reconcile` asked for it (a feed reconnected, POST /api/reconcile), and shortly
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: The lease of a run: longer than any one request (RECONCILE_ANSWER_SECONDS, at most app/config.py
+#: MAX_ANSWER_SECONDS), so renewing it before each order keeps it while the run waits on its broker.
 LOCK_SECONDS = 60.0
 TICK_SECONDS = 1.0
 #: How often the database is checked for newly arrived postback terminals awaiting confirmation.

@@ -1,12 +1,14 @@
 """One reconciliation of one broker: read its order book, catch up every order that differs from ours.
 
-For each book entry whose status, fill or confirmation differs from the stored state, the order's
-history (where the broker keeps one) is read, sorted by time, and every row goes through the broker's
-adapter and the ingestor exactly like a postback, with `source: "reconcile"`: dedup drops what we
-already have, the monotonic state machine ignores what is stale. When a postback's terminal status is
-waiting for confirmation (app/state.py), the broker's answer is also sent as a *confirmation event*: the
-broker's current row under its own dedup key, so that it reaches the state machine even though the
-same update is already stored from the postback.
+For each book entry whose status, figures (fill, quantity, prices) or confirmation differs from the
+stored state, the order's history (where the broker keeps one) is read, sorted by time, and every row
+goes through the broker's adapter and the ingestor exactly like a postback, with `source: "reconcile"`:
+dedup drops what we already have, the monotonic state machine ignores what is stale. When a postback's
+terminal status is waiting for confirmation (app/state.py), the broker's answer is also sent as a
+*confirmation event*: the broker's current row under its own dedup key, so that it reaches the state
+machine even though the same update is already stored from the postback; a read that would refute no
+claim (each is still within its grace) is not sent at all. A run ends by its deadline
+(RECONCILE_RUN_SECONDS) and each request by its own (app/brokers/rest.py).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from app.events import OrderEvent, OrderStatus
 from app.exceptions import NotDurableError, PostbackError
 from app.reconcile.clients import OrderBookClient, OrderNotFound, ReconcileClientError, client_for
 from app.reconcile.status import RunResult, mark_finished, mark_started
-from app.state import OrderState
+from app.state import OrderState, refutable
 from app.times import utc_iso
 
 if TYPE_CHECKING:
@@ -39,6 +41,11 @@ log = logging.getLogger(__name__)
 SOURCE = "reconcile"
 #: Claims older than this are not looked for: order books hold today's orders only.
 CLAIM_LOOKBACK = timedelta(days=1)
+#: The figures of a book row that, when they differ from the stored state, make the order's history worth
+#: reading (docs/reconcile.md): a missed modification changes these and nothing else.
+AMENDED = ("quantity", "price", "trigger_price")
+#: Why a claim is left pending by a run that could read the broker.
+YOUNG_CLAIM = "received within the claim's grace period; the broker is asked again at the next run"
 
 
 class NotConfigured(ReconcileClientError):
@@ -94,6 +101,7 @@ def _run(services: Services, client: OrderBookClient, result: RunResult, keep_al
     """The run proper; client errors propagate to be recorded."""
     broker = client.broker
     adapter = services.adapters[broker]
+    client.start_run()
     claims = pending_claims(services.engine, broker)
     try:
         book = client.orders()
@@ -119,7 +127,9 @@ def _run(services: Services, client: OrderBookClient, result: RunResult, keep_al
         if not keep_alive():
             raise LeaseLost
         try:
-            _catch_up(services, client, adapter, order_id, row, states.get(order_id) or claims.get(order_id), result)
+            client.check_run_deadline()
+            state = states.get(order_id) or claims.get(order_id)
+            settled = _catch_up(services, client, adapter, order_id, row, state, result)
         except OrderNotFound as exc:
             if order_id in claims:
                 result.unconfirmed[order_id] = exc.message
@@ -129,12 +139,18 @@ def _run(services: Services, client: OrderBookClient, result: RunResult, keep_al
                     result.unconfirmed[pending_id] = exc.message
             raise
         else:
-            if order_id in claims:
+            if order_id in claims and settled:
                 result.resolved.add(order_id)
+            elif order_id in claims:
+                result.unconfirmed[order_id] = YOUNG_CLAIM
 
 
 def differs(state: OrderState | None, current: OrderEvent) -> bool:
-    """True when the broker's row says something our state does not: then the order's history is read."""
+    """True when the broker's row says something our state does not: then the order's history is read.
+
+    Status, fill, quantity, price, trigger price and (of a fill) average price are compared; a figure the
+    row does not carry says nothing.
+    """
     if state is None or not state.confirmed:
         return True
     shown = state.shown
@@ -142,7 +158,17 @@ def differs(state: OrderState | None, current: OrderEvent) -> bool:
         return False  # final and confirmed: nothing the broker says can move it (monotonic)
     if shown.get("status") != current.status:
         return True
-    return (shown.get("filled_quantity") or 0) != (current.filled_quantity or 0)
+    if (shown.get("filled_quantity") or 0) != (current.filled_quantity or 0):
+        return True
+    said = {name: getattr(current, name) for name in AMENDED}
+    if current.filled_quantity:
+        said["average_price"] = current.average_price
+    return any(value is not None and _number(shown.get(name)) != _number(value) for name, value in said.items())
+
+
+def _number(value: Any) -> float | None:
+    """A stored or normalized figure as a float, so 10 and 10.0 compare equal."""
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _catch_up(
@@ -153,8 +179,9 @@ def _catch_up(
     row: dict[str, Any] | None,
     state: OrderState | None,
     result: RunResult,
-) -> None:
-    """Read one order's history and queue every row in time order, then confirm or refute a claim."""
+) -> bool:
+    """Read one order's history and queue every row in time order, then confirm or refute a claim; False when
+    a claim of the order is left pending because the read came within its grace period."""
     if client.has_history or row is None:
         try:
             rows = client.history(order_id)
@@ -165,10 +192,12 @@ def _catch_up(
         rows = rows or ([row] if row is not None else [])
     else:
         rows = [row]
-    received_at = utc_iso(utcnow())
+    read_at = utcnow()
     queued: list[tuple[OrderEvent, bytes]] = []
-    for item in rows:
-        event = _event(adapter, client, item, received_at)
+    for position, item in enumerate(rows):
+        # One microsecond apart in history order: rows that share an exchange time fold in the broker's
+        # documented order (app/state.py, the latest update's figures), whatever their content.
+        event = _event(adapter, client, item, utc_iso(read_at + timedelta(microseconds=position)))
         if event is None or event.order_id != order_id:
             continue
         queued.append((event, dumps(item)))
@@ -177,7 +206,7 @@ def _catch_up(
     submitted = [(event, is_new, body) for (event, body), is_new in zip(queued, answers, strict=True)]
     result.updates_found += sum(is_new for _, is_new, _ in submitted)
     if not submitted:
-        return
+        return True
     terminal = [entry for entry in submitted if entry[0].status in OrderStatus.TERMINAL]
     if terminal:
         event, is_new, body = terminal[-1]
@@ -185,13 +214,20 @@ def _catch_up(
             # The same update is stored already, maybe only as an unconfirmed postback: say it again
             # under a key of its own so the state machine hears the broker (once per content).
             result.confirmations += int(services.ingestor.submit(confirmation(event, "confirm"), body))
-        return
-    pending_claim = state is not None and not state.confirmed
-    fresh_working = any(is_new for _, is_new, _ in submitted)
-    if pending_claim and not fresh_working:
-        # The broker shows the order still working: refute the claim with this read (once per read).
-        latest, _, body = submitted[-1]
-        result.confirmations += int(services.ingestor.submit(confirmation(latest, "refute " + received_at), body))
+        return True
+    if state is None or state.confirmed:
+        return True
+    latest, _, body = submitted[-1]
+    if not refutable(state, latest.received_at):
+        # Every claim is younger than its grace: this read refutes nothing, so it is not stored (the same
+        # book row would otherwise become one more event at every run); a later run settles the claim.
+        return False
+    if not any(is_new for _, is_new, _ in submitted):
+        # The broker shows the order still working: refute the claims with this read (a fresh row does it too).
+        result.confirmations += int(
+            services.ingestor.submit(confirmation(latest, "refute " + latest.received_at), body)
+        )
+    return True
 
 
 def confirmation(event: OrderEvent, salt: str) -> OrderEvent:

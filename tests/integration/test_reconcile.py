@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -10,12 +11,13 @@ import pytest
 import sqlalchemy as sa
 
 from app import create_app
+from app import state as state_machine
 from app.brokers import rest as client_base
 from app.config import load_config
 from app.db import events as events_table
 from app.db import orders
 from app.reconcile.engine import reconcile_broker
-from app.reconcile.status import read_status
+from app.reconcile.status import read_status, read_unconfirmed
 from app.redis_keys import reconcile_lock_key, reconcile_request_key, reconcile_status_key
 from app.services import Services, set_services
 from app.times import utc_iso
@@ -30,6 +32,8 @@ from tests.support.fakes.rest import (
     noren_order,
 )
 from tests.support.helpers import run_pipeline, sign_kite
+from tests.support.procs import wait_until
+from workers import reconcile as job
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 CREDS = {
@@ -414,3 +418,197 @@ def test_interval_setting(redis_client, redis_url, sqlite_url, tmp_path, fakes):
         finally:
             set_services(None)
             services.engine.dispose()
+
+
+def forge_cancel(svc: Services, row: dict, seconds_ago: float) -> None:
+    """A forged CANCELLED of a working order, received `seconds_ago` (a claim: Kite has REST credentials)."""
+    forged = dict(row, user_id="AB1234", status="CANCELLED")
+    forged.pop("account_id")
+    earlier = utc_iso(datetime.now(UTC) - timedelta(seconds=seconds_ago))
+    svc.ingestor.submit(svc.adapters["kite"].event_from_payload(forged, source="postback", received_at=earlier), b"{}")
+    run_pipeline(svc)
+
+
+def test_repeated_runs_over_an_unconfirmed_claim_store_one_event(svc, fakes, web, monkeypatch):
+    """A broker read that refutes nothing (the claim is still within its grace) is not stored: the same book row
+    is stored once, by the read that settles the claim."""
+    order_id = "251128000000140"
+    rows = kite_lifecycle(order_id)
+    fakes["kite"].add(order_id, rows[3:4])  # the broker shows the order OPEN, which we already have
+    assert post_kite(web, rows[3]).status_code == 202
+    run_pipeline(svc)
+    forge_cancel(svc, rows[3], seconds_ago=30)
+    stored = len(stored_events(svc, "kite", order_id))
+    monkeypatch.setattr(state_machine, "CLAIM_GRACE_SECONDS", 3600.0)  # every read falls within the claim's grace
+    for _ in range(3):
+        result = reconcile(svc, "kite")
+        assert (result.error, result.updates_found, result.confirmations) == (None, 0, 0)
+    assert len(stored_events(svc, "kite", order_id)) == stored
+    assert state(svc, "kite", order_id)["confirmed"] is False
+    assert [item["order_id"] for item in read_unconfirmed(svc.redis, "kite")] == [order_id]
+
+    monkeypatch.setattr(state_machine, "CLAIM_GRACE_SECONDS", 5.0)  # the claim is now older than its grace
+    confirmations = [reconcile(svc, "kite").confirmations for _ in range(3)]
+    assert confirmations == [1, 0, 0]
+    assert len(stored_events(svc, "kite", order_id)) == stored + 1
+    shown = state(svc, "kite", order_id)
+    assert (shown["status"], shown["confirmed"]) == ("OPEN", True)
+    assert read_unconfirmed(svc.redis, "kite") == []
+
+
+def test_a_missed_price_change_is_recovered(svc, fakes, web):
+    """Status and fill unchanged, the price modified at the broker: the book row differs, the history is read."""
+    order_id = "251128000000150"
+    opened = kite_order(order_id, "OPEN", at="2026-11-28 09:15:00")
+    assert post_kite(web, opened).status_code == 202
+    run_pipeline(svc)
+    modified = dict(kite_order(order_id, "MODIFIED", at="2026-11-28 09:20:00"), price=1490.0, trigger_price=0)
+    reopened = dict(kite_order(order_id, "OPEN", at="2026-11-28 09:20:01"), price=1490.0)
+    fakes["kite"].add(order_id, [opened, modified, reopened])  # the modification's postbacks were lost
+    result = reconcile(svc, "kite")
+    assert result.error is None and result.updates_found == 2
+    got = state(svc, "kite", order_id)
+    assert (got["status"], got["price"]) == ("OPEN", 1490.0)
+    again = reconcile(svc, "kite")
+    assert again.updates_found == 0 and fakes["kite"].requests[-1]["path"] == "/orders"  # settled: no history read
+
+
+def test_a_missed_quantity_and_trigger_change_is_recovered_from_the_dhan_book(svc, fakes):
+    order_id = "112111182310"
+    fakes["dhan"].add(order_id, [dhan_order(order_id, "PENDING")])
+    reconcile(svc, "dhan")
+    assert state(svc, "dhan", order_id)["quantity"] == 5
+    fakes["dhan"].append(
+        order_id, dict(dhan_order(order_id, "PENDING", quantity=8, at="2026-11-28 10:02:00"), triggerPrice=3380.0)
+    )
+    assert reconcile(svc, "dhan").updates_found == 1
+    got = state(svc, "dhan", order_id)
+    assert (got["quantity"], got["trigger_price"], got["pending_quantity"]) == (8, 3380.0, 8)
+    requests_before = len(fakes["dhan"].requests)
+    assert reconcile(svc, "dhan").updates_found == 0
+    assert len(fakes["dhan"].requests) == requests_before + 1  # the book only
+
+
+@pytest.mark.parametrize("first_open_shares_the_time", [False, True])
+def test_a_modification_sharing_one_exchange_time_keeps_the_new_price(svc, fakes, first_open_shares_the_time):
+    """Kite history MODIFY PENDING -> MODIFIED -> OPEN at the new price, one exchange timestamp for the last rows
+    (docs/brokers.md §3.4): the latest row of the history, in its documented order, gives the order's values."""
+    ids = [f"2511280000002{n:02d}" for n in range(8)]  # several ids: a tie broken by anything but order shows
+    first_at = "2026-11-28 09:20:00" if first_open_shares_the_time else "2026-11-28 09:15:00"
+    for order_id in ids:
+        rows = [kite_order(order_id, "OPEN", at=first_at)]
+        rows += [
+            dict(kite_order(order_id, word, at="2026-11-28 09:20:00"), price=price)
+            for word, price in (("MODIFY PENDING", 1500.5), ("MODIFIED", 1490.0), ("OPEN", 1490.0))
+        ]
+        fakes["kite"].add(order_id, rows)
+    assert reconcile(svc, "kite").error is None
+    for order_id in ids:
+        got = state(svc, "kite", order_id)
+        assert (got["status"], got["price"]) == ("OPEN", 1490.0), order_id
+        assert [e["broker_status"] for e in stored_events(svc, "kite", order_id)][-1] == "OPEN"
+
+
+@pytest.mark.parametrize("where", ["body", "headers"])
+def test_a_dripping_broker_ends_the_run_by_its_deadline_and_keeps_the_lease(
+    redis_client, redis_url, sqlite_url, tmp_path, fakes, monkeypatch, where
+):
+    """One byte every 2 s keeps every socket read alive: only a whole-answer deadline ends it. The lease (6 s
+    here) outlives the run, so no second run starts meanwhile, and the request that came in is served after."""
+    monkeypatch.setattr(job, "LOCK_SECONDS", 6.0)
+    services = build(redis_url, sqlite_url, tmp_path, fakes, RECONCILE_ANSWER_SECONDS="3")
+    try:
+        kite = fakes["kite"]
+        kite.add("251128000000170", kite_lifecycle("251128000000170"))
+        kite.drip = (where, 2.0)
+        outcome: dict = {}
+        first = threading.Thread(target=lambda: outcome.update(first=job.run_reconcile("kite", "first", services)))
+        first.start()
+        wait_until(lambda: kite.requests, 30, message="the run never asked the broker")
+        while first.is_alive():
+            assert job.run_reconcile("kite", "second", services) is None  # the lease holds: no second run
+            first.join(0.5)
+        result = outcome["first"]
+        assert result.error == (
+            "Kite REST did not answer within 3 s (RECONCILE_ANSWER_SECONDS); will retry at the next run"
+        )
+        assert services.redis.get(reconcile_lock_key("kite")) is None  # released, not lapsed
+        assert services.redis.get(reconcile_request_key("kite")) == b"second"  # kept for after the run
+
+        kite.drip = None
+        scheduler = job.Scheduler(services)
+        reason = scheduler.due("kite", time.monotonic())
+        assert reason == "second"
+        scheduler.launch("kite", reason)
+        scheduler.threads["kite"].join(60)
+        status = read_status(services.redis, "kite")
+        assert (status["runs"], status["reason"], status["last_error"]) == (2, "second", None)
+        run_pipeline(services)
+        assert state(services, "kite", "251128000000170")["status"] == "FILLED"
+    finally:
+        set_services(None)
+        services.engine.dispose()
+
+
+def test_a_retry_after_past_the_answer_deadline_is_not_waited(svc, fakes):
+    """A broker's Retry-After is honoured only within RECONCILE_ANSWER_SECONDS: an hour is not slept."""
+    fakes["kite"].fail_next = [429] * 5
+    fakes["kite"].retry_after = "3600"
+    result = reconcile(svc, "kite")
+    assert result.error == "Kite REST did not answer within 30 s (RECONCILE_ANSWER_SECONDS); will retry at the next run"
+    assert len(fakes["kite"].requests) == 1
+
+
+def test_a_run_stops_at_its_deadline(redis_client, redis_url, sqlite_url, tmp_path, fakes):
+    services = build(redis_url, sqlite_url, tmp_path, fakes, RECONCILE_RUN_SECONDS="2.5")
+    try:
+        kite = fakes["kite"]
+        for n in range(10):
+            kite.add(f"2511280000003{n:02d}", kite_lifecycle(f"2511280000003{n:02d}"))
+        kite.history_delay = 1.0  # each history answers in 1 s: 10 would take 10 s
+        result = reconcile(services, "kite")
+        assert result.error and "RECONCILE_RUN_SECONDS" in result.error
+        histories = [r for r in kite.requests if r["path"] != "/orders"]
+        assert 1 <= len(histories) < 10
+        assert read_status(services.redis, "kite")["last_error"] == result.error
+    finally:
+        set_services(None)
+        services.engine.dispose()
+
+
+def test_a_huge_book_is_refused_plainly_without_being_read_whole(svc, fakes):
+    kite = fakes["kite"]
+    kite.add("251128000000180", kite_lifecycle("251128000000180"))
+    kite.huge_rows = 100_000  # 84 MB of JSON, streamed without a length
+    result = reconcile(svc, "kite")
+    assert result.error == "Kite REST answered more than RECONCILE_MAX_ANSWER_BYTES (33554432 bytes); not reconciled"
+    assert kite.bytes_sent < 48 * 1024 * 1024  # the client stopped reading near its 32 MiB cap
+    assert state(svc, "kite", "251128000000180") is None
+
+
+def test_a_book_with_too_many_rows_is_refused_plainly(redis_client, redis_url, sqlite_url, tmp_path, fakes):
+    services = build(redis_url, sqlite_url, tmp_path, fakes, RECONCILE_MAX_ROWS="50")
+    try:
+        fakes["dhan"].add("112111182320", [dhan_order("112111182320", "PENDING")])
+        fakes["dhan"].huge_rows = 51
+        result = reconcile(services, "dhan")
+        assert result.error == "Dhan REST answered 51 rows, more than RECONCILE_MAX_ROWS (50); not reconciled"
+        fakes["dhan"].huge_rows = 50
+        assert reconcile(services, "dhan").error is None
+    finally:
+        set_services(None)
+        services.engine.dispose()
+
+
+def test_traversal_shaped_order_ids_never_leave_the_order_route(svc, fakes):
+    """A book (or a forged postback) naming `../../user/margins` must not make the client GET /user/margins."""
+    kite = fakes["kite"]
+    for hostile in ("../../user/margins", "a/b", "%2e%2e", "..", "a\nb"):
+        kite.add(hostile, [kite_order("251128000000190", "OPEN") | {"order_id": hostile}])
+    kite.add("251128000000191", kite_lifecycle("251128000000191"))
+    result = reconcile(svc, "kite")
+    assert result.error is None
+    paths = [r["path"] for r in kite.requests]
+    assert all(path == "/orders" or path.count("/") == 2 and path.startswith("/orders/") for path in paths), paths
+    assert "/orders/%252e%252e" in paths  # escaped: one segment, the literal id
+    assert state(svc, "kite", "251128000000191")["status"] == "FILLED"

@@ -17,6 +17,9 @@ CREDENTIALS = {
     "NOREN_TOKEN": "noren-session-token",
 }
 
+#: Order ids shaped to leave their place in a URL (docs/reconcile.md, "Hostile answers and ids").
+TRAVERSAL = ["../../user/margins", "a/b", "..", ".", "a\\b", "a\x00b", "a\nb", "a\x85b", ""]
+
 
 @pytest.fixture
 def rest_config(tmp_path, monkeypatch):

@@ -7,10 +7,13 @@ import requests
 import responses
 
 from app.brokers import rest as client_base
-from app.config import load_config
+from app.brokers.rest import RunDeadline, TooLarge
+from app.config import MAX_ANSWER_SECONDS, load_config
+from app.exceptions import ConfigurationError
 from app.reconcile.clients import Unavailable, client_for, configured_brokers
 from tests.support.env import make_env
 from tests.support.rest_clients import CREDENTIALS
+from workers.reconcile import LOCK_SECONDS
 
 
 def test_brokers_with_all_credentials_are_the_reconciled_ones(tmp_path, rest_config):
@@ -61,3 +64,37 @@ def test_rate_limit_waits_for_the_window(rest_config):
     for _ in range(11):
         client.wait_turn()
     assert len(waits) == 1 and 0 < waits[0] <= 1.0
+
+
+@responses.activate
+def test_an_answer_above_the_size_cap_is_refused(tmp_path):
+    config = load_config(make_env("redis://x", "sqlite://", tmp_path, RECONCILE_MAX_ANSWER_BYTES="1024", **CREDENTIALS))
+    responses.get("https://api.dhan.co/v2/orders", body=b"[" + b" " * 4096 + b"]")
+    with pytest.raises(TooLarge, match=r"more than RECONCILE_MAX_ANSWER_BYTES \(1024 bytes\)"):
+        client_for(config, "dhan").orders()
+
+
+@responses.activate
+def test_an_answer_with_more_rows_than_the_cap_is_refused(tmp_path):
+    config = load_config(make_env("redis://x", "sqlite://", tmp_path, RECONCILE_MAX_ROWS="2", **CREDENTIALS))
+    responses.get("https://api.dhan.co/v2/orders", json=[{"orderId": str(n)} for n in range(3)])
+    with pytest.raises(TooLarge, match=r"3 rows, more than RECONCILE_MAX_ROWS \(2\)"):
+        client_for(config, "dhan").orders()
+
+
+@responses.activate
+def test_no_request_starts_once_the_run_deadline_has_passed(rest_config):
+    client = client_for(rest_config, "kite")
+    client.start_run()
+    client.run_deadline = 0.0  # long past
+    with pytest.raises(RunDeadline, match="RECONCILE_RUN_SECONDS"):
+        client.orders()
+    assert len(responses.calls) == 0
+
+
+def test_answer_deadlines_stay_under_the_lease(tmp_path):
+    for raw in ("0", "46", "soon"):
+        with pytest.raises(ConfigurationError, match="RECONCILE_ANSWER_SECONDS"):
+            load_config(make_env("redis://x", "sqlite://", tmp_path, RECONCILE_ANSWER_SECONDS=raw))
+    assert load_config(make_env("redis://x", "sqlite://", tmp_path)).reconcile.answer_seconds == 30.0
+    assert MAX_ANSWER_SECONDS < LOCK_SECONDS

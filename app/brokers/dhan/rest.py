@@ -22,6 +22,7 @@ class DhanClient(OrderBookClient):
     # GET /v2/orders/{id} is the same current row as the book's, not a history.
     has_history = False
     auth_message = "Dhan access token expired or invalid: refresh DHAN_ACCESS_TOKEN (and check DHAN_CLIENT_ID)"
+    title = "Dhan"
 
     def _headers(self) -> dict[str, str]:
         """Dhan's auth headers (DhanHQ-py)."""
@@ -55,12 +56,12 @@ class DhanClient(OrderBookClient):
             return []
         if not isinstance(body, list) or not all(isinstance(row, dict) for row in body):
             raise BadResponse("Dhan REST answered /v2/orders without a list of orders")
-        return body
+        return self.checked_rows(body)
 
     def history(self, order_id: str) -> list[dict[str, Any]]:
         """Dhan keeps no history: the order's current row (an object, or a one-item list)."""
-        body = self._get(f"/v2/orders/{order_id}", order_id=order_id)
-        rows = body if isinstance(body, list) else [body]
+        body = self._get(f"/v2/orders/{self.path_segment(order_id)}", order_id=order_id)
+        rows = self.checked_rows(body if isinstance(body, list) else [body])
         if not rows or not all(isinstance(row, dict) for row in rows):
             raise OrderNotFound(f"Dhan does not know order {order_id}")
         return rows

@@ -30,6 +30,7 @@ class FlattradeClient(OrderBookClient):
     url_variable = "NOREN_API_URL"
     rate = "5/second"  # undocumented (docs/brokers.md §10): a cautious figure
     auth_message = "Flattrade session expired or invalid: refresh NOREN_TOKEN"
+    title = "Flattrade"
 
     def _post(self, path: str, **extra: str) -> list[dict[str, Any]]:
         """POST a Noren request; a list of rows, or typed errors for a `Not_Ok` answer."""
@@ -55,7 +56,7 @@ class FlattradeClient(OrderBookClient):
             raise AuthExpired(self.auth_message)
         if response.status_code != 200 or not isinstance(body, list) or not all(isinstance(r, dict) for r in body):
             raise BadResponse(f"Flattrade REST answered {response.status_code} without a list of orders")
-        return body
+        return self.checked_rows(body)
 
     def orders(self) -> list[dict[str, Any]]:
         """Today's orders."""
@@ -63,7 +64,7 @@ class FlattradeClient(OrderBookClient):
 
     def history(self, order_id: str) -> list[dict[str, Any]]:
         """One order's rows; Noren sends them newest first, sorted here oldest first by norentm."""
-        rows = self._post("/SingleOrdHist", norenordno=order_id)
+        rows = self._post("/SingleOrdHist", norenordno=self.checked_id(order_id))
         return sort_by_time(rows, _row_time, newest_first=True)
 
     def order_id(self, row: dict[str, Any]) -> str | None:

@@ -25,6 +25,7 @@ class KiteClient(OrderBookClient):
     url_variable = "KITE_API_URL"
     rate = "10/second"
     auth_message = "Kite access token expired or invalid: refresh KITE_ACCESS_TOKEN"
+    title = "Kite"
 
     def _headers(self) -> dict[str, str]:
         """Kite's auth headers (pykiteconnect connect.py)."""
@@ -48,7 +49,7 @@ class KiteClient(OrderBookClient):
         data = body.get("data")
         if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
             raise BadResponse("Kite REST answered without a list of orders in data")
-        return data
+        return self.checked_rows(data)
 
     def orders(self) -> list[dict[str, Any]]:
         """Today's orders (not guaranteed chronological, docs/brokers.md §10)."""
@@ -56,7 +57,7 @@ class KiteClient(OrderBookClient):
 
     def history(self, order_id: str) -> list[dict[str, Any]]:
         """Every state of one order; Kite sends them oldest first, sorted here by time anyway."""
-        rows = self._get(f"/orders/{order_id}", order_id=order_id)
+        rows = self._get(f"/orders/{self.path_segment(order_id)}", order_id=order_id)
         return sort_by_time(rows, _row_time, newest_first=False)
 
     def order_id(self, row: dict[str, Any]) -> str | None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import responses
 
+from app.brokers.rest import BadOrderId
 from app.reconcile.clients import AuthExpired, BadResponse, client_for
 from tests.support.fakes.rest import dhan_order
+from tests.support.rest_clients import TRAVERSAL
 
 
 @responses.activate
@@ -38,3 +40,19 @@ def test_dhan_answer_that_is_not_a_list_is_a_bad_response(rest_config):
     responses.get("https://api.dhan.co/v2/orders", json={"data": "surprise"})
     with pytest.raises(BadResponse):
         client_for(rest_config, "dhan").orders()
+
+
+@responses.activate
+@pytest.mark.parametrize("order_id", TRAVERSAL)
+def test_dhan_refuses_traversal_shaped_ids_before_any_request(rest_config, order_id):
+    with pytest.raises(BadOrderId, match="refused"):
+        client_for(rest_config, "dhan").history(order_id)
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_dhan_escapes_an_order_id_as_one_path_segment(rest_config):
+    row = dhan_order("%2e%2e", "PENDING")
+    responses.get("https://api.dhan.co/v2/orders/%252e%252e", json=row)
+    assert client_for(rest_config, "dhan").history("%2e%2e") == [row]
+    assert responses.calls[0].request.path_url == "/v2/orders/%252e%252e"

@@ -9,8 +9,10 @@ from urllib.parse import parse_qs
 import pytest
 import responses
 
+from app.brokers.rest import BadOrderId
 from app.reconcile.clients import AuthExpired, OrderNotFound, client_for
 from tests.support.fakes.rest import noren_order
+from tests.support.rest_clients import TRAVERSAL
 
 
 @responses.activate
@@ -51,3 +53,11 @@ def test_noren_errors(rest_config):
     responses.post(f"{base}/SingleOrdHist", json={"stat": "Not_Ok", "emsg": 'Error Occurred : 5 "no data"'})
     with pytest.raises(OrderNotFound):
         client.history("1")
+
+
+@responses.activate
+@pytest.mark.parametrize("order_id", TRAVERSAL)
+def test_noren_refuses_traversal_shaped_ids_before_any_request(rest_config, order_id):
+    with pytest.raises(BadOrderId, match="refused"):
+        client_for(rest_config, "flattrade").history(order_id)
+    assert len(responses.calls) == 0

@@ -6,8 +6,10 @@ import pytest
 import responses
 
 from app.brokers import rest as client_base
+from app.brokers.rest import BadOrderId
 from app.reconcile.clients import AuthExpired, OrderNotFound, client_for
 from tests.support.fakes.rest import kite_lifecycle, kite_order
+from tests.support.rest_clients import TRAVERSAL
 
 
 @responses.activate
@@ -61,3 +63,21 @@ def test_kite_unknown_order_is_not_found(rest_config):
     )
     with pytest.raises(OrderNotFound):
         client_for(rest_config, "kite").history("9")
+
+
+@responses.activate
+@pytest.mark.parametrize("order_id", TRAVERSAL)
+def test_kite_refuses_traversal_shaped_ids_before_any_request(rest_config, order_id):
+    """`../../user/margins` once made the client GET /user/margins with the access token."""
+    with pytest.raises(BadOrderId, match="refused"):
+        client_for(rest_config, "kite").history(order_id)
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_kite_escapes_an_order_id_as_one_path_segment(rest_config):
+    responses.get("https://api.kite.trade/orders/%252e%252e", json={"status": "success", "data": []})
+    responses.get("https://api.kite.trade/orders/a%3Fb%23c", json={"status": "success", "data": []})
+    client = client_for(rest_config, "kite")
+    assert client.history("%2e%2e") == [] and client.history("a?b#c") == []
+    assert [call.request.path_url for call in responses.calls] == ["/orders/%252e%252e", "/orders/a%3Fb%23c"]

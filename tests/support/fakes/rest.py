@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 
 class FakeRestBroker:
@@ -25,6 +26,16 @@ class FakeRestBroker:
         self.expired = False
         #: Statuses to answer before serving normally (e.g. [503, 429]).
         self.fail_next: list[int] = []
+        #: A hostile broker: ("body" or "headers", seconds per byte) drips every answer one byte at a time.
+        self.drip: tuple[str, float] | None = None
+        #: A hostile broker: the order book is this many copies of its first row, streamed without a length.
+        self.huge_rows = 0
+        #: Retry-After of a 429 answer.
+        self.retry_after = "0"
+        #: Seconds to wait before answering one order's history (a slow broker).
+        self.history_delay = 0.0
+        #: Bytes written by hostile answers (a huge book), to see where the client stopped reading.
+        self.bytes_sent = 0
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
 
@@ -47,6 +58,9 @@ class FakeRestBroker:
         return f"http://127.0.0.1:{self.server.server_address[1]}{self.prefix}"
 
     prefix = ""
+    #: The order book's path (what a huge book answers) and the JSON around its rows.
+    book_path = "/orders"
+    huge_wrap = (b'{"status":"success","data":[', b"]}")
 
     def start(self) -> FakeRestBroker:
         """Serve on a free loopback port in a thread."""
@@ -63,6 +77,15 @@ class FakeRestBroker:
                 with fake.lock:
                     fake.requests.append(record)
                     failing = fake.fail_next.pop(0) if fake.fail_next else None
+                    drip, huge = fake.drip, fake.huge_rows
+                if drip is not None:
+                    self._drip(*drip)
+                    return
+                if huge and self.path.endswith(fake.book_path):
+                    self._huge(huge)
+                    return
+                if fake.history_delay and not self.path.endswith(fake.book_path):
+                    time.sleep(fake.history_delay)
                 if failing is not None:
                     status, payload = failing, {"error": "fake failure"}
                 else:
@@ -72,9 +95,47 @@ class FakeRestBroker:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 if status == 429:
-                    self.send_header("Retry-After", "0")
+                    self.send_header("Retry-After", fake.retry_after)
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _drip(self, where: str, every: float) -> None:
+                """One byte every `every` seconds, of the body (after honest headers) or of a header."""
+                self.close_connection = True
+                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                if where == "body":
+                    head += b"Content-Length: 20\r\n\r\n"
+                else:
+                    head += b"X-Drip: "
+                try:
+                    self.wfile.write(head)
+                    self.wfile.flush()
+                    for _ in range(20):
+                        time.sleep(every)
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                except OSError:
+                    pass  # the client hung up: what a deadline does
+
+            def _huge(self, copies: int) -> None:
+                """The book's first row `copies` times, streamed until the end of the connection (no length)."""
+                self.close_connection = True
+                row = json.dumps(fake.book()[0]).encode()
+                head, tail = fake.huge_wrap
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(head)
+                    for index in range(copies):
+                        piece = (b"," if index else b"") + row
+                        self.wfile.write(piece)
+                        with fake.lock:
+                            fake.bytes_sent += len(piece)
+                    self.wfile.write(tail)
+                except OSError:
+                    pass
 
             do_GET = _serve  # noqa: N815 - http.server naming
             do_POST = _serve  # noqa: N815
@@ -129,7 +190,7 @@ class FakeKiteRest(FakeRestBroker):
         if method == "GET" and path == "/orders":
             return 200, {"status": "success", "data": self.book()}
         if method == "GET" and path.startswith("/orders/"):
-            rows = self.history(path.split("/")[2])
+            rows = self.history(unquote(path.split("/")[2]))  # one segment, decoded as a server does
             if rows is None:
                 return 400, {"status": "error", "message": "Couldn't find that order.", "error_type": "InputException"}
             return 200, {"status": "success", "data": rows}
@@ -138,6 +199,9 @@ class FakeKiteRest(FakeRestBroker):
 
 class FakeDhanRest(FakeRestBroker):
     """Dhan v2: GET /v2/orders (array), GET /v2/orders/{id} (the order)."""
+
+    book_path = "/v2/orders"
+    huge_wrap = (b"[", b"]")
 
     def __init__(self, client_id: str, access_token: str) -> None:
         super().__init__()
@@ -154,7 +218,7 @@ class FakeDhanRest(FakeRestBroker):
         if method == "GET" and path == "/v2/orders":
             return 200, self.book()
         if method == "GET" and path.startswith("/v2/orders/"):
-            rows = self.history(path.split("/")[3])
+            rows = self.history(unquote(path.split("/")[3]))
             if rows is None:
                 return 404, {"errorType": "Input_Exception", "errorCode": "DH-905", "errorMessage": "no order"}
             return 200, rows[-1]
@@ -165,6 +229,8 @@ class FakeNorenRest(FakeRestBroker):
     """Noren (Flattrade PiConnect): POST /OrderBook, POST /SingleOrdHist (newest first), form jData/jKey."""
 
     prefix = "/PiConnectAPI"
+    book_path = "/OrderBook"
+    huge_wrap = (b"[", b"]")
 
     def __init__(self, uid: str, token: str) -> None:
         super().__init__()
