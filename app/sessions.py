@@ -3,9 +3,10 @@
 The blotter never holds the admin token: signing in trades it for a random session id (an HttpOnly
 cookie) whose record lives in Redis, so signing out deletes it on the server and the old cookie is
 worthless (docs/frontend.md). Failed sign-ins and wrong bearer tokens are counted per client in
-Redis; past the limit the client gets 429 until the window passes. Every function here raises
-redis.RedisError when Redis cannot answer: callers refuse then (503), they never wave a request
-through a check they could not make (app/api/auth.py).
+Redis; past the limit the client gets 429 until the window passes. The functions that use Redis raise
+redis.RedisError when it cannot answer, and callers never wave a request through a check they could
+not make: they refuse (503), or decide in this process's own windows, the `*_here` functions
+(app/api/auth.py).
 """
 
 from __future__ import annotations
