@@ -12,6 +12,15 @@ What bounds a client (docs/operations.md has the table and the measured figures)
   seconds, then the app answers 408 and the connection closes (app/server.py JsonGeventWorker);
 * request line, header count and header size are capped (answered 414 / 431 as JSON);
 * gunicorn's own log lines go through app/server.py RedactingLogger: no path token, ever.
+
+Forwarded headers (X-Forwarded-Proto and the like) are believed only by the app, and only from
+TRUSTED_PROXIES proxies (werkzeug's ProxyFix, app/__init__.py): gunicorn's own trust of them, for
+peers in forwarded_allow_ips (127.0.0.1 by default), is off, so a client on the same machine cannot
+make a plain-http sign-in look like https either.
+
+Redis: each worker's pool holds WEB_CONNECTIONS connections plus a few, one per greenlet, and a
+greenlet past that waits for one to come back (app/redis_conn.py), so no request fails on "Too many
+connections" while worker_connections are served.
 """
 
 from gevent import monkey
@@ -27,7 +36,8 @@ from app.server import web_settings  # noqa: E402 - the schema's web group (app/
 
 _web = web_settings()
 bind = f"0.0.0.0:{_web.port}"
-# Two processes for two cores; each serves up to worker_connections clients concurrently as greenlets.
+# Two processes for two cores; each serves up to worker_connections clients concurrently as greenlets
+# (and sizes its Redis pool by the same WEB_CONNECTIONS, app/redis_conn.py).
 workers = _web.concurrency
 worker_class = "app.server.JsonGeventWorker"
 logger_class = "app.server.RedactingLogger"
@@ -46,6 +56,8 @@ limit_request_line = 2048
 limit_request_fields = 50
 # Large enough for the blotter's session cookie.
 limit_request_field_size = 8190
+# No peer may set forwarded or scheme headers for gunicorn; the app applies them per TRUSTED_PROXIES.
+forwarded_allow_ips = ""
 errorlog = "-"
 # No gunicorn access log: the app writes one line per request, with the request id and the path
 # token redacted (app/logs.py). `--access-logfile -` still works and is redacted too.

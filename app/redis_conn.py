@@ -1,6 +1,12 @@
 """Redis connections: REDIS_URL (redis://, rediss://, unix://), or in development only an embedded
 redis-server under instance/ that stops with the process that started it; and the checks that the
 server can be trusted with acknowledged updates (docs/ingest.md).
+
+Every client's pool is a blocking one sized for gevent (docs/operations.md): a web worker serves up to
+WEB_CONNECTIONS greenlets (gunicorn.conf.py `worker_connections`), each holding at most one Redis
+connection at a time, so the pool holds that many plus a few for the process's own threads. Past
+that a caller waits up to POOL_WAIT_SECONDS for a connection to come back, instead of redis-py's
+default pool raising "Too many connections" at its 100th.
 """
 
 from __future__ import annotations
@@ -30,6 +36,10 @@ SAFE_POLICIES = frozenset({"noeviction"})
 PROBE_TIMEOUT_SECONDS = 0.5
 #: Above this share of maxmemory a warning says Redis is close to refusing (or, evicting, dropping) writes.
 HEADROOM_WARNING = 0.8
+#: Connections beyond WEB_CONNECTIONS: the live subscriber, the fallback replay, the worker's own threads.
+POOL_HEADROOM = 16
+#: How long a caller waits for a free pooled connection, like the connect timeout of a new one.
+POOL_WAIT_SECONDS = 2.0
 
 
 def redis_url_for(config: Config) -> str:
@@ -59,13 +69,24 @@ def database_of(client: redis.Redis) -> int:
     return int(client.connection_pool.connection_kwargs.get("db") or 0)
 
 
+def pool_size(config: Config) -> int:
+    """Connections a process's pool may hold: one per greenlet of a web worker, plus headroom."""
+    return config.web.connections + POOL_HEADROOM
+
+
+def blocking_client(url: str, config: Config, wait: float, **options) -> redis.Redis:
+    """A client over a blocking pool of pool_size(config) connections: past that, callers wait `wait` s."""
+    pool = redis.BlockingConnectionPool.from_url(url, max_connections=pool_size(config), timeout=wait, **options)
+    return redis.Redis.from_pool(pool)
+
+
 def connect(config: Config, **kwargs) -> redis.Redis:
     """A client with short timeouts, so a dead Redis turns into a fast, explicit failure."""
     url = redis_url_for(config)
     options = {"socket_timeout": 5, "socket_connect_timeout": 2, "health_check_interval": 30}
     options.update(tls_options(url, config))
     options.update(kwargs)
-    return redis.Redis.from_url(url, **options)
+    return blocking_client(url, config, POOL_WAIT_SECONDS, **options)
 
 
 _probe_lock = threading.Lock()
@@ -79,8 +100,10 @@ def probe_client(config: Config) -> redis.Redis:
     with _probe_lock:
         client = _probe_clients.get(key)
         if client is None:
-            client = redis.Redis.from_url(
+            client = blocking_client(
                 url,
+                config,
+                PROBE_TIMEOUT_SECONDS,
                 socket_timeout=PROBE_TIMEOUT_SECONDS,
                 socket_connect_timeout=PROBE_TIMEOUT_SECONDS,
                 retry=Retry(NoBackoff(), 0),

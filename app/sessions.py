@@ -3,7 +3,10 @@
 The blotter never holds the admin token: signing in trades it for a random session id (an HttpOnly
 cookie) whose record lives in Redis, so signing out deletes it on the server and the old cookie is
 worthless (docs/frontend.md). Failed sign-ins and wrong bearer tokens are counted per client in
-Redis; past the limit the client gets 429 until the window passes.
+Redis; past the limit the client gets 429 until the window passes. The functions that use Redis raise
+redis.RedisError when it cannot answer, and callers never wave a request through a check they could
+not make: they refuse (503), or decide in this process's own windows, the `*_here` functions
+(app/api/auth.py).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 
 import redis
 from limits import RateLimitItem, RateLimitItemPerMinute
-from limits.storage import RedisStorage
+from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import FixedWindowRateLimiter
 
 from app.redis_keys import DEV_SIGNIN_PREFIX, RATE_LIMIT_PREFIX, SESSION_PREFIX
@@ -90,18 +93,49 @@ def _limiter(pool: redis.ConnectionPool) -> FixedWindowRateLimiter:
     return FixedWindowRateLimiter(RedisStorage("redis://", connection_pool=pool, key_prefix=RATE_LIMIT_PREFIX))
 
 
+@functools.lru_cache(maxsize=1)
+def _local_limiter() -> FixedWindowRateLimiter:
+    """This process's own windows (limits' MemoryStorage), for when Redis cannot answer: the limit then
+    still holds, per process, instead of lapsing."""
+    return FixedWindowRateLimiter(MemoryStorage())
+
+
 def blocked_for(client: redis.Redis, limit: RateLimitItem, who: str) -> int:
     """Seconds this client must wait before trying again (0 = may try)."""
-    limiter = _limiter(client.connection_pool)
-    if limiter.test(limit, who):
-        return 0
+    return _blocked(_limiter(client.connection_pool), limit, who)
+
+
+def record_failure(client: redis.Redis, limit: RateLimitItem, who: str) -> int:
+    """Count one failure in the client's current window (the window starts at its first failure); the
+    seconds to wait when this one went past the limit, else 0. The count and the decision are one INCR,
+    so concurrent failures cannot all slip under the limit."""
+    return _count(_limiter(client.connection_pool), limit, who)
+
+
+def blocked_here(limit: RateLimitItem, who: str) -> int:
+    """blocked_for, in this process's own windows (Redis not answering)."""
+    return _blocked(_local_limiter(), limit, who)
+
+
+def record_failure_here(limit: RateLimitItem, who: str) -> int:
+    """record_failure, in this process's own windows (Redis not answering)."""
+    return _count(_local_limiter(), limit, who)
+
+
+def _blocked(limiter: FixedWindowRateLimiter, limit: RateLimitItem, who: str) -> int:
+    """0 while the client is under the limit, else the seconds until its window ends."""
+    return 0 if limiter.test(limit, who) else _wait(limiter, limit, who)
+
+
+def _count(limiter: FixedWindowRateLimiter, limit: RateLimitItem, who: str) -> int:
+    """Count a failure; 0 while it stays within the limit, else the seconds until the window ends."""
+    return 0 if limiter.hit(limit, who) else _wait(limiter, limit, who)
+
+
+def _wait(limiter: FixedWindowRateLimiter, limit: RateLimitItem, who: str) -> int:
+    """Whole seconds until the client's window ends (at least 1)."""
     reset_at = limiter.get_window_stats(limit, who).reset_time
     return max(math.ceil(reset_at - time.time()), 1)
-
-
-def record_failure(client: redis.Redis, limit: RateLimitItem, who: str) -> None:
-    """Count one failure in the client's current window (the window starts at its first failure)."""
-    _limiter(client.connection_pool).hit(limit, who)
 
 
 def issue_dev_code(client: redis.Redis) -> str:

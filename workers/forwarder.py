@@ -6,8 +6,10 @@ stays due in Redis, where the scanner claims it once the lane has room. So a slo
 fills only its own lane and never delays another consumer, nor storage.
 
 Claims: every delivery a lane holds is claimed in Redis for as long as the lane may need to send it
-(its rounds ahead x the timeout, doubled, + 5 s): if the process dies, the claim lapses and any
-worker attempts it again; while the process lives, nobody else does.
+(its rounds ahead x the timeout, doubled, + 5 s; an attempt never outlasts its deadline,
+workers/deadline.py): if the process dies, the claim lapses and any worker attempts it again; while
+the process lives, nobody else does. A lane never takes a delivery it already holds: should a claim
+lapse all the same (the database slow to record), the delivery is not sent a second time from here.
 """
 
 from __future__ import annotations
@@ -50,10 +52,12 @@ class Lane:
         self.parallel = forwarder.parallel
         self.capacity = forwarder.capacity
         self.sender = ConsumerSender(url, forwarder.signers, self.timeout, self.parallel)
+        self.where = self.sender.where  # for logs: a consumer URL may carry a token
         # Recording waits for the database (SQLite: for the write lock); sending goes on meanwhile.
         self.recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="record")
         self.lock = threading.Lock()
         self.backlog = 0
+        self.held: set[int] = set()  # ids handed to the sending threads and not yet recorded
         self.gone_at = 0.0
 
     def reserve(self, wanted: int) -> tuple[int, float]:
@@ -69,10 +73,25 @@ class Lane:
         with self.lock:
             self.backlog -= count
 
+    def finish(self, tries: list[DeliveryTry]) -> None:
+        """These deliveries are recorded (or left to lapse): no longer held, their room given back."""
+        with self.lock:
+            self.held.difference_update(t.id for t in tries)
+            self.backlog -= len(tries)
+
+    def _not_held(self, tries: list[DeliveryTry]) -> list[DeliveryTry]:
+        """The deliveries this lane does not hold already (their room is given back); now held."""
+        with self.lock:
+            fresh = [t for t in tries if t.id not in self.held]
+            self.held.update(t.id for t in fresh)
+            self.backlog -= len(tries) - len(fresh)
+        return fresh
+
     def take(self, tries: list[DeliveryTry]) -> None:
         """Send these (reserved and claimed) deliveries now, each on the consumer's sending threads; once
         the last answers, their outcomes are recorded together. Rounds overlap: a round never waits for
         the one before it (with one event per batch, serial rounds capped a lane at one POST latency)."""
+        tries = self._not_held(tries)
         if not tries:
             return
         handed_at = time.monotonic()
@@ -90,7 +109,7 @@ class Lane:
                 try:
                     self.recorder.submit(self._record, tries, outcomes)
                 except RuntimeError:  # shutting down: the claims lapse and the deliveries are retried
-                    self.release(len(tries))
+                    self.finish(tries)
 
         for index, item in enumerate(tries):
             future = self.sender.pool.submit(self._send, item, handed_at)
@@ -122,9 +141,9 @@ class Lane:
                 if summary.gone_url:
                     self.gone_at = time.monotonic()
         except Exception:  # noqa: BLE001 - the database or Redis may be away; the claims lapse and retry
-            log.exception("could not record %d forward attempts to %s; they will be retried", len(tries), self.url)
+            log.exception("could not record %d forward attempts to %s; they will be retried", len(tries), self.where)
         finally:
-            self.release(len(tries))
+            self.finish(tries)
 
     def close(self) -> None:
         """Stop after the round in hand."""

@@ -1,28 +1,44 @@
 """HTTP sending: one keep-alive connection pool and a few sending threads per consumer.
 
 Each consumer has its own `requests` HTTPAdapter (a urllib3 pool of `parallel` connections) and its
-own threads, so a consumer that answers slowly or not at all only ever holds its own. The proxy and
-CA bundle of the environment are looked up once per consumer (its URL is fixed): a Session with
-`trust_env` re-reads them per request (545-563 us of CPU per POST against 398-444 us without);
-.netrc credentials are never sent to consumers.
+own threads, so a consumer that answers slowly or not at all only ever holds its own. An attempt has
+ONE deadline, FORWARD_TIMEOUT_SECONDS, for the whole answer: connecting, the status and headers, and
+the body (workers/deadline.py); past it the attempt is a failure, retried per the schedule, and its
+thread is free again. The proxy and CA bundle of the environment are looked up once per consumer
+(its URL is fixed): a Session with `trust_env` re-reads them per request (545-563 us of CPU per POST
+against 398-444 us without); .netrc credentials are never sent to consumers.
+
+An attempt's error is a sentence for the trader reading the blotter ("connection refused by
+127.0.0.1:9", "no complete answer within 5 s", "answered 500"). It names the consumer by host and
+port only: a consumer URL may carry a token in its path or query string (docs/pipeline.md).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
+import ssl
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from http.client import RemoteDisconnected
 
 import requests
-from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 from standardwebhooks.webhooks import Webhook
+from urllib3.exceptions import HTTPError, NameResolutionError, ProtocolError
+from urllib3.util import Timeout
 
-from app.delivery import DeliveryTry, Outcome, parse_retry_after
+from app.delivery import DeliveryTry, Outcome, host_and_port, parse_retry_after
+from workers.deadline import DeadlineAdapter, DeadlineWatch
 from workers.signing import webhook_headers
 
 log = logging.getLogger(__name__)
+
+#: An answer's body is read to its end (so the connection is reused) up to this size; a longer one is
+#: dropped unread and its connection closed: a consumer's answer is its status, the body is never used.
+MAX_ANSWER_BYTES = 64 * 1024
 
 
 class ConsumerSender:
@@ -30,7 +46,9 @@ class ConsumerSender:
 
     def __init__(self, url: str, signers: list[Webhook], timeout: float, parallel: int) -> None:
         self.url, self.signers, self.timeout, self.parallel = url, signers, timeout, parallel
-        self.adapter = HTTPAdapter(pool_connections=1, pool_maxsize=parallel, max_retries=0)
+        self.where = host_and_port(url)
+        self.adapter = DeadlineAdapter(pool_connections=1, pool_maxsize=parallel, max_retries=0)
+        self.deadlines = DeadlineWatch()
         self.proxies = requests.utils.get_environ_proxies(url)
         self.verify: bool | str = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         self.base = requests.PreparedRequest()
@@ -38,30 +56,49 @@ class ConsumerSender:
         self.pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="send")
 
     def attempt(self, item: DeliveryTry) -> Outcome:
-        """One signed POST; never raises (a failure of any kind is an outcome to record and retry)."""
+        """One signed POST under the deadline; never raises (a failure of any kind is an outcome to record
+        and retry)."""
         started_at = time.time()
         started = time.perf_counter()
+        with self.deadlines.bound(self.timeout) as deadline:
+            try:
+                code, retry_after = self._post(item, started_at)
+            except requests.ConnectTimeout:
+                error = f"no connection to {self.where} within {self.timeout:g} s"
+                return Outcome(None, _ms(started), error, None, started_at)
+            except (requests.RequestException, HTTPError, OSError) as exc:
+                error = self._late() if deadline.passed else failure_text(exc, self.where)
+                return Outcome(None, _ms(started), error, None, started_at)
+            except Exception as exc:  # noqa: BLE001 - never let one delivery stall the consumer's queue
+                log.exception("forward attempt to a consumer failed unexpectedly")
+                error = f"could not send to {self.where} ({type(exc).__name__})"
+                return Outcome(None, _ms(started), error, None, started_at)
+            if deadline.passed:  # the socket was shut down at the deadline: the answer may look complete
+                return Outcome(None, _ms(started), self._late(), None, started_at)
+        error = None if 200 <= code < 300 else answered_text(code)
+        return Outcome(code, _ms(started), error, retry_after, started_at)
+
+    def _post(self, item: DeliveryTry, started_at: float) -> tuple[int, float | None]:
+        """Send, then read the whole answer: its status and Retry-After (on 429/503)."""
+        response = self.adapter.send(
+            self.prepare(item, started_at),
+            stream=True,  # the body is read below, under the deadline
+            timeout=Timeout(total=self.timeout),  # the connect, and each read, within the deadline too
+            verify=self.verify,
+            proxies=self.proxies,
+        )
         try:
-            response = self.adapter.send(
-                self.prepare(item, started_at),
-                stream=True,  # the status is enough, and a consumer dripping a body cannot hold us
-                timeout=self.timeout,
-                verify=self.verify,
-                proxies=self.proxies,
-            )
-        except requests.Timeout:
-            return Outcome(None, _ms(started), f"timed out after {self.timeout:g}s", None, started_at)
-        except requests.RequestException as exc:
-            return Outcome(None, _ms(started), f"{type(exc).__name__}: {_short(str(exc))}", None, started_at)
-        except Exception as exc:  # noqa: BLE001 - never let one delivery stall the consumer's queue
-            log.exception("forward attempt to a consumer failed unexpectedly")
-            return Outcome(None, _ms(started), f"{type(exc).__name__}: {_short(str(exc))}", None, started_at)
-        latency = _ms(started)
-        code = response.status_code
-        retry_after = parse_retry_after(response.headers.get("Retry-After")) if code in (429, 503) else None
-        error = None if 200 <= code < 300 else f"HTTP {code}"
-        _finish(response)
-        return Outcome(code, latency, error, retry_after, started_at)
+            code = response.status_code
+            retry_after = parse_retry_after(response.headers.get("Retry-After")) if code in (429, 503) else None
+            for _ in _body(response):
+                pass
+        finally:
+            response.close()  # after a body read to its end the connection is already back in the pool
+        return code, retry_after
+
+    def _late(self) -> str:
+        """The error of an attempt whose answer did not complete by the deadline."""
+        return f"no complete answer within {self.timeout:g} s"
 
     def prepare(self, item: DeliveryTry, started_at: float) -> requests.PreparedRequest:
         """The signed request, copied from one prepared per consumer (URL parsed once).
@@ -81,24 +118,69 @@ class ConsumerSender:
         """Stop the threads and close the connections."""
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.adapter.close()
+        self.deadlines.close()
 
 
-def _finish(response: requests.Response) -> None:
-    """Read a short answer so the keep-alive connection is reused; drop anything longer unread."""
-    try:
-        if int(response.headers.get("Content-Length", "-1")) in range(0, 4097):
-            response.content  # noqa: B018 - reading the body returns the connection to the pool
-    except (ValueError, requests.RequestException):
-        pass
-    finally:
-        response.close()
+def _body(response: requests.Response) -> Iterator[bytes]:
+    """The answer's body, undecoded, up to MAX_ANSWER_BYTES (the rest is left unread)."""
+    read = 0
+    for chunk in response.raw.stream(8192, decode_content=False):
+        yield chunk
+        read += len(chunk)
+        if read > MAX_ANSWER_BYTES:
+            return
+
+
+def answered_text(code: int) -> str:
+    """The error of an answer that is not 2xx."""
+    if 300 <= code < 400:
+        return f"answered {code} (redirects are not followed)"
+    return f"answered {code}"
+
+
+def failure_text(exc: BaseException, where: str) -> str:
+    """What went wrong, as a sentence: the first cause we can name, else the exception's class name only
+    (an exception's text repeats the URL, query string included)."""
+    causes = list(_causes(exc))
+    for cause in causes:
+        if isinstance(cause, ConnectionRefusedError):
+            return f"connection refused by {where}"
+        if isinstance(cause, NameResolutionError | socket.gaierror):
+            return f"could not resolve the host name of {where}"
+        if isinstance(cause, RemoteDisconnected):  # a ConnectionResetError too: first
+            return f"{where} closed the connection without answering"
+        if isinstance(cause, ConnectionResetError):
+            return f"connection reset by {where}"
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"the TLS certificate of {where} was not accepted ({cause.verify_message})"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS with {where} failed"
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return f"the proxy refused to connect to {where}"
+    if any(isinstance(cause, ProtocolError) for cause in causes) or isinstance(
+        exc, requests.exceptions.ChunkedEncodingError
+    ):
+        return f"{where} broke off its answer"
+    for cause in causes:
+        if isinstance(cause, OSError) and cause.errno:
+            return f"could not reach {where}: {os.strerror(cause.errno).lower()}"
+    return f"could not send to {where} ({type(exc).__name__})"
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and every exception it wraps (urllib3's `reason`, `args`, the cause chain)."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        todo.extend(e for e in linked if isinstance(e, BaseException))
 
 
 def _ms(started: float) -> float:
     """Milliseconds since a perf_counter reading."""
     return (time.perf_counter() - started) * 1000
-
-
-def _short(text: str) -> str:
-    """Error text trimmed for the log and the database."""
-    return text if len(text) <= 300 else text[:297] + "..."

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import redis
 from flask import Blueprint, Response, current_app
 
-from app.api.auth import current_session, unauthorized
+from app.api.auth import UNCHECKED_RETRY_AFTER, authenticated_by_session, current_session, unauthorized
 from app.api.responses import error_response
 from app.redis_conn import database_of
 from app.redis_keys import SESSION_PREFIX, live_channel
@@ -154,7 +154,8 @@ def _chain_shutdown_signals(hub: Hub) -> None:
 
 @bp.get("/stream")
 def stream():
-    """text/event-stream of `order` messages (see app/live.py); cookie or bearer auth."""
+    """text/event-stream of `order` messages (see app/live.py); cookie or bearer auth (Redis away: 503, the
+    page retries; never 401, which would sign the blotter out)."""
     refusal = unauthorized()
     if refusal is not None:
         return refusal
@@ -164,8 +165,10 @@ def stream():
     # The page snapshots when the stream opens, so open it only once messages flow: nothing falls in between.
     if not HUB.subscribed.wait(SUBSCRIBE_WAIT_SECONDS):
         HUB.leave(box)
-        return error_response(503, "the live channel is not connected to Redis yet; the page retries by itself")
-    session = current_session()
+        response = error_response(503, "the live channel is not connected to Redis yet; the page retries by itself")
+        response.headers["Retry-After"] = str(UNCHECKED_RETRY_AFTER)
+        return response
+    session = current_session() if authenticated_by_session() else None  # checked above: no Redis call
     response = Response(
         _events(box, services.redis, session.sid if session else None),
         mimetype="text/event-stream",

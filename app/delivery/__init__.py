@@ -15,7 +15,7 @@ from app.delivery.bookkeeping import (
     redrive,
     redrive_many,
 )
-from app.delivery.policy import Outcome, next_delay, parse_retry_after
+from app.delivery.policy import Outcome, host_and_port, next_delay, parse_retry_after
 from app.delivery.schedule import claim_due, has_due, resync_pending, schedule_now
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "fail_all",
     "failed_ids",
     "has_due",
+    "host_and_port",
     "load_tries",
     "next_delay",
     "parse_retry_after",

@@ -15,7 +15,7 @@ import redis
 import sqlalchemy as sa
 
 from app.db import consumers, deliveries, delivery_attempts, events, raw_postbacks, utcnow
-from app.delivery.policy import Outcome, next_delay
+from app.delivery.policy import Outcome, host_and_port, next_delay
 from app.delivery.schedule import make_due, schedule_now
 from app.rawlog import with_raw
 from app.redis_keys import STATS_KEY, due_key
@@ -100,7 +100,7 @@ def record_outcomes(
                     "delivery %s of %s to %s dead-lettered after %d attempts (%s)",
                     item.id,
                     item.event_id,
-                    item.url,
+                    host_and_port(item.url),
                     number,
                     outcome.error,
                 )
@@ -211,10 +211,9 @@ def disable_consumer(engine: sa.Engine, client: redis.Redis, consumer_id: str, u
     pipe.execute()
     log.error(
         "consumer %s %s: forwarding to it is DISABLED and its pending deliveries are dead-lettered. "
-        "Fix the consumer, then run `flask --app wsgi forward-enable %s` and redrive.",
-        url,
+        "Fix the consumer, then run `flask --app wsgi forward-enable <its URL>` and redrive.",
+        host_and_port(url),
         reason,
-        url,
     )
 
 

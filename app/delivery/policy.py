@@ -6,6 +6,7 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
 JITTER = 0.1  # "small jitter": +-10 % of each scheduled delay
 MAX_RETRY_AFTER = 24 * 3600.0
@@ -56,3 +57,16 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def host_and_port(url: str) -> str:
+    """How errors and logs name a consumer: `host:port`, never its path, query string or credentials
+    (a consumer URL may carry a token, docs/pipeline.md)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return "the consumer"
+    if not parts.hostname:
+        return "the consumer"
+    return f"[{parts.hostname}]:{port}" if ":" in parts.hostname else f"{parts.hostname}:{port}"

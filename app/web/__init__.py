@@ -2,8 +2,9 @@
 
 Sign-in trades the admin token for a server-side session (app/sessions.py): the browser keeps only
 an HttpOnly, SameSite=Lax cookie holding a random id, `Secure` when the request came over https
-(directly or per X-Forwarded-Proto). The page then uses /api/* with that cookie and sends its
-session's CSRF token with every write. Sign-in and sign-out answer JSON; the page's script reloads.
+(directly, or per the X-Forwarded-Proto of TRUSTED_PROXIES proxies). The page then uses /api/* with
+that cookie and sends its session's CSRF token with every write. Sign-in and sign-out answer JSON;
+the page's script reloads.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import requests
 from standardwebhooks.webhooks import Webhook
 
 from tests.support.env import ADMIN_TOKEN, FORWARD_SECRET, KITE_SECRET, make_env
+from tests.support.fakes.consumers import DrippingConsumer
 from tests.support.helpers import load_fixture, sign_kite
 from tests.support.procs import Consumer, Process, free_port, start_web, wait_until
 
@@ -175,7 +176,7 @@ def test_a_consumer_that_times_out_gets_each_delivery_exactly_per_schedule(launc
     assert {d["event_id"] for d in failed} == ids
     assert {d["attempts"] for d in failed} == {3}
     assert {len(d["attempt_log"]) for d in failed} == {3}
-    assert all(a["error"].startswith("timed out") for d in failed for a in d["attempt_log"])
+    assert all(a["error"] == "no complete answer within 1 s" for d in failed for a in d["attempt_log"])
     for delivery in failed:  # each retry waited out its schedule entry (1 s, -10 % jitter) at least
         starts = [datetime.fromisoformat(a["attempted_at"].replace("Z", "+00:00")) for a in delivery["attempt_log"]]
         assert all((b - a).total_seconds() >= 0.9 for a, b in zip(starts, starts[1:], strict=False)), starts
@@ -183,3 +184,37 @@ def test_a_consumer_that_times_out_gets_each_delivery_exactly_per_schedule(launc
     for request in consumer.requests:
         per_id[request["headers"]["webhook-id"]] = per_id.get(request["headers"]["webhook-id"], 0) + 1
     assert per_id == dict.fromkeys(ids, 3), per_id  # never once more than recorded
+
+
+def test_a_dripping_consumer_holds_no_thread_past_the_deadline_and_gets_nothing_twice(launch):
+    """A real consumer that answers 200 and then drips its body a byte every 0.5 s (100 s in all): every
+    attempt is a failure at the 1 s deadline, recorded, retried by the schedule and dead-lettered when it
+    is spent; the consumer got each event exactly as often as attempts were recorded."""
+    consumer = DrippingConsumer(phase="body", interval=0.5, body_bytes=200)
+    try:
+        base, worker = launch(consumer, schedule="1,1", timeout="1")
+        ids = {
+            send(
+                base,
+                status="OPEN",
+                quantity=100,
+                filled_quantity=n,
+                exchange_update_timestamp=f"2022-03-03 09:21:{n:02}",
+            )
+            for n in range(20)
+        }
+
+        def all_failed() -> bool:
+            answer = requests.get(f"{base}/api/deliveries", params={"status": "failed"}, headers=AUTH, timeout=5)
+            return answer.json()["count"] == 20
+
+        wait_until(all_failed, 120, message=worker.log())
+        failed = requests.get(f"{base}/api/deliveries", params={"status": "failed"}, headers=AUTH).json()["deliveries"]
+        assert {d["event_id"] for d in failed} == ids
+        assert {d["attempts"] for d in failed} == {3}
+        assert {d["last_error"] for d in failed} == {"no complete answer within 1 s"}
+        assert all(a["status_code"] is None for d in failed for a in d["attempt_log"])
+        assert {event_id: consumer.count(event_id) for event_id in ids} == dict.fromkeys(ids, 3)
+        assert "consumer-secret-token" not in worker.log()
+    finally:
+        consumer.close()

@@ -55,9 +55,21 @@ def test_sign_in_sets_an_httponly_lax_cookie_and_the_token_never_reaches_the_pag
     assert client.get("/api/orders").status_code == 200
 
 
-def test_cookie_is_secure_behind_an_https_proxy(client):
+@pytest.mark.parametrize(("trusted_proxies", "secure"), [("0", False), ("1", True)])
+def test_x_forwarded_proto_counts_only_from_trusted_proxies(
+    redis_client, redis_url, sqlite_url, tmp_path, trusted_proxies, secure
+):
+    """Behind TRUSTED_PROXIES a proxy's X-Forwarded-Proto makes the cookie Secure; without, the header is
+    anyone's to send and changes nothing (nor the same-origin check's scheme)."""
+    env = make_env(redis_url, sqlite_url, tmp_path, TRUSTED_PROXIES=trusted_proxies)
+    services = Services.build(load_config(env))
+    client = create_app(services.config, services).test_client()
     answer = sign_in(client, **{"X-Forwarded-Proto": "https"})
-    assert "Secure" in answer.headers["Set-Cookie"]
+    assert answer.status_code == 200
+    assert ("Secure" in answer.headers["Set-Cookie"]) is secure
+    signed_out = client.post("/signout", headers={"X-Forwarded-Proto": "https", "X-CSRF-Token": csrf_of(client)})
+    assert ("Secure" in signed_out.headers["Set-Cookie"]) is secure
+    services.engine.dispose()
 
 
 def test_session_has_an_idle_expiry_in_redis(client, services):

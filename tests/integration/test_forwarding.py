@@ -136,7 +136,7 @@ def test_always_failing_consumer_is_dead_lettered_after_the_schedule_and_can_be_
     run_pipeline(services)
     assert len(responses.calls) == 3  # first attempt + one per schedule entry
     failed = client.get("/api/deliveries?status=failed", headers=AUTH).get_json()["deliveries"]
-    assert len(failed) == 1 and failed[0]["last_error"] == "HTTP 500"
+    assert len(failed) == 1 and failed[0]["last_error"] == "answered 500"
     responses.replace(responses.POST, CONSUMER, status=204)
     answer = client.post(f"/api/deliveries/{failed[0]['id']}/retry", headers=AUTH)
     assert answer.status_code == 202
