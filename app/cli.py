@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 import sqlalchemy as sa
@@ -14,6 +15,29 @@ from app.config import load_config
 from app.db import make_engine, upgrade
 from app.delivery import enable_consumer, failed_ids, redrive_many
 from app.retention import prune
+
+
+class IsoTime(click.ParamType):
+    """An ISO 8601 time as the admin API reads it (docs/api.md): without a zone it is UTC; `Z` and offsets work."""
+
+    name = "time"
+    EXAMPLES = "2026-11-21T09:00 (UTC), 2026-11-21T09:00Z or 2026-11-21T14:30+05:30 (IST)"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        """The time as an aware UTC datetime; a clear usage error otherwise."""
+        if isinstance(value, datetime):
+            return value
+        text = str(value).strip()
+        try:
+            if not text.isascii():
+                raise ValueError
+            moment = datetime.fromisoformat(text)
+            return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        except (ValueError, OverflowError):  # OverflowError: a time before year 1 once moved to UTC
+            self.fail(f"{value!r} is not an ISO 8601 time; write e.g. {self.EXAMPLES}", param, ctx)
+
+
+ISO_TIME = IsoTime()
 
 
 def register_cli(app: Flask) -> None:
@@ -28,20 +52,23 @@ def register_cli(app: Flask) -> None:
 
     @app.cli.command("redrive")
     @click.option("--consumer", "consumer_url", help="Only deliveries to this consumer URL.")
-    @click.option("--since", type=click.DateTime(), help="Only deliveries created at or after (UTC).")
-    @click.option("--until", type=click.DateTime(), help="Only deliveries created before (UTC).")
+    @click.option(
+        "--since",
+        type=ISO_TIME,
+        help=f"Only deliveries created at or after this time; no zone = UTC ({IsoTime.EXAMPLES}).",
+    )
+    @click.option("--until", type=ISO_TIME, help="Only deliveries created before this time (no zone = UTC).")
     @click.option("--dry-run", is_flag=True, help="Count what would be redriven, change nothing.")
     def redrive_command(consumer_url: str | None, since: datetime | None, until: datetime | None, dry_run: bool):
         """Redrive failed (dead-lettered) deliveries of a consumer and/or a time range."""
         services = current_app.extensions["orderhook"]
         if not (consumer_url or since or until):
             raise click.UsageError("name --consumer and/or --since/--until (redriving everything needs --since)")
-        ids = failed_ids(
-            services.engine,
-            consumer_url,
-            since.replace(tzinfo=UTC) if since else None,
-            until.replace(tzinfo=UTC) if until else None,
-        )
+        if since and until and since >= until:
+            raise click.UsageError(
+                f"--since ({since:%Y-%m-%dT%H:%M}Z) must be before --until ({until:%Y-%m-%dT%H:%M}Z)"
+            )
+        ids = failed_ids(services.engine, consumer_url, since, until)
         if dry_run:
             click.echo(f"{len(ids)} failed deliveries would be redriven")
             return

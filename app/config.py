@@ -77,10 +77,18 @@ def _flag(raw: str) -> bool:
     return bool(raw)
 
 
+def _listen_host(raw: str) -> str:
+    """An IP address to bind (a host name may resolve to several, or to a public address)."""
+    return str(ipaddress.ip_address(raw))
+
+
 OPTIONAL_TEXT = Kind(_optional_text, "is not valid")
 INSTANCE_PATH = Kind(_instance_path, "must be a directory")
 FEED_NAMES = Kind(_feed_names, "must name connectors")
 FLAG = Kind(_flag, "is not valid")
+LISTEN_HOST = Kind(
+    _listen_host, "must be an IP address, e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)"
+)
 SECONDS = seconds()
 
 
@@ -265,6 +273,9 @@ class Config:
     )
     dev_banner_shown: bool = setting(
         "ORDERHOOK_DEV_BANNER_SHOWN", FLAG, "", "scripts/dev printed the banner once already", documented=False
+    )
+    dev_listen_host: str = setting(
+        "DEV_LISTEN_HOST", LISTEN_HOST, "127.0.0.1", "address scripts/dev's web listens on (0.0.0.0: every interface)"
     )
     dedup_ttl_seconds: int = 3 * 24 * 3600
     max_body_bytes: int = 64 * 1024
@@ -506,6 +517,13 @@ def forward_problems(config: Config) -> list[str]:
     return problems
 
 
+def forwarding_summary(config: Config) -> str:
+    """Where stored events go (docs/delivery.md), in the words the development banners use."""
+    if not config.forward_urls:
+        return "nowhere: set FORWARD_URLS to receive events"
+    return ", ".join(config.forward_urls) + " (signed with FORWARD_SECRET)"
+
+
 def _warn_development(config: Config, problems: list[str]) -> None:
     """Development runs anyway, but loudly."""
     if config.dev_banner_shown:
@@ -515,6 +533,7 @@ def _warn_development(config: Config, problems: list[str]) -> None:
         banner,
         "APP_ENV=development: Orderhook is running with development settings.",
         "No broker can reach a local URL; do not point real brokers at this instance.",
+        f"Forwarding: {forwarding_summary(config)}",
     ]
     lines += [f"  - {p}" for p in problems]
     lines.append(banner)

@@ -1,7 +1,9 @@
-"""`scripts/dev` (app/devrun.py): the blotter's URL and a one-time sign-in link; the warning printed once."""
+"""`scripts/dev` (app/devrun.py): the blotter's URL and a one-time sign-in link; the warning printed once; web on
+127.0.0.1 only; where events are forwarded; a generated Kite secret and a signed sample that it accepts."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -48,12 +50,20 @@ def test_dev_runner_prints_the_blotter_link_once_and_the_warning_once(redis_clie
         text = log.read_text()
         assert text.count("APP_ENV=development: Orderhook is running with development settings") == 1, text
         assert f"Blotter:     http://127.0.0.1:{port}/" in text
+        # web listens on loopback only unless DEV_LISTEN_HOST widens it
+        assert f"Listening at: http://127.0.0.1:{port} " in text and "0.0.0.0" not in text.replace(
+            "DEV_LISTEN_HOST=0.0.0.0", ""
+        ), text
+        assert "Forwarding:  nowhere: set FORWARD_URLS to receive events" in text
+        assert "Forwarding: nowhere: set FORWARD_URLS to receive events" in text  # the development warning
+        assert "KITE_API_SECRET is not set" not in text  # generated with the other development secrets
         link = re.search(r"one-time sign-in link: (\S+)", text).group(1)
         with requests.Session() as browser:
             signed = browser.get(link, timeout=10)
             assert signed.status_code == 200 and "Sign out" in signed.text  # followed the 303 to the blotter
             assert browser.get(f"http://127.0.0.1:{port}/api/orders", timeout=10).status_code == 200
         assert requests.get(link, timeout=10, allow_redirects=False).status_code == 403  # single use
+        assert_the_kite_sample_is_accepted(env, tmp_path, port)
     finally:
         os.killpg(runner.pid, signal.SIGINT)
         try:
@@ -61,3 +71,36 @@ def test_dev_runner_prints_the_blotter_link_once_and_the_warning_once(redis_clie
         except subprocess.TimeoutExpired:
             os.killpg(runner.pid, signal.SIGKILL)
             runner.wait(5)
+
+
+def assert_the_kite_sample_is_accepted(env: dict[str, str], tmp_path, port: int) -> None:
+    """`scripts/dev sample kite` is signed with the generated secret (202), and the curl it prints repeats it (200)."""
+    assert json.loads((tmp_path / "instance" / "dev-secrets.json").read_text())["KITE_API_SECRET"]
+    sample = subprocess.run(
+        [sys.executable, "-m", "app.devrun", "sample", "kite"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert sample.returncode == 0, sample.stdout + sample.stderr
+    curl, answer, *_ = sample.stdout.splitlines()
+    assert curl.startswith("curl ") and f"http://127.0.0.1:{port}/postbacks/kite" in curl
+    assert answer.startswith('202 {"status":"accepted"'), sample.stdout
+    again = subprocess.run(["bash", "-c", curl], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+    assert '"status":"duplicate"' in again.stdout, again.stdout + again.stderr
+    order_id = re.search(r"order (\d+) ", sample.stdout).group(1)
+    headers = {
+        "Authorization": f"Bearer {json.loads((tmp_path / 'instance' / 'dev-secrets.json').read_text())['ADMIN_TOKEN']}"
+    }
+    wait_until(
+        lambda: (
+            requests.get(f"http://127.0.0.1:{port}/api/orders/kite/{order_id}", headers=headers, timeout=5).json()[
+                "status"
+            ]
+            == "FILLED"
+        ),
+        60,
+        message=f"the sample order {order_id} was not stored",
+    )
