@@ -4,8 +4,10 @@ One loop per worker process, run as a long RQ job (workers/worker.py). It reads 
 the consumer group as a consumer of its own (`<host>-<pid>`), so an entry it has read but not yet
 stored stays pending in Redis under its name; entries pending for longer than PIPELINE_CLAIM_IDLE_MS (their
 worker died) are taken over with XAUTOCLAIM and stored, once, because persistence skips event ids
-it already has. A second thread claims due deliveries (retries, and what a busy lane had no room
-for) every FORWARD_SCAN_MS and hands them to the same per-consumer lanes (workers/forwarder.py).
+it already has. Before storing, a batch takes in every earlier arrival of its orders that other
+consumers hold, so each order's events are numbered and folded in arrival order (workers/arrival.py).
+A second thread claims due deliveries (retries, and what a busy lane had no room for) every
+FORWARD_SCAN_MS and hands them to the same per-consumer lanes (workers/forwarder.py).
 
 Redis full (OOM under noeviction) or the database away: the loop backs off, marks the pipeline
 stalled (workers/stall.py) and carries on by itself when the cause goes away.
@@ -33,6 +35,7 @@ from app.reconcile.clients import configured_brokers
 from app.redis_keys import DEAD_STREAM, DEDUP_PREFIX, GROUP, STATS_KEY, STREAM
 from app.store import Conflict, QueuedEvent, StoredBatch, persist_batch
 from workers import shutdown
+from workers.arrival import earlier_arrivals, in_arrival_order
 from workers.forwarder import Forwarder
 from workers.stall import OOM_REASON, StallMarker, is_oom
 
@@ -209,21 +212,25 @@ class Pipeline:
         return live
 
     def store_and_forward(self, entries: list) -> int:
-        """Persist one batch, ack it with its counters and delivery claims in one round trip, forward it."""
+        """Persist one batch with the earlier arrivals of its orders that others hold, in arrival order;
+        ack it with its counters and delivery claims in one round trip, forward it."""
+        own = [entry_id for entry_id, _ in entries]
+        entries = in_arrival_order(entries + earlier_arrivals(self.client, self.consumer, entries))
         batch, ids, bad = [], [], []
         for entry_id, fields in entries:
             ids.append(entry_id)
             try:
-                batch.append(QueuedEvent(json.loads(fields[b"e"]), fields.get(b"b", b"")))
+                arrival = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                batch.append(QueuedEvent(json.loads(fields[b"e"]), fields.get(b"b", b""), arrival))
             except (KeyError, ValueError, TypeError) as exc:
                 bad.append((entry_id, fields, f"undecodable entry: {exc}"))
         try:
-            result = self._persist(batch, ids)
+            result = self._persist(batch, own)
         except DatabaseAway:
             raise
         except Exception:
             log.exception("a batch of %d events failed to store; storing them one by one", len(batch))
-            result = self._persist_one_by_one(batch, ids, bad)
+            result = self._persist_one_by_one(batch, own, bad)
         self._dead_letter(bad)
         handoffs, scores = self.forwarder.plan(result)
         self._ack(ids, len(result.events), scores)
@@ -258,8 +265,9 @@ class Pipeline:
 
     # Storage with back-off:
 
-    def _persist(self, batch: list[QueuedEvent], ids: list) -> StoredBatch:
-        """persist_batch, waiting out a database that is away and retrying a batch that raced another."""
+    def _persist(self, batch: list[QueuedEvent], own: list) -> StoredBatch:
+        """persist_batch, waiting out a database that is away and retrying a batch that raced another;
+        `own`: the entry ids read by this consumer (kept claimed while waiting)."""
         services = self.services
         attempt = conflicts = 0
         while True:
@@ -277,7 +285,7 @@ class Pipeline:
                 attempt += 1
                 log.warning("database unavailable (%s); retrying in %.1fs", type(exc.orig).__name__, delay)
                 self.stall.mark("database unavailable")
-                self._keep_claim(ids)
+                self._keep_claim(own)
                 self._beat()
                 if self.stop.wait(delay):
                     raise DatabaseAway from exc
@@ -290,12 +298,12 @@ class Pipeline:
         except redis.RedisError:
             pass
 
-    def _persist_one_by_one(self, batch: list[QueuedEvent], ids: list, bad: list) -> StoredBatch:
-        """Isolate a poison event: store the others, dead-letter the one that cannot be stored."""
+    def _persist_one_by_one(self, batch: list[QueuedEvent], own: list, bad: list) -> StoredBatch:
+        """Isolate a poison event: store the others (in arrival order), dead-letter the one that cannot be stored."""
         total = StoredBatch()
         for queued in batch:
             try:
-                result = self._persist([queued], ids)
+                result = self._persist([queued], own)
             except DatabaseAway:
                 raise
             except Exception as exc:
