@@ -2,12 +2,14 @@
 
 One loop per worker process, run as a long RQ job (workers/worker.py). It reads the stream through
 the consumer group as a consumer of its own (`<host>-<pid>`), so an entry it has read but not yet
-stored stays pending in Redis under its name; entries pending for longer than PIPELINE_CLAIM_IDLE_MS (their
-worker died) are taken over with XAUTOCLAIM and stored, once, because persistence skips event ids
-it already has. Before storing, a batch takes in every earlier arrival of its orders that other
-consumers hold, so each order's events are numbered and folded in arrival order (workers/arrival.py).
-A second thread claims due deliveries (retries, and what a busy lane had no room for) every
-FORWARD_SCAN_MS and hands them to the same per-consumer lanes (workers/forwarder.py).
+stored stays pending in Redis under its name. Each loop keeps a liveness key alive (workers/liveness.py):
+the entries of a consumer whose key is gone (its worker was killed) are taken over within a second,
+and entries pending longer than PIPELINE_CLAIM_IDLE_MS (a worker alive but stuck) with XAUTOCLAIM;
+either way they are stored once, because persistence skips event ids it already has. Before storing,
+a batch takes in every earlier arrival of its orders that other consumers hold, so each order's
+events are numbered and folded in arrival order (workers/arrival.py). A second thread claims due
+deliveries (retries, and what a busy lane had no room for) every FORWARD_SCAN_MS and hands them to
+the same per-consumer lanes (workers/forwarder.py).
 
 Redis full (OOM under noeviction) or the database away: the loop backs off, marks the pipeline
 stalled (workers/stall.py) and carries on by itself when the cause goes away.
@@ -37,6 +39,7 @@ from app.store import Conflict, QueuedEvent, StoredBatch, persist_batch
 from workers import shutdown
 from workers.arrival import earlier_arrivals, in_arrival_order
 from workers.forwarder import Forwarder
+from workers.liveness import Liveness, take_over
 from workers.stall import OOM_REASON, StallMarker, is_oom
 
 if TYPE_CHECKING:
@@ -98,6 +101,7 @@ class Pipeline:
         settings = services.config.pipeline
         self.batch = settings.persist_batch
         self.claim_idle_ms = settings.claim_idle_ms if claim_idle_ms is None else claim_idle_ms
+        self.liveness = Liveness(self.client, self.consumer, settings.alive_ttl_ms)
         self.scan_seconds = services.config.delivery.scan_ms / 1000
         self.forwarder = Forwarder(services)
         # Brokers whose postback terminals are claims until their REST order history confirms them.
@@ -106,6 +110,8 @@ class Pipeline:
         self.refused = False  # Redis refused a write during the last step (OOM)
         self.scan_refused_at = -1e9  # when Redis last refused the scanner a write (OOM)
         self._last_reclaim = 0.0
+        self._last_takeover = 0.0
+        self._own_unfinished = True  # what this consumer name holds from before (a restart) is read first
         self._last_beat = time.monotonic()
         self.stop_scanner = False
 
@@ -115,6 +121,7 @@ class Pipeline:
         """Store and forward until asked to stop (or `max_seconds` pass); returns events stored."""
         deadline = time.monotonic() + max_seconds if max_seconds else None
         scanner = threading.Thread(target=self._scan_loop, args=(deadline,), name="due-scanner", daemon=True)
+        self.liveness.start()
         scanner.start()
         stored, attempt, group_checked = 0, 0, False
         try:
@@ -133,12 +140,14 @@ class Pipeline:
                 except redis.RedisError as exc:
                     attempt = self._redis_trouble(exc, attempt)
                     group_checked = False  # Redis may have restarted empty
+                    self._own_unfinished = True  # a batch may be stored but not acknowledged
                 self._beat()
         finally:
             self.stop_scanner = True
             scanner.join(timeout=5)
             self.forwarder.wait_idle(10)
             self.forwarder.close()
+            self.liveness.stop()
         return stored
 
     def _redis_trouble(self, exc: redis.RedisError, attempt: int) -> int:
@@ -180,8 +189,9 @@ class Pipeline:
     # One step:
 
     def step(self, block_ms: int | None) -> int:
-        """Take over a dead worker's entries now and then, else read new ones; store and forward them."""
-        entries = self._reclaim()
+        """What this name held before, a killed or stuck worker's entries, else new ones; store and forward them."""
+        self.liveness.refresh_due()
+        entries = self._unfinished() or self._take_over() or self._reclaim()
         if not entries:
             reply = self.client.xreadgroup(GROUP, self.consumer, {STREAM: ">"}, count=self.batch, block=block_ms)
             entries = reply[0][1] if reply else []
@@ -189,8 +199,28 @@ class Pipeline:
             return 0
         return self.store_and_forward(entries)
 
+    def _unfinished(self) -> list:
+        """Entries pending under this consumer's own name (a restart that reuses it, or an ack Redis refused)."""
+        if not self._own_unfinished:
+            return []
+        reply = self.client.xreadgroup(GROUP, self.consumer, {STREAM: "0"}, count=self.batch)
+        live = self._ack_deleted(reply[0][1] if reply else [])
+        if not live:
+            self._own_unfinished = False
+        return live
+
+    def _take_over(self) -> list:
+        """Every liveness period: the entries of consumers whose liveness key is gone become ours at once."""
+        if time.monotonic() - self._last_takeover < self.liveness.interval:
+            return []
+        self._last_takeover = time.monotonic()
+        live = self._ack_deleted(take_over(self.client, self.consumer, self.batch))
+        if live:
+            self._last_takeover = 0.0  # more may wait: look again next step
+        return live
+
     def _reclaim(self) -> list:
-        """Entries pending longer than claim_idle_ms for any consumer (a dead worker's) become ours."""
+        """Entries pending longer than claim_idle_ms for any consumer (alive but stuck) become ours."""
         if time.monotonic() - self._last_reclaim < RECLAIM_SECONDS:
             return []
         self._last_reclaim = time.monotonic()
@@ -201,15 +231,18 @@ class Pipeline:
                 ensure_group(self.client)
                 return []
             raise
-        entries = reply[1] if len(reply) > 1 else []
-        gone = [entry_id for entry_id, fields in entries if fields is None]
-        if gone:  # deleted from the stream (already stored) but still pending: just ack them
-            self.client.xack(STREAM, GROUP, *gone)
-        live = [(entry_id, fields) for entry_id, fields in entries if fields is not None]
+        live = self._ack_deleted(reply[1] if len(reply) > 1 else [])
         if live:
             self._last_reclaim = 0.0  # more may wait: look again next step
-            log.warning("took over %d entries a stopped worker had read but not stored", len(live))
+            log.warning("took over %d entries a stuck worker had read but not stored", len(live))
         return live
+
+    def _ack_deleted(self, entries: list) -> list:
+        """Ack entries deleted from the stream (stored, ack lost) that are still pending; the others."""
+        gone = [entry_id for entry_id, fields in entries if fields is None]
+        if gone:
+            self.client.xack(STREAM, GROUP, *gone)
+        return [(entry_id, fields) for entry_id, fields in entries if fields is not None]
 
     def store_and_forward(self, entries: list) -> int:
         """Persist one batch with the earlier arrivals of its orders that others hold, in arrival order;
@@ -333,7 +366,7 @@ class Pipeline:
         ensure_group(self.client)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            self._last_reclaim = 0.0
+            self._last_reclaim = self._last_takeover = 0.0
             stored = self.step(None)
             self.forwarder.wait_idle(deadline - time.monotonic())
             handed = self.forwarder.scan()
@@ -348,5 +381,6 @@ class Pipeline:
         return not self.client.xlen(STREAM) and not pending and self.forwarder.idle()
 
     def close(self) -> None:
-        """Release the lanes' threads and connections."""
+        """Release the lanes' threads and connections; drop the liveness key."""
         self.forwarder.close()
+        self.liveness.stop()

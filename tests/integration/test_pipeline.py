@@ -332,3 +332,78 @@ def test_parallel_loops_number_each_orders_events_in_arrival_order(db_services, 
     assert not misnumbered, f"{len(misnumbered)} orders numbered out of arrival order: {misnumbered}"
     assert not misfolded, f"{len(misfolded)} order states not folded in arrival order: {misfolded}"
     assert client.xlen(STREAM) == 0
+
+
+def _queue_orders(services, prefix: str, n: int) -> list[str]:
+    """n single-update orders on the ingest stream; their event ids."""
+    from app.events import OrderEvent
+
+    ids = []
+    for i in range(n):
+        event = OrderEvent(
+            broker="kite",
+            source="postback",
+            order_id=f"{prefix}{i}",
+            status="OPEN",
+            broker_status="OPEN",
+            received_at="2026-11-28T10:00:00Z",
+            raw={"i": i},
+        )
+        assert services.ingestor.submit(event, b"{}")
+        ids.append(event.id)
+    return ids
+
+
+def _stored(services) -> int:
+    with services.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(events)).scalar_one()
+
+
+def test_a_live_consumer_keeps_its_entries_and_a_dead_ones_are_taken_over_at_once(db_services):
+    """Liveness, not idle time: entries of a consumer whose key is alive stay its own however long they
+    wait; once its key is gone another loop stores them at its next look, each once (two loops race)."""
+    from app.redis_keys import alive_key
+    from workers.liveness import TAKEOVER_MIN_IDLE_MS, Liveness
+    from workers.pipeline import Pipeline, ensure_group
+
+    client = db_services.redis
+    ensure_group(client)
+    _queue_orders(db_services, "HELD", 6)
+    slow = Liveness(client, "slow-but-alive", 3000)
+    slow.refresh()
+    assert len(client.xreadgroup(GROUP, "slow-but-alive", {STREAM: ">"}, count=10)[0][1]) == 6
+    time.sleep(TAKEOVER_MIN_IDLE_MS / 1000 + 0.3)
+    loops = [Pipeline(db_services, consumer=f"racer-{i}", claim_idle_ms=60_000) for i in range(2)]
+    try:
+        assert loops[0].step(None) == 0  # its first step looks for dead holders: there is none
+        assert _stored(db_services) == 0
+        assert client.xpending(STREAM, GROUP)["pending"] == 6
+        client.delete(alive_key("slow-but-alive"))  # its worker was killed: the key lapsed
+        stored: list[int] = []
+        threads = [threading.Thread(target=lambda loop=loop: stored.append(loop.step(None))) for loop in loops]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sum(stored) == 6 and _stored(db_services) == 6
+        assert client.xpending(STREAM, GROUP)["pending"] == 0
+    finally:
+        for loop in loops:
+            loop.close()
+
+
+def test_a_restart_that_reuses_the_consumer_name_stores_what_it_held_at_once(db_services):
+    """A worker restarted with the same `<host>-<pid>` (a container's pids repeat): its own pending entries
+    are not handed out by `>` again, so the new loop reads its own history first."""
+    from workers.pipeline import Pipeline, ensure_group
+
+    client = db_services.redis
+    ensure_group(client)
+    _queue_orders(db_services, "MINE", 3)
+    assert len(client.xreadgroup(GROUP, "host-1", {STREAM: ">"}, count=10)[0][1]) == 3  # ... then killed
+    loop = Pipeline(db_services, consumer="host-1", claim_idle_ms=60_000)
+    try:
+        assert loop.step(None) == 3
+    finally:
+        loop.close()
+    assert client.xpending(STREAM, GROUP)["pending"] == 0 and _stored(db_services) == 3
