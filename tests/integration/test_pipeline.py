@@ -373,14 +373,16 @@ def test_a_live_consumer_keeps_its_entries_and_a_dead_ones_are_taken_over_at_onc
     slow.refresh()
     assert len(client.xreadgroup(GROUP, "slow-but-alive", {STREAM: ">"}, count=10)[0][1]) == 6
     time.sleep(TAKEOVER_MIN_IDLE_MS / 1000 + 0.3)
-    loops = [Pipeline(db_services, consumer=f"racer-{i}", claim_idle_ms=60_000) for i in range(2)]
+    watcher = Pipeline(db_services, consumer="watcher", claim_idle_ms=60_000)
+    loops = [watcher] + [Pipeline(db_services, consumer=f"racer-{i}", claim_idle_ms=60_000) for i in range(2)]
     try:
-        assert loops[0].step(None) == 0  # its first step looks for dead holders: there is none
+        assert watcher.step(None) == 0  # a first step looks for dead holders: there is none
         assert _stored(db_services) == 0
         assert client.xpending(STREAM, GROUP)["pending"] == 6
         client.delete(alive_key("slow-but-alive"))  # its worker was killed: the key lapsed
         stored: list[int] = []
-        threads = [threading.Thread(target=lambda loop=loop: stored.append(loop.step(None))) for loop in loops]
+        racers = loops[1:]  # first steps: both look for dead holders at once
+        threads = [threading.Thread(target=lambda loop=loop: stored.append(loop.step(None))) for loop in racers]
         for thread in threads:
             thread.start()
         for thread in threads:
