@@ -149,6 +149,12 @@ class PipelineSettings:
     claim_idle_ms: int = setting(
         "PIPELINE_CLAIM_IDLE_MS", integer(1), "20000", "ms before another worker takes over unstored entries"
     )
+    alive_ttl_ms: int = setting(
+        "PIPELINE_ALIVE_TTL_MS",
+        integer(300),
+        "3000",
+        "ms a loop's liveness key outlives its last refresh; then its unstored entries are taken over at once",
+    )
 
 
 @dataclass(frozen=True)

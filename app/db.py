@@ -32,7 +32,8 @@ raw_postbacks = sa.Table(
     sa.Column("body", sa.LargeBinary, nullable=False),
 )
 
-#: Normalized events in arrival order; `sequence` counts per order from 1.
+#: Normalized events; `sequence` counts per order from 1 in arrival order, `arrival` is the ingest stream
+#: entry id that order follows (docs/pipeline.md).
 events = sa.Table(
     "events",
     metadata,
@@ -46,6 +47,7 @@ events = sa.Table(
     sa.Column("received_at", sa.String(40), nullable=False),
     sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("arrival", sa.String(40)),
     sa.UniqueConstraint("broker", "order_id", "sequence", name="uq_events_order_sequence"),
 )
 

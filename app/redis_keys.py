@@ -16,6 +16,7 @@ __all__ = [
     "ALERTS_STATUS_KEY",
     "ALERTS_STREAM",
     "ALERTS_WATERMARK_KEY",
+    "ALIVE_PREFIX",
     "CLAIM_DUE",
     "CONSUMERS_KEY",
     "DEAD_STREAM",
@@ -36,6 +37,7 @@ __all__ = [
     "STALLED_PROBE_KEY",
     "STATS_KEY",
     "STREAM",
+    "alive_key",
     "due_key",
     "feed_status_key",
     "live_channel",
@@ -61,6 +63,14 @@ STALLED_KEY = "oh:pipeline:stalled"
 STALLED_PROBE_KEY = "oh:pipeline:stalled:probe"
 #: Counters for /metrics: events_stored, deliveries_delivered, deliveries_failed, deliveries_retried, unknown_status.
 STATS_KEY = "oh:stats"
+#: Prefix of each pipeline loop's liveness key (per consumer of GROUP), refreshed with a short TTL.
+ALIVE_PREFIX = "oh:pipeline:alive:"
+
+
+def alive_key(consumer: str) -> str:
+    """The liveness key of one consumer of GROUP: gone means what it holds can be taken over at once."""
+    return ALIVE_PREFIX + consumer
+
 
 # Forwarding (docs/pipeline.md).
 

@@ -4,11 +4,17 @@ One transaction per batch (docs/delivery.md §7: batching is what makes persiste
 by event id so a batch that is replayed after a worker died is stored exactly once. The body is stored
 once, in raw_postbacks; `events.data` has no `raw` (app/rawlog.py rebuilds it when an event leaves).
 
+`sequence` is the event's place in its order's arrival order: a batch comes in arrival order (the
+ingest stream's entry ids, kept in `events.arrival`) and holds every unstored earlier arrival of its
+orders (workers/pipeline.py sees to both, docs/pipeline.md), so numbering from the stored count and
+folding the state event by event follow arrival whichever loop stores it.
+
 Several workers may store batches at once. PostgreSQL: the orders a batch touches are locked
-(`SELECT ... FOR UPDATE`, in key order so two batches never deadlock). SQLite: the transaction takes
-the write lock before it reads, so writers run one after the other. Either way, two batches that
-still raced on a new order collide on the unique (broker, order_id, sequence) and the loser is
-retried whole (`Conflict`), so `sequence` stays 1, 2, 3 ... without gaps or repeats.
+(`SELECT ... FOR UPDATE`, in key order so two batches never deadlock) before it looks for what is
+already stored. SQLite: the transaction takes the write lock before it reads, so writers run one after
+the other. Either way, two batches that still raced on a new order collide on the unique (broker,
+order_id, sequence) or on the event id, and the loser is retried whole (`Conflict`), so `sequence`
+stays 1, 2, 3 ... without gaps or repeats.
 """
 
 from __future__ import annotations
@@ -30,10 +36,11 @@ from app.state import OrderState, apply_event
 
 @dataclass
 class QueuedEvent:
-    """An event as it comes off the ingest stream: normalized dict plus the raw bytes."""
+    """An event as it comes off the ingest stream: normalized dict, the raw bytes, its stream entry id."""
 
     event: dict[str, Any]
     body: bytes
+    arrival: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,7 +112,8 @@ def persist_batch(
 ) -> StoredBatch:
     """Store a batch in one transaction; events already stored are skipped, not stored twice.
 
-    `confirming`: brokers whose postback terminals are claims until their order history confirms them.
+    The batch is in arrival order and numbered in it. `confirming`: brokers whose postback terminals are
+    claims until their order history confirms them.
     """
     try:
         return _persist(engine, batch, forward_urls, confirming)
@@ -122,12 +130,13 @@ def _persist(
         if conn.dialect.name == "sqlite":
             # Take the write lock before reading states: SQLite then runs writers one at a time.
             conn.execute(sa.text("UPDATE orders SET event_count = event_count WHERE 0 = 1"))
+        # Lock first, then look: a batch that waited for another holding the same orders sees its events.
+        states = _load_states(conn, {(q.event["broker"], q.event["order_id"]) for q in batch})
         fresh = _fresh(conn, batch)
         result.skipped = len(batch) - len(fresh)
         if not fresh:
             return result
         keys = {(q.event["broker"], q.event["order_id"]) for q in fresh}
-        states = _load_states(conn, keys)
         existing = set(states)
         now = utcnow()
         event_rows, raw_rows = [], []
@@ -139,7 +148,7 @@ def _persist(
             result.events.append(event)
             body = raw_body(queued)
             result.bodies[event["id"]] = body
-            event_rows.append(_event_row(event, now))
+            event_rows.append(_event_row(event, queued.arrival, now))
             raw_rows.append(
                 {
                     "event_id": event["id"],
@@ -203,9 +212,10 @@ _STATES = sa.select(orders.c.broker, orders.c.order_id, orders.c.data).where(
 _STATES_LOCKED = _STATES.with_for_update()
 
 
-def _event_row(event: dict[str, Any], now) -> dict[str, Any]:
+def _event_row(event: dict[str, Any], arrival: str | None, now) -> dict[str, Any]:
     """Columns of the events table for one event."""
     return {
+        "arrival": arrival,
         "id": event["id"],
         "broker": event["broker"],
         "order_id": event["order_id"],

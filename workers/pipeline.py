@@ -2,10 +2,14 @@
 
 One loop per worker process, run as a long RQ job (workers/worker.py). It reads the stream through
 the consumer group as a consumer of its own (`<host>-<pid>`), so an entry it has read but not yet
-stored stays pending in Redis under its name; entries pending for longer than PIPELINE_CLAIM_IDLE_MS (their
-worker died) are taken over with XAUTOCLAIM and stored, once, because persistence skips event ids
-it already has. A second thread claims due deliveries (retries, and what a busy lane had no room
-for) every FORWARD_SCAN_MS and hands them to the same per-consumer lanes (workers/forwarder.py).
+stored stays pending in Redis under its name. Each loop keeps a liveness key alive (workers/liveness.py):
+the entries of a consumer whose key is gone (its worker was killed) are taken over within a second,
+and entries pending longer than PIPELINE_CLAIM_IDLE_MS (a worker alive but stuck) with XAUTOCLAIM;
+either way they are stored once, because persistence skips event ids it already has. Before storing,
+a batch takes in every earlier arrival of its orders that other consumers hold, so each order's
+events are numbered and folded in arrival order (workers/arrival.py). A second thread claims due
+deliveries (retries, and what a busy lane had no room for) every FORWARD_SCAN_MS and hands them to
+the same per-consumer lanes (workers/forwarder.py).
 
 Redis full (OOM under noeviction) or the database away: the loop backs off, marks the pipeline
 stalled (workers/stall.py) and carries on by itself when the cause goes away.
@@ -33,7 +37,9 @@ from app.reconcile.clients import configured_brokers
 from app.redis_keys import DEAD_STREAM, DEDUP_PREFIX, GROUP, STATS_KEY, STREAM
 from app.store import Conflict, QueuedEvent, StoredBatch, persist_batch
 from workers import shutdown
+from workers.arrival import earlier_arrivals, in_arrival_order
 from workers.forwarder import Forwarder
+from workers.liveness import Liveness, take_over
 from workers.stall import OOM_REASON, StallMarker, is_oom
 
 if TYPE_CHECKING:
@@ -95,6 +101,7 @@ class Pipeline:
         settings = services.config.pipeline
         self.batch = settings.persist_batch
         self.claim_idle_ms = settings.claim_idle_ms if claim_idle_ms is None else claim_idle_ms
+        self.liveness = Liveness(self.client, self.consumer, settings.alive_ttl_ms)
         self.scan_seconds = services.config.delivery.scan_ms / 1000
         self.forwarder = Forwarder(services)
         # Brokers whose postback terminals are claims until their REST order history confirms them.
@@ -103,6 +110,8 @@ class Pipeline:
         self.refused = False  # Redis refused a write during the last step (OOM)
         self.scan_refused_at = -1e9  # when Redis last refused the scanner a write (OOM)
         self._last_reclaim = 0.0
+        self._last_takeover = 0.0
+        self._own_unfinished = True  # what this consumer name holds from before (a restart) is read first
         self._last_beat = time.monotonic()
         self.stop_scanner = False
 
@@ -112,6 +121,7 @@ class Pipeline:
         """Store and forward until asked to stop (or `max_seconds` pass); returns events stored."""
         deadline = time.monotonic() + max_seconds if max_seconds else None
         scanner = threading.Thread(target=self._scan_loop, args=(deadline,), name="due-scanner", daemon=True)
+        self.liveness.start()
         scanner.start()
         stored, attempt, group_checked = 0, 0, False
         try:
@@ -130,12 +140,14 @@ class Pipeline:
                 except redis.RedisError as exc:
                     attempt = self._redis_trouble(exc, attempt)
                     group_checked = False  # Redis may have restarted empty
+                    self._own_unfinished = True  # a batch may be stored but not acknowledged
                 self._beat()
         finally:
             self.stop_scanner = True
             scanner.join(timeout=5)
             self.forwarder.wait_idle(10)
             self.forwarder.close()
+            self.liveness.stop()
         return stored
 
     def _redis_trouble(self, exc: redis.RedisError, attempt: int) -> int:
@@ -177,8 +189,9 @@ class Pipeline:
     # One step:
 
     def step(self, block_ms: int | None) -> int:
-        """Take over a dead worker's entries now and then, else read new ones; store and forward them."""
-        entries = self._reclaim()
+        """What this name held before, a killed or stuck worker's entries, else new ones; store and forward them."""
+        self.liveness.refresh_due()
+        entries = self._unfinished() or self._take_over() or self._reclaim()
         if not entries:
             reply = self.client.xreadgroup(GROUP, self.consumer, {STREAM: ">"}, count=self.batch, block=block_ms)
             entries = reply[0][1] if reply else []
@@ -186,8 +199,28 @@ class Pipeline:
             return 0
         return self.store_and_forward(entries)
 
+    def _unfinished(self) -> list:
+        """Entries pending under this consumer's own name (a restart that reuses it, or an ack Redis refused)."""
+        if not self._own_unfinished:
+            return []
+        reply = self.client.xreadgroup(GROUP, self.consumer, {STREAM: "0"}, count=self.batch)
+        live = self._ack_deleted(reply[0][1] if reply else [])
+        if not live:
+            self._own_unfinished = False
+        return live
+
+    def _take_over(self) -> list:
+        """Every liveness period: the entries of consumers whose liveness key is gone become ours at once."""
+        if time.monotonic() - self._last_takeover < self.liveness.interval:
+            return []
+        self._last_takeover = time.monotonic()
+        live = self._ack_deleted(take_over(self.client, self.consumer, self.batch))
+        if live:
+            self._last_takeover = 0.0  # more may wait: look again next step
+        return live
+
     def _reclaim(self) -> list:
-        """Entries pending longer than claim_idle_ms for any consumer (a dead worker's) become ours."""
+        """Entries pending longer than claim_idle_ms for any consumer (alive but stuck) become ours."""
         if time.monotonic() - self._last_reclaim < RECLAIM_SECONDS:
             return []
         self._last_reclaim = time.monotonic()
@@ -198,32 +231,39 @@ class Pipeline:
                 ensure_group(self.client)
                 return []
             raise
-        entries = reply[1] if len(reply) > 1 else []
-        gone = [entry_id for entry_id, fields in entries if fields is None]
-        if gone:  # deleted from the stream (already stored) but still pending: just ack them
-            self.client.xack(STREAM, GROUP, *gone)
-        live = [(entry_id, fields) for entry_id, fields in entries if fields is not None]
+        live = self._ack_deleted(reply[1] if len(reply) > 1 else [])
         if live:
             self._last_reclaim = 0.0  # more may wait: look again next step
-            log.warning("took over %d entries a stopped worker had read but not stored", len(live))
+            log.warning("took over %d entries a stuck worker had read but not stored", len(live))
         return live
 
+    def _ack_deleted(self, entries: list) -> list:
+        """Ack entries deleted from the stream (stored, ack lost) that are still pending; the others."""
+        gone = [entry_id for entry_id, fields in entries if fields is None]
+        if gone:
+            self.client.xack(STREAM, GROUP, *gone)
+        return [(entry_id, fields) for entry_id, fields in entries if fields is not None]
+
     def store_and_forward(self, entries: list) -> int:
-        """Persist one batch, ack it with its counters and delivery claims in one round trip, forward it."""
+        """Persist one batch with the earlier arrivals of its orders that others hold, in arrival order;
+        ack it with its counters and delivery claims in one round trip, forward it."""
+        own = [entry_id for entry_id, _ in entries]
+        entries = in_arrival_order(entries + earlier_arrivals(self.client, self.consumer, entries))
         batch, ids, bad = [], [], []
         for entry_id, fields in entries:
             ids.append(entry_id)
             try:
-                batch.append(QueuedEvent(json.loads(fields[b"e"]), fields.get(b"b", b"")))
+                arrival = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                batch.append(QueuedEvent(json.loads(fields[b"e"]), fields.get(b"b", b""), arrival))
             except (KeyError, ValueError, TypeError) as exc:
                 bad.append((entry_id, fields, f"undecodable entry: {exc}"))
         try:
-            result = self._persist(batch, ids)
+            result = self._persist(batch, own)
         except DatabaseAway:
             raise
         except Exception:
             log.exception("a batch of %d events failed to store; storing them one by one", len(batch))
-            result = self._persist_one_by_one(batch, ids, bad)
+            result = self._persist_one_by_one(batch, own, bad)
         self._dead_letter(bad)
         handoffs, scores = self.forwarder.plan(result)
         self._ack(ids, len(result.events), scores)
@@ -258,8 +298,9 @@ class Pipeline:
 
     # Storage with back-off:
 
-    def _persist(self, batch: list[QueuedEvent], ids: list) -> StoredBatch:
-        """persist_batch, waiting out a database that is away and retrying a batch that raced another."""
+    def _persist(self, batch: list[QueuedEvent], own: list) -> StoredBatch:
+        """persist_batch, waiting out a database that is away and retrying a batch that raced another;
+        `own`: the entry ids read by this consumer (kept claimed while waiting)."""
         services = self.services
         attempt = conflicts = 0
         while True:
@@ -277,7 +318,7 @@ class Pipeline:
                 attempt += 1
                 log.warning("database unavailable (%s); retrying in %.1fs", type(exc.orig).__name__, delay)
                 self.stall.mark("database unavailable")
-                self._keep_claim(ids)
+                self._keep_claim(own)
                 self._beat()
                 if self.stop.wait(delay):
                     raise DatabaseAway from exc
@@ -290,12 +331,12 @@ class Pipeline:
         except redis.RedisError:
             pass
 
-    def _persist_one_by_one(self, batch: list[QueuedEvent], ids: list, bad: list) -> StoredBatch:
-        """Isolate a poison event: store the others, dead-letter the one that cannot be stored."""
+    def _persist_one_by_one(self, batch: list[QueuedEvent], own: list, bad: list) -> StoredBatch:
+        """Isolate a poison event: store the others (in arrival order), dead-letter the one that cannot be stored."""
         total = StoredBatch()
         for queued in batch:
             try:
-                result = self._persist([queued], ids)
+                result = self._persist([queued], own)
             except DatabaseAway:
                 raise
             except Exception as exc:
@@ -325,7 +366,7 @@ class Pipeline:
         ensure_group(self.client)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            self._last_reclaim = 0.0
+            self._last_reclaim = self._last_takeover = 0.0
             stored = self.step(None)
             self.forwarder.wait_idle(deadline - time.monotonic())
             handed = self.forwarder.scan()
@@ -340,5 +381,6 @@ class Pipeline:
         return not self.client.xlen(STREAM) and not pending and self.forwarder.idle()
 
     def close(self) -> None:
-        """Release the lanes' threads and connections."""
+        """Release the lanes' threads and connections; drop the liveness key."""
         self.forwarder.close()
+        self.liveness.stop()

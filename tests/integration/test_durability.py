@@ -13,12 +13,13 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -30,7 +31,7 @@ import requests
 from app.events import OrderEvent
 from app.exceptions import NotDurableError
 from app.ingest import Ingestor
-from app.redis_keys import DEDUP_PREFIX, STREAM
+from app.redis_keys import DEDUP_PREFIX, GROUP, STREAM
 from app.spool import SpoolRecord, SpoolWriter, claim_file, replay_claimed, spool_files
 from tests.support.env import ADMIN_TOKEN, KITE_SECRET, make_env
 from tests.support.helpers import load_fixture
@@ -65,11 +66,45 @@ def post(port: int, body: bytes, timeout: float = 10.0) -> int:
         conn.close()
 
 
-class Stream:
-    """Steady postbacks at `rate`/s from a few threads; remembers every answer by order id."""
+def kite_update(order_id: str, status: str, filled: int) -> bytes:
+    """A validly signed Kite postback for one step of an order of 10."""
+    payload = dict(SEED, order_id=order_id, status=status, quantity=10, filled_quantity=filled)
+    payload["pending_quantity"] = 10 - filled
+    payload["checksum"] = hashlib.sha256((order_id + SEED["order_timestamp"] + KITE_SECRET).encode()).hexdigest()
+    return json.dumps(payload).encode()
 
-    def __init__(self, port: int, prefix: str, rate: float, seconds: float, threads: int = 8) -> None:
+
+#: An order's three updates: open, partly filled, complete.
+STEPS = (("OPEN", 0), ("OPEN", 4), ("COMPLETE", 10))
+
+
+def interleaved_updates(prefix: str, width: int = 20) -> Callable[[int], tuple[str, bytes]]:
+    """The index-th postback of a stream of three-update orders, `width` orders interleaved at a time."""
+
+    def make(index: int) -> tuple[str, bytes]:
+        block, within = divmod(index, width * len(STEPS))
+        step, column = divmod(within, width)
+        order_id = f"{prefix}{block * width + column:06d}"
+        status, filled = STEPS[step]
+        return f"{order_id}/{step}", kite_update(order_id, status, filled)
+
+    return make
+
+
+class Stream:
+    """Steady postbacks at `rate`/s from a few threads; remembers every answer by order id (or `make`'s key)."""
+
+    def __init__(
+        self,
+        port: int,
+        prefix: str,
+        rate: float,
+        seconds: float,
+        threads: int = 8,
+        make: Callable[[int], tuple[str, bytes]] | None = None,
+    ) -> None:
         self.port, self.prefix, self.rate, self.seconds = port, prefix, rate, seconds
+        self.make = make or (lambda index: (f"{prefix}{index:06d}", kite_body(f"{prefix}{index:06d}")))
         self.answers: dict[str, int] = {}
         self.lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="stream")
@@ -88,13 +123,14 @@ class Stream:
             delay = self.started + index / self.rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            self._pool.submit(self._send, f"{self.prefix}{index:06d}")
+            self._pool.submit(self._send, index)
 
-    def _send(self, order_id: str) -> None:
+    def _send(self, index: int) -> None:
         """One postback; its answer is kept."""
-        status = post(self.port, kite_body(order_id))
+        key, body = self.make(index)
+        status = post(self.port, body)
         with self.lock:
-            self.answers[order_id] = status
+            self.answers[key] = status
 
     def join(self, timeout: float = 60.0) -> None:
         """Wait for every send to be answered."""
@@ -145,6 +181,45 @@ def assert_stored_once_via_api(port: int, order_ids: list[str]) -> None:
 def wait_for_worker(worker: Process) -> None:
     """Until the worker's dispatcher runs."""
     wait_until(lambda: "worker up" in worker.log(), 60, message=f"worker did not start:\n{worker.log()}")
+
+
+def loop_consumers(worker: Process) -> set[str]:
+    """The consumer names of a worker's pipeline loops: `<host>-<pid>` of each child process."""
+    host, children = socket.gethostname(), set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == worker.popen.pid:
+            children.add(f"{host}-{stat.parent.name}")
+    return children
+
+
+def pending_of(client: redis.Redis, consumers: set[str]) -> list[bytes]:
+    """Entry ids pending in the group for these consumers."""
+    return [
+        item["message_id"]
+        for name in consumers
+        for item in client.xpending_range(STREAM, GROUP, "-", "+", 10_000, consumername=name)
+    ]
+
+
+def event_ids_of(client: redis.Redis, entry_ids: list[bytes], prefix: str = "") -> set[str]:
+    """The event ids queued in these stream entries (of orders whose id starts with `prefix`)."""
+    found = set()
+    for entry_id in entry_ids:
+        for _, fields in client.xrange(STREAM, entry_id, entry_id):
+            event = json.loads(fields[b"e"])
+            if event["order_id"].startswith(prefix):
+                found.add(event["id"])
+    return found
+
+
+def stored_ids_sqlite(url: str, event_ids: set[str]) -> set[str]:
+    """Which of these event ids are stored."""
+    rows = sqlite_rows(url, "SELECT id FROM events")
+    return event_ids & {row[0] for row in rows}
 
 
 # The spool, in-process:
@@ -380,8 +455,22 @@ def test_a_worker_killed_while_holding_work_is_redone_exactly_once(
     stored_at_kill = stored_count_sqlite(sqlite_url)
     assert pending > 0 and stored_at_kill < total, "the kill did not land while the worker held work"
 
+    dead = set(_holders(redis_client))
+    held = event_ids_of(redis_client, pending_of(redis_client, dead))
     replacement = Process("worker-2", env, tmp_path, command=procfile_command("worker"))
     procs.append(replacement)
+    wait_for_worker(replacement)
+    up = time.monotonic()
+    wait_until(
+        lambda: stored_ids_sqlite(sqlite_url, held) == held and not pending_of(redis_client, dead),
+        60,
+        0.1,
+        message=replacement.log()[-3000:],
+    )
+    took = time.monotonic() - up
+    print(f"\nthe restarted worker stored what the killed one held {took:.1f}s after it was up")
+    # Not the 20 s idle time (PIPELINE_CLAIM_IDLE_MS): the killed loops' liveness keys are gone.
+    assert took < 10, f"the killed worker's entries were taken over only after {took:.1f}s"
     wait_until(
         lambda: stored_count_sqlite(sqlite_url) >= total,
         90,
@@ -393,6 +482,82 @@ def test_a_worker_killed_while_holding_work_is_redone_exactly_once(
     assert sqlite_rows(sqlite_url, "SELECT count(*) FROM raw_postbacks") == [(total,)]
     assert sqlite_rows(sqlite_url, "SELECT max(event_count) FROM orders") == [(1,)]
     assert_stored_once_via_api(port, [f"K{i:06d}" for i in range(0, total, 30)])
+
+
+def _holders(client: redis.Redis) -> list[str]:
+    """Names of the consumers holding pending entries."""
+    return [c["name"].decode() for c in client.xpending(STREAM, GROUP)["consumers"] if c["pending"]]
+
+
+@pytest.mark.e2e
+def test_a_killed_worker_is_taken_over_by_the_live_one_within_seconds(
+    redis_client, redis_url, sqlite_url, tmp_path, procs
+):
+    """Two worker processes; one is SIGKILLed mid-stream while it holds entries (PIPELINE_CLAIM_IDLE_MS at
+    its 20 s default): the other stores them within seconds, each once, every order numbered in arrival order.
+
+    The T orders have one update each, so only the takeover can store a T entry the killed worker held
+    (no later update of its order makes another loop take it in first); the U orders have three each.
+    """
+    env = make_env(redis_url, sqlite_url, tmp_path, PERSIST_BATCH="50")
+    port = free_port()
+    procs.append(start_web(env, tmp_path, port))
+    doomed = Process("worker", env, tmp_path)
+    procs.append(doomed)
+    wait_for_worker(doomed)
+    survivor = Process("worker-2", env, tmp_path, command=procfile_command("worker"))
+    procs.append(survivor)
+    wait_for_worker(survivor)
+    doomed_loops = loop_consumers(doomed)
+    assert len(doomed_loops) == 2, doomed_loops
+
+    streams = [
+        Stream(port, "T", rate=120, seconds=8).start(),
+        Stream(port, "U", rate=60, seconds=8, threads=4, make=interleaved_updates("U")).start(),
+    ]
+    time.sleep(2.0)
+    wait_until(
+        lambda: event_ids_of(redis_client, pending_of(redis_client, doomed_loops), "T"),
+        20,
+        0.001,
+        message="the worker never held a batch",
+    )
+    doomed.kill_group()
+    killed = time.monotonic()
+    doomed.popen.wait(10)
+    held = event_ids_of(redis_client, pending_of(redis_client, doomed_loops))
+    assert event_ids_of(redis_client, pending_of(redis_client, doomed_loops), "T"), "the kill did not land in time"
+
+    def taken_over() -> bool:
+        """Stored, and no longer pending for the killed loops (it may have stored one but not acked it)."""
+        return stored_ids_sqlite(sqlite_url, held) == held and not pending_of(redis_client, doomed_loops)
+
+    wait_until(taken_over, 60, 0.05, message=survivor.log()[-3000:])
+    took = time.monotonic() - killed
+    print(f"\n{len(held)} entries the killed worker held were stored and taken over {took:.1f}s after the kill")
+    assert took < 10, f"taken over only after {took:.1f}s (the idle-time fallback is 20 s)"
+    assert "liveness key is gone" in survivor.log()
+
+    acked = []
+    for stream in streams:
+        stream.join()
+        acked += stream.acked()
+        assert len(stream.acked()) >= 0.99 * len(stream.answers), sorted(set(stream.answers.values()))
+    wait_until(
+        lambda: stored_count_sqlite(sqlite_url) >= len(acked),
+        60,
+        0.2,
+        message=f"stored {stored_count_sqlite(sqlite_url)}/{len(acked)}\n{survivor.log()[-3000:]}",
+    )
+    assert sqlite_rows(sqlite_url, "SELECT count(*), count(DISTINCT id) FROM events") == [(len(acked), len(acked))]
+    rows = sqlite_rows(sqlite_url, "SELECT order_id, sequence, arrival FROM events ORDER BY order_id, sequence")
+    numbered: dict[str, list[tuple[int, tuple[int, int]]]] = {}
+    for order_id, sequence, arrival in rows:
+        ms, seq = arrival.split("-")
+        numbered.setdefault(order_id, []).append((sequence, (int(ms), int(seq))))
+    for order_id, events_of in numbered.items():
+        assert [sequence for sequence, _ in events_of] == list(range(1, len(events_of) + 1)), order_id
+        assert [at for _, at in events_of] == sorted(at for _, at in events_of), f"{order_id} not in arrival order"
 
 
 @pytest.mark.e2e

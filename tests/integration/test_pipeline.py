@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 import threading
+import time
 
 import sqlalchemy as sa
 
@@ -232,14 +234,178 @@ def test_parallel_workers_keep_each_orders_sequence_dense(db_services):
     assert client.xlen(STREAM) == 0
 
 
-def _small_batches(loop):
-    """The loop's step reading 7 entries at a time, so the workers interleave on the same orders."""
+def _small_batches(loop, count: int = 7):
+    """The loop's step reading `count` entries at a time, so the workers interleave on the same orders."""
     from workers import pipeline
 
     def step(block_ms):
-        reply = loop.client.xreadgroup(GROUP, loop.consumer, {STREAM: ">"}, count=7, block=block_ms)
+        reply = loop.client.xreadgroup(GROUP, loop.consumer, {STREAM: ">"}, count=count, block=block_ms)
         entries = reply[0][1] if reply else []
         return loop.store_and_forward(entries) if entries else 0
 
     assert pipeline.GROUP == GROUP
     return step
+
+
+def test_parallel_loops_number_each_orders_events_in_arrival_order(db_services, monkeypatch):
+    """Three loops race on many interleaved orders, their commits shuffled: `sequence` is arrival order.
+
+    Arrival is the ingest stream's entry id (docs/pipeline.md); for every order the events sorted by
+    sequence must be 1, 2, 3 ... in that order, redeliveries taking no number, and the order's state
+    folded in it (created_at is the first arrival's receipt, updated_at the last's).
+    """
+    from app.events import OrderEvent
+    from workers import pipeline
+    from workers.pipeline import Pipeline, ensure_group
+
+    client = db_services.redis
+    ensure_group(client)
+    rng = random.Random(20261128)
+    orders_n, updates_n = 40, 12
+    left = {n: updates_n for n in range(orders_n)}
+    received: dict[str, str] = {}
+    for index in range(orders_n * updates_n):
+        n = rng.choice(sorted(o for o, k in left.items() if k))
+        step = updates_n - left[n]
+        left[n] -= 1
+        event = OrderEvent(
+            broker="kite",
+            source="postback",
+            order_id=f"ARR{n}",
+            status="OPEN",
+            broker_status="OPEN",
+            received_at=f"2026-11-28T10:{index // 60:02d}:{index % 60:02d}.000000Z",
+            raw={"step": step},
+            quantity=1000,
+            filled_quantity=step,
+            exchange_time=f"2026-11-28T09:{step:02d}:00Z",
+        )
+        assert db_services.ingestor.submit(event, json.dumps({"step": step}).encode())
+        received[event.id] = event.received_at
+        if rng.random() < 0.2:  # a redelivery: a duplicate never reaches the stream, so takes no number
+            assert not db_services.ingestor.submit(event, json.dumps({"step": step}).encode())
+    arrival = {json.loads(fields[b"e"])["id"]: position for position, (_, fields) in enumerate(client.xrange(STREAM))}
+    real_persist = pipeline.persist_batch
+
+    def shuffled_commit(*args, **kwargs):
+        """A loop that read first may commit last, as under load on a busy machine."""
+        time.sleep(rng.uniform(0, 0.012))
+        return real_persist(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "persist_batch", shuffled_commit)
+    loops = [Pipeline(db_services, consumer=f"arr-{i}", claim_idle_ms=60_000) for i in range(3)]
+    for loop in loops:
+        loop.step = _small_batches(loop, count=5)
+    errors: list[BaseException] = []
+
+    def drain(loop) -> None:
+        try:
+            while loop.step(50):
+                pass
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=drain, args=(loop,)) for loop in loops]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    for loop in loops:
+        loop.close()
+    assert not errors, errors
+    with db_services.engine.connect() as conn:
+        rows = conn.execute(sa.select(events.c.order_id, events.c.sequence, events.c.id).order_by(events.c.sequence))
+        states = {row.order_id: row.data for row in conn.execute(sa.select(orders.c.order_id, orders.c.data))}
+        per_order: dict[str, list[tuple[int, str]]] = {}
+        for order_id, sequence, event_id in rows:
+            per_order.setdefault(order_id, []).append((sequence, event_id))
+    assert sorted(per_order) == sorted(f"ARR{n}" for n in range(orders_n))
+    misnumbered, misfolded = {}, []
+    for order_id, numbered in per_order.items():
+        assert [sequence for sequence, _ in numbered] == list(range(1, updates_n + 1)), order_id
+        by_arrival = sorted((event_id for _, event_id in numbered), key=arrival.__getitem__)
+        if [event_id for _, event_id in numbered] != by_arrival:
+            misnumbered[order_id] = [arrival[event_id] for _, event_id in numbered]
+        state = states[order_id]
+        if (state["created_at"], state["updated_at"]) != (received[by_arrival[0]], received[by_arrival[-1]]):
+            misfolded.append(order_id)
+    assert not misnumbered, f"{len(misnumbered)} orders numbered out of arrival order: {misnumbered}"
+    assert not misfolded, f"{len(misfolded)} order states not folded in arrival order: {misfolded}"
+    assert client.xlen(STREAM) == 0
+
+
+def _queue_orders(services, prefix: str, n: int) -> list[str]:
+    """n single-update orders on the ingest stream; their event ids."""
+    from app.events import OrderEvent
+
+    ids = []
+    for i in range(n):
+        event = OrderEvent(
+            broker="kite",
+            source="postback",
+            order_id=f"{prefix}{i}",
+            status="OPEN",
+            broker_status="OPEN",
+            received_at="2026-11-28T10:00:00Z",
+            raw={"i": i},
+        )
+        assert services.ingestor.submit(event, b"{}")
+        ids.append(event.id)
+    return ids
+
+
+def _stored(services) -> int:
+    with services.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(events)).scalar_one()
+
+
+def test_a_live_consumer_keeps_its_entries_and_a_dead_ones_are_taken_over_at_once(db_services):
+    """Liveness, not idle time: entries of a consumer whose key is alive stay its own however long they
+    wait; once its key is gone another loop stores them at its next look, each once (two loops race)."""
+    from app.redis_keys import alive_key
+    from workers.liveness import TAKEOVER_MIN_IDLE_MS, Liveness
+    from workers.pipeline import Pipeline, ensure_group
+
+    client = db_services.redis
+    ensure_group(client)
+    _queue_orders(db_services, "HELD", 6)
+    slow = Liveness(client, "slow-but-alive", 3000)
+    slow.refresh()
+    assert len(client.xreadgroup(GROUP, "slow-but-alive", {STREAM: ">"}, count=10)[0][1]) == 6
+    time.sleep(TAKEOVER_MIN_IDLE_MS / 1000 + 0.3)
+    watcher = Pipeline(db_services, consumer="watcher", claim_idle_ms=60_000)
+    loops = [watcher] + [Pipeline(db_services, consumer=f"racer-{i}", claim_idle_ms=60_000) for i in range(2)]
+    try:
+        assert watcher.step(None) == 0  # a first step looks for dead holders: there is none
+        assert _stored(db_services) == 0
+        assert client.xpending(STREAM, GROUP)["pending"] == 6
+        client.delete(alive_key("slow-but-alive"))  # its worker was killed: the key lapsed
+        stored: list[int] = []
+        racers = loops[1:]  # first steps: both look for dead holders at once
+        threads = [threading.Thread(target=lambda loop=loop: stored.append(loop.step(None))) for loop in racers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sum(stored) == 6 and _stored(db_services) == 6
+        assert client.xpending(STREAM, GROUP)["pending"] == 0
+    finally:
+        for loop in loops:
+            loop.close()
+
+
+def test_a_restart_that_reuses_the_consumer_name_stores_what_it_held_at_once(db_services):
+    """A worker restarted with the same `<host>-<pid>` (a container's pids repeat): its own pending entries
+    are not handed out by `>` again, so the new loop reads its own history first."""
+    from workers.pipeline import Pipeline, ensure_group
+
+    client = db_services.redis
+    ensure_group(client)
+    _queue_orders(db_services, "MINE", 3)
+    assert len(client.xreadgroup(GROUP, "host-1", {STREAM: ">"}, count=10)[0][1]) == 3  # ... then killed
+    loop = Pipeline(db_services, consumer="host-1", claim_idle_ms=60_000)
+    try:
+        assert loop.step(None) == 3
+    finally:
+        loop.close()
+    assert client.xpending(STREAM, GROUP)["pending"] == 0 and _stored(db_services) == 3
