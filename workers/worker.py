@@ -56,6 +56,12 @@ class OrderhookWorker(SimpleWorker):
         shutdown.requested.set()
         super().request_stop(signum, frame)
 
+    def request_force_stop(self, signum, frame) -> None:
+        """A repeated SIGTERM/SIGINT keeps the warm stop: RQ's cold one raises SystemExit wherever the loop
+        is (mid-commit, holding a lock), which could leave the process hung; SIGKILL is the forced stop."""
+        shutdown.requested.set()
+        self.log.info("Worker %s: already finishing the batch in hand (SIGKILL forces a stop)", self.name)
+
 
 def run_slot(index: int) -> None:
     """Child process: keep this slot's loop job running under RQ until told to stop."""
@@ -107,6 +113,17 @@ def start_background(config) -> None:
     start_housekeeping(services, shutdown.requested)
 
 
+def _signal_children(children: list, signalled: set[int]) -> None:
+    """SIGTERM each live child once: each then finishes its batch; a repeat would only interrupt that."""
+    for child in children:
+        if child.pid and child.pid not in signalled and child.is_alive():
+            signalled.add(child.pid)
+            try:
+                os.kill(child.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
 def main() -> int:
     """Start the children; stop them all on SIGTERM/SIGINT."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -119,15 +136,12 @@ def main() -> int:
     for child in children:
         child.start()
 
+    signalled: set[int] = set()
+
     def _stop(signum, _frame) -> None:
         log.info("received %s: finishing work in hand", signal.Signals(signum).name)
         shutdown.requested.set()
-        for child in children:
-            if child.pid:
-                try:
-                    os.kill(child.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+        _signal_children(children, signalled)
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
@@ -135,9 +149,7 @@ def main() -> int:
     start_background(config)
     while not shutdown.requested.wait(RESPAWN_CHECK_SECONDS):
         respawn_exited(children, context)
-    for child in children:
-        if child.is_alive() and child.pid:
-            os.kill(child.pid, signal.SIGTERM)  # also one started just before the stop
+    _signal_children(children, signalled)  # one started just before the stop is told too, once
     for child in children:
         child.join(timeout=60)
     return 0
