@@ -1,6 +1,7 @@
 // The blotter: a snapshot of /api/orders, then live changes from /api/stream (Server-Sent Events),
-// one stream per browser shared by all its tabs (live-source.js). No framework, no build step. Test hooks (fixed, docs/frontend.md): tr[data-order][data-status],
-// tr[data-event-id] in an opened order, [data-delivery] holding a "Retry" button.
+// one stream per browser shared by all its tabs (live-source.js). No framework, no build step.
+// Test hooks (fixed, docs/frontend.md): tr[data-order][data-status], tr[data-event-id] in an opened
+// order, [data-delivery] holding a "Retry" button.
 "use strict";
 
 const CSRF = document.querySelector('meta[name="csrf-token"]').content;
@@ -104,7 +105,7 @@ function blank(value) {
 function cut(value, tag = "span", className = "") {
   // One line, cut with an ellipsis; the whole text on hover and in the order's card (docs/frontend.md).
   const text = blank(value);
-  return el(tag, { class: className ? `cut ${className}` : "cut", title: text }, text);
+  return el(tag, { class: className ? `cut ${className}` : "cut", title: text === "—" ? null : text }, text);
 }
 
 function pad(n) {
@@ -367,7 +368,7 @@ async function olderMatching(f, progress) {
   const found = [];
   const query = new URLSearchParams({ limit: String(PAGE) });
   if (f.broker) query.set("broker", f.broker);
-  if (f.account) query.set("account_id", f.account);
+  if (/^[ -~]{1,512}$/.test(f.account)) query.set("account_id", f.account); // what the API takes; else filtered here
   if (f.status) query.set("status", f.status);
   for (let cursor = olderCursor; cursor;) {
     query.set("cursor", cursor);
@@ -484,7 +485,11 @@ function connect() {
       const worker = new SharedWorker(document.querySelector('meta[name="live-worker"]').content, { name: "orderhook-live" });
       worker.port.onmessage = ({ data }) => hear(data);
       worker.port.start();
-      worker.onerror = () => { showLive({ state: "reconnecting" }); };
+      worker.onerror = () => {
+        // The worker's script did not load: share through a leader tab instead.
+        liveChannel = leaderChannel();
+        live.dataset.mode = liveChannel.mode;
+      };
       window.addEventListener("pagehide", () => worker.port.postMessage({ kind: "bye" }));
       liveChannel = { mode: "shared-worker", signOut: () => worker.port.postMessage({ kind: "signed-out" }) };
       live.dataset.mode = liveChannel.mode;
@@ -509,6 +514,8 @@ function leaderChannel() {
   navigator.locks.request("orderhook-live", () => new Promise(() => {
     holder = new LiveSource((report) => { hear(report); channel.postMessage(report); });
     document.getElementById("live").dataset.leader = "yes";
+    // Leaving: the others are not live until the next leader's stream opens.
+    window.addEventListener("pagehide", () => channel.postMessage({ kind: "state", state: "reconnecting" }));
     holder.start();
   }));
   channel.postMessage({ kind: "hello" });

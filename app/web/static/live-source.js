@@ -23,6 +23,7 @@ class LiveSource {
 
   start() {
     if (this.source || this.timer) return;
+    this.report("connecting");
     this.open();
   }
 
