@@ -211,6 +211,14 @@ def test_control_and_bidi_characters_are_shown_as_codes_on_one_line(stack, brows
     leaked = "document.body.innerText + [...document.querySelectorAll('[title]')].map(e => e.title).join('')"
     assert not CONTROLS.search(page.evaluate(leaked).replace("\n", "").replace("\t", ""))
     shoot(page, screenshot_dir(tmp_path), "desktop-bidi")
+    # The data stays the data: the test hook holds the id as stored, and the account filter still matches.
+    post_and_wait(stack, "BIDI-\u202e2", **OPEN, user_id="AB\u200e12")
+    row(page, "kite/BIDI-\u202e2").wait_for(timeout=30_000)
+    assert "U+202E" in row(page, "kite/BIDI-\u202e2").locator('td[data-label="Order id"]').inner_text()
+    page.locator("#f-account").select_option(value="AB\u200e12")
+    assert row(page, "kite/BIDI-1").is_visible() and row(page, "kite/BIDI-\u202e2").is_visible()
+    assert "<U+200E>" in page.locator("#f-account option:checked").inner_text()
+    page.locator("#f-account").select_option(value="")
     open_by_row(page, "kite/BIDI-1", "BIDI-1")
     card = page.locator("#order-summary").inner_text()
     assert "U+202E" in card and "DESREVER" in card

@@ -88,7 +88,8 @@ function el(tag, attrs = {}, ...children) {
     else if (name === "text") appendText(node, value);
     else if (name === "lines") String(value).split("\n").forEach((line, i) => { if (i) node.append("\n"); appendText(node, line); });
     else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-    else node.setAttribute(name, value === true ? "" : visible(value));
+    else if (name === "title") node.title = visible(value); // shown to people; other attributes keep the data
+    else node.setAttribute(name, value === true ? "" : value);
   }
   for (const child of children) {
     if (child === null || child === undefined) continue;
