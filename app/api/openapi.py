@@ -189,6 +189,11 @@ PATHS: dict[str, Any] = {
                     {"type": "integer", "minimum": 0, "maximum": 2147483647, "default": 0},
                     "events after this sequence (`events_next_after` of the previous page)",
                 ),
+                _query(
+                    "double_encoded",
+                    {"type": "string", "enum": ["1"]},
+                    "1: the order id in the path is percent-encoded twice (for `.`, `..` and ids starting with `/`)",
+                ),
             ],
             "responses": {"200": _json(_ref("OrderDetail"), "the order"), **_errors(*ADMIN_ERRORS)},
         }

@@ -11,6 +11,7 @@ import binascii
 import json
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, request
@@ -168,6 +169,23 @@ def _orders_query() -> sa.Select:
     return query
 
 
+def path_order_id(segment: str) -> str:
+    """The order id a path carries: as decoded, or decoded once more with `double_encoded=1` (docs/api.md).
+
+    URL parsers (browsers, curl, requests) resolve a lone `.` or `..` away as a dot segment even when
+    percent-encoded, and an id starting with `/` makes an empty segment: such ids travel encoded twice.
+    """
+    flag = request.args.get("double_encoded")
+    if not flag:
+        return segment
+    if flag != "1":
+        raise BadQuery("double_encoded must be 1 (the order id in the path is percent-encoded twice) or absent")
+    try:
+        return unquote(segment, errors="strict")
+    except UnicodeDecodeError:
+        raise BadQuery("the double-encoded order id is not UTF-8 once decoded") from None
+
+
 @bp.get("/orders/<broker>/<path:order_id>")
 @require_admin
 def get_order(broker: str, order_id: str):
@@ -175,6 +193,7 @@ def get_order(broker: str, order_id: str):
     try:
         limit = ascii_int(request.args.get("limit", str(DEFAULT_EVENTS_LIMIT)), "limit", low=1, high=MAX_LIMIT)
         after = min(ascii_int(request.args.get("after", "0"), "after", low=0), MAX_SEQUENCE)
+        order_id = path_order_id(order_id)
     except BadQuery as exc:
         return error_response(400, str(exc))
     state_row = sa.select(sa.literal(0).label("seq"), orders.c.data.label("data"), sa.null().label("body")).where(

@@ -22,9 +22,10 @@ from app.api.responses import error_response
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/assets")
 
 SIGN_IN_DELAY_SECONDS = 1.0  # every failed sign-in waits this long before it is answered
+# worker-src: the SharedWorker holding the one live stream (static/live-worker.js) is served from here.
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    "default-src 'self'; script-src 'self'; worker-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 
 

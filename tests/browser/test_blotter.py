@@ -116,7 +116,11 @@ def test_new_order_appears_and_changes_in_place_without_reload(stack, browser, t
 
 def test_dashboard_reconnects_after_a_web_restart_and_catches_up(stack, browser):
     web = stack()
-    page = browser.new_page(viewport=DESKTOP)
+    context = browser.new_context(viewport=DESKTOP)
+    # Without SharedWorker the stream runs in the page (the leader tab), where page.route reaches it;
+    # a SharedWorker's requests are out of Playwright's reach (tests/browser/test_live_tabs.py covers it).
+    context.add_init_script("delete window.SharedWorker;")
+    page = context.new_page()
     sign_in(page, web.base)
     wait_live(page)
     page.evaluate("window.__noReload = 'still here'")

@@ -60,6 +60,8 @@ def test_a_stream_sends_the_retry_hint_first_and_the_order_state(stack):
                 import json
 
                 message = json.loads(line[6:])
-                assert message["order"]["order_id"] == "HINT-1" and message["order"]["status"] == "FILLED"
+                if message["order"]["order_id"] != "HINT-1":
+                    continue  # pub/sub channels span Redis databases: another suite's orders pass by too
+                assert message["order"]["status"] == "FILLED"
                 assert message["event"]["source"] == "postback" and message["event"]["sequence"] == 1
                 break

@@ -1,6 +1,7 @@
-// The blotter: a snapshot of /api/orders, then live changes from /api/stream (Server-Sent Events).
-// No framework, no build step. Test hooks (fixed, docs/frontend.md): tr[data-order][data-status],
-// tr[data-event-id] in an opened order, [data-delivery] holding a "Retry" button.
+// The blotter: a snapshot of /api/orders, then live changes from /api/stream (Server-Sent Events),
+// one stream per browser shared by all its tabs (live-source.js). No framework, no build step.
+// Test hooks (fixed, docs/frontend.md): tr[data-order][data-status], tr[data-event-id] in an opened
+// order, [data-delivery] holding a "Retry" button.
 "use strict";
 
 const CSRF = document.querySelector('meta[name="csrf-token"]').content;
@@ -45,20 +46,56 @@ let chip = "";
 let opened = null; // key of the order shown in the order view
 let snapshotting = false;
 let buffered = [];
-let source = null;
+let olderCursor = null; // the list's next_cursor after the oldest loaded page; null when every order is loaded
+let liveEpoch = null; // the opening of the shared stream this tab's snapshot belongs to
+let liveChannel = null;
+const PAGE = 1000; // orders per page, the API's largest (docs/api.md)
+const CATCH_UP_MARGIN_MS = 60_000; // an order's updated_at is its receipt; it is stored a little later
 
 // ---- helpers -------------------------------------------------------------------------------
+
+// Broker text (symbols, reasons, ids, errors) is shown on one line and cannot reorder the text around
+// it (docs/frontend.md, "Broker text"): C0 and C1 controls, DEL, U+2028/U+2029 and the bidi controls
+// are shown as a marked "U+XXXX" box in the page and as "<U+XXXX>" in titles and options.
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+function codePoint(char) {
+  return `U+${char.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}`;
+}
+
+function visible(value) {
+  return String(value).replace(CONTROLS, (char) => `<${codePoint(char)}>`);
+}
+
+function appendText(node, value) {
+  const text = String(value);
+  let at = 0;
+  for (const found of text.matchAll(CONTROLS)) {
+    if (found.index > at) node.append(text.slice(at, found.index));
+    node.append(Object.assign(document.createElement("span"), {
+      className: "ctl", textContent: codePoint(found[0]), title: "a control character the broker sent, shown as its code",
+    }));
+    at = found.index + found[0].length;
+  }
+  if (at < text.length) node.append(text.slice(at));
+}
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) {
     if (value === null || value === undefined || value === false) continue;
     if (name === "class") node.className = value;
-    else if (name === "text") node.textContent = value;
+    else if (name === "text") appendText(node, value);
+    else if (name === "lines") String(value).split("\n").forEach((line, i) => { if (i) node.append("\n"); appendText(node, line); });
     else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else if (name === "title") node.title = visible(value); // shown to people; other attributes keep the data
     else node.setAttribute(name, value === true ? "" : value);
   }
-  for (const child of children) if (child !== null && child !== undefined) node.append(child);
+  for (const child of children) {
+    if (child === null || child === undefined) continue;
+    if (typeof child === "string") appendText(node, child);
+    else node.append(child);
+  }
   return node;
 }
 
@@ -66,20 +103,43 @@ function blank(value) {
   return value === null || value === undefined || value === "" ? "—" : String(value);
 }
 
+function cut(value, tag = "span", className = "") {
+  // One line, cut with an ellipsis; the whole text on hover and in the order's card (docs/frontend.md).
+  const text = blank(value);
+  return el(tag, { class: className ? `cut ${className}` : "cut", title: text === "—" ? null : text }, text);
+}
+
+function pad(n) {
+  return String(n).padStart(2, "0");
+}
+
+function moment(iso) {
+  // [date or null when today, time] in local time, 24-hour; null for no time or an unreadable one.
+  if (!iso) return null;
+  const at = new Date(iso);
+  if (Number.isNaN(at.getTime())) return null;
+  const time = `${pad(at.getHours())}:${pad(at.getMinutes())}:${pad(at.getSeconds())}`;
+  if (new Date().toDateString() === at.toDateString()) return [null, time];
+  return [`${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())}`, time];
+}
+
 function when(iso) {
-  // Local time, 24-hour: just the time for today, the date too for older moments.
-  if (!iso) return "—";
-  const moment = new Date(iso);
-  if (Number.isNaN(moment.getTime())) return String(iso);
-  const pad = (n) => String(n).padStart(2, "0");
-  const time = `${pad(moment.getHours())}:${pad(moment.getMinutes())}:${pad(moment.getSeconds())}`;
-  if (new Date().toDateString() === moment.toDateString()) return time;
-  return `${moment.getFullYear()}-${pad(moment.getMonth() + 1)}-${pad(moment.getDate())}\n${time}`;
+  // One line: the time for today, the date too for older moments.
+  const parts = moment(iso);
+  if (!parts) return iso ? String(iso) : "—";
+  return parts[0] ? `${parts[0]} ${parts[1]}` : parts[1];
+}
+
+function stamp(iso) {
+  // A table's <time>: the date (when not today) above the time.
+  const parts = moment(iso);
+  if (!parts) return el("time", { datetime: iso || "", text: iso ? String(iso) : "—" });
+  return el("time", { datetime: iso }, parts[0] ? el("span", { class: "day", text: parts[0] }) : null, parts[1]);
 }
 
 function toast(message, bad = false) {
   const box = document.getElementById("toast");
-  box.textContent = message;
+  box.textContent = visible(message);
   box.className = bad ? "toast bad" : "toast";
   box.hidden = false;
   clearTimeout(toast.timer);
@@ -102,11 +162,30 @@ async function api(path, options = {}) {
   return { status: answer.status, data };
 }
 
+// ---- orders --------------------------------------------------------------------------------
+
 function keyOf(order) {
   return `${order.broker}/${order.order_id}`;
 }
 
-// ---- orders --------------------------------------------------------------------------------
+function orderHash(broker, orderId) {
+  return `#order/${encodeURIComponent(broker)}/${encodeURIComponent(orderId)}`;
+}
+
+function orderUrl(broker, orderId) {
+  // Every id fits one path segment once encoded, but a lone "." or ".." is resolved away by the URL
+  // parser even as %2E, and a leading "/" makes an empty segment: those go percent-encoded twice with
+  // `double_encoded=1` (docs/api.md, "One order").
+  const path = `/api/orders/${encodeURIComponent(broker)}/`;
+  if (orderId === "." || orderId === ".." || orderId.startsWith("/")) {
+    return `${path}${encodeURIComponent(encodeURIComponent(orderId).replace(/\./g, "%2E"))}?double_encoded=1`;
+  }
+  return path + encodeURIComponent(orderId);
+}
+
+function openOrder(order) {
+  location.hash = orderHash(order.broker, order.order_id);
+}
 
 function newer(a, b) {
   // true when order a sorts before order b (newest update first, then key for a stable order)
@@ -133,6 +212,13 @@ function put(order, eventSource) {
   body.insertBefore(row, next && next.parentNode === body ? next : null);
 }
 
+function forgetOrders() {
+  orders.clear();
+  rows.clear();
+  sorted = [];
+  document.querySelector("#orders tbody").replaceChildren();
+}
+
 function cell(label, ...content) {
   return el("td", { "data-label": label }, ...content);
 }
@@ -144,25 +230,35 @@ function renderRow(order) {
     "data-order": key,
     "data-status": order.status,
     class: rejected ? "marked" : null,
+    tabindex: "0",
+    onclick: (event) => {
+      // The whole row opens the order, unless the click was a text selection or on a control of its own.
+      if (event.target.closest("button, a, summary") || String(getSelection())) return;
+      openOrder(order);
+    },
+    onkeydown: (event) => {
+      if (event.target !== row || (event.key !== "Enter" && event.key !== " ")) return;
+      event.preventDefault();
+      openOrder(order);
+    },
   });
   const badge = el("span", { class: `badge s-${order.status.toLowerCase()}`, text: STATUS_LABEL[order.status] || order.status });
-  const open = el("button", { type: "button", class: "link", text: order.order_id, title: "Open this order",
-    onclick: () => { location.hash = `#order/${encodeURIComponent(order.broker)}/${encodeURIComponent(order.order_id)}`; } });
+  const open = el("button", { type: "button", class: "link cut", text: order.order_id, title: order.order_id, onclick: () => openOrder(order) });
   row.append(
     cell("Status", badge),
-    cell("Broker", blank(order.broker)),
-    cell("Account", blank(order.account_id)),
-    cell("Order id", open, el("div", { class: "muted small", text: blank(order.exchange_order_id) })),
-    cell("Symbol", el("strong", { text: blank(order.symbol) }), order.exchange ? el("span", { class: "muted small", text: ` ${order.exchange}` }) : null),
-    cell("Side", el("span", { class: `side ${String(order.side || "").toLowerCase()}`, text: blank(order.side) })),
-    cell("Type", blank(order.order_type)),
-    cell("Product", blank(order.product)),
+    cell("Broker", cut(order.broker)),
+    cell("Account", cut(order.account_id)),
+    cell("Order id", open, cut(order.exchange_order_id, "div", "muted small")),
+    cell("Symbol", cut(order.symbol, "strong"), order.exchange ? " " : null, order.exchange ? cut(order.exchange, "span", "muted small") : null),
+    cell("Side", cut(order.side, "span", `side ${String(order.side || "").toLowerCase()}`)),
+    cell("Type", cut(order.order_type)),
+    cell("Product", cut(order.product)),
     cell("Qty / filled / pending", `${blank(order.quantity)} / ${blank(order.filled_quantity)} / ${blank(order.pending_quantity)}`),
     cell("Price / trigger", `${blank(order.price)} / ${blank(order.trigger_price)}`),
     cell("Avg price", blank(order.average_price)),
-    cell("Reason", order.reason ? el("span", { class: "reason", text: `⚠ ${order.reason}` }) : "—"),
-    cell("Exchange time", el("time", { datetime: order.exchange_time || "", text: when(order.exchange_time) })),
-    cell("Last update", el("time", { datetime: order.updated_at || "", text: when(order.updated_at) })),
+    cell("Reason", order.reason ? el("span", { class: "reason", title: order.reason }, "⚠ ", cut(order.reason)) : "—"),
+    cell("Exchange time", stamp(order.exchange_time)),
+    cell("Last update", stamp(order.updated_at)),
     cell("Source", blank(order.source)),
   );
   if (order.reason) row.querySelector('td[data-label="Reason"]').classList.add("wide");
@@ -202,8 +298,14 @@ function refreshView() {
     row.hidden = !matches(orders.get(key), f);
     if (!row.hidden) shown += 1;
   }
-  document.getElementById("shown").textContent = `${shown} of ${orders.size} orders`;
+  const loaded = orders.size.toLocaleString("en");
+  document.getElementById("shown").textContent = olderCursor
+    ? `${shown.toLocaleString("en")} of the newest ${loaded} orders` : `${shown.toLocaleString("en")} of ${loaded} orders`;
   document.getElementById("no-orders").hidden = shown > 0;
+  const more = document.getElementById("more");
+  more.hidden = !olderCursor;
+  document.getElementById("more-text").textContent = `Showing the newest ${loaded} orders: older orders are not loaded, `
+    + "so counts, filters and search cover these only (Export CSV still gets every matching order).";
   const counts = Object.fromEntries(CHIPS.map(([name]) => [name, 0]));
   for (const order of orders.values()) {
     if (!matches(order, f, true)) continue;
@@ -222,7 +324,7 @@ function fillOptions(id, values) {
   const select = document.getElementById(id);
   const have = new Set([...select.options].map((o) => o.value));
   for (const value of [...new Set(values)].filter(Boolean).sort()) {
-    if (!have.has(value)) select.append(el("option", { value, text: value }));
+    if (!have.has(value)) select.append(el("option", { value, text: visible(value) }));
   }
 }
 
@@ -238,6 +340,22 @@ function setupOrders() {
   for (const id of ["f-broker", "f-account", "f-status"]) document.getElementById(id).addEventListener("change", refreshView);
   document.getElementById("f-search").addEventListener("input", refreshView);
   document.getElementById("export").addEventListener("click", exportCsv);
+  document.getElementById("load-more").addEventListener("click", loadOlder);
+}
+
+async function loadOlder() {
+  // The next page of older orders, by the list's cursor (docs/api.md, "Lists").
+  const button = document.getElementById("load-more");
+  button.disabled = true;
+  try {
+    const { data } = await api(`/api/orders?limit=${PAGE}&cursor=${encodeURIComponent(olderCursor)}`);
+    for (const order of data.orders) put(order, order.source);
+    olderCursor = data.next_cursor;
+  } catch (failure) {
+    toast(`Older orders could not be loaded: ${failure.message}`, true);
+  }
+  button.disabled = false;
+  refreshView();
 }
 
 function csvField(value) {
@@ -246,13 +364,43 @@ function csvField(value) {
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
-function exportCsv() {
-  const f = filters();
-  const lines = [COLUMNS.map(([name]) => csvField(name)).join(",")];
-  for (const key of sorted) {
-    const order = orders.get(key);
-    if (matches(order, f)) lines.push(COLUMNS.map(([, get]) => csvField(get(order))).join(","));
+async function olderMatching(f, progress) {
+  // Every stored order older than the loaded ones that the filters keep, page by page from the API.
+  const found = [];
+  const query = new URLSearchParams({ limit: String(PAGE) });
+  if (f.broker) query.set("broker", f.broker);
+  if (/^[ -~]{1,512}$/.test(f.account)) query.set("account_id", f.account); // what the API takes; else filtered here
+  if (f.status) query.set("status", f.status);
+  for (let cursor = olderCursor; cursor;) {
+    query.set("cursor", cursor);
+    const { data } = await api(`/api/orders?${query}`);
+    for (const order of data.orders) if (!orders.has(keyOf(order)) && matches(order, f)) found.push(order);
+    progress(found.length);
+    cursor = data.next_cursor;
   }
+  return found;
+}
+
+async function exportCsv() {
+  // Every order the filters keep, loaded or not, newest first (docs/frontend.md, "Orders").
+  const button = document.getElementById("export");
+  const shown = document.getElementById("shown");
+  const f = filters();
+  const picked = sorted.map((key) => orders.get(key)).filter((order) => matches(order, f));
+  button.disabled = true;
+  let older = [];
+  try {
+    older = await olderMatching(f, (n) => { shown.textContent = `Exporting: ${picked.length + n} orders so far…`; });
+  } catch (failure) {
+    toast(`The export stopped: ${failure.message}`, true);
+    button.disabled = false;
+    refreshView();
+    return;
+  }
+  button.disabled = false;
+  refreshView();
+  const lines = [COLUMNS.map(([name]) => csvField(name)).join(",")];
+  for (const order of picked.concat(older)) lines.push(COLUMNS.map(([, get]) => csvField(get(order))).join(","));
   const blob = new Blob([lines.join("\r\n") + "\r\n"], { type: "text/csv" });
   const link = el("a", { href: URL.createObjectURL(blob), download: `orders-${new Date().toISOString().slice(0, 19).replace(/:/g, "")}.csv` });
   document.body.append(link);
@@ -262,11 +410,26 @@ function exportCsv() {
 
 // ---- live channel --------------------------------------------------------------------------
 
+function newestKnown() {
+  let newest = 0;
+  for (const order of orders.values()) newest = Math.max(newest, Date.parse(order.updated_at) || 0);
+  return newest;
+}
+
 async function snapshot() {
+  // The newest page, taken each time the shared stream (re)opens, so nothing stored while it was
+  // away is missed. When everything on that page is newer than what we knew (more changed meanwhile
+  // than a page holds), older rows may be stale: start again from this page.
   snapshotting = true;
   buffered = [];
   try {
-    const { data } = await api("/api/orders?limit=1000");
+    const { data } = await api(`/api/orders?limit=${PAGE}`);
+    const oldest = data.orders.length ? Date.parse(data.orders[data.orders.length - 1].updated_at) || 0 : 0;
+    const gap = orders.size === 0 || (data.next_cursor && oldest > newestKnown() - CATCH_UP_MARGIN_MS);
+    if (gap) {
+      forgetOrders();
+      olderCursor = data.next_cursor;
+    }
     for (const order of data.orders.reverse()) put(order, order.source);
   } catch (failure) {
     toast(`Orders could not be loaded: ${failure.message}`, true);
@@ -284,71 +447,138 @@ function apply(message) {
   if (opened === key) showOrder(message.order.broker, message.order.order_id);
 }
 
-function connect() {
+function receive(data) {
+  let message;
+  try { message = JSON.parse(data); } catch { return; }
+  if (snapshotting) buffered.push(message);
+  else { apply(message); refreshView(); }
+}
+
+function showLive(report) {
+  // The header says "live" only while the shared stream is open; a new opening means a new snapshot.
   const live = document.getElementById("live");
-  source = new EventSource("/api/stream");
-  source.onopen = () => {
+  live.dataset.state = report.state;
+  if (report.state === "live") {
     live.textContent = "live";
     live.className = "live on";
-    snapshot(); // catch up on everything stored while we were away
-  };
-  source.onmessage = (event) => {
-    let message;
-    try { message = JSON.parse(event.data); } catch { return; }
-    if (snapshotting) buffered.push(message);
-    else { apply(message); refreshView(); }
-  };
-  source.addEventListener("signed-out", () => location.reload());
-  source.onerror = () => {
-    live.textContent = "reconnecting…";
-    live.className = "live off";
-    if (source.readyState === EventSource.CLOSED) {
-      setTimeout(async () => {
-        // A closed stream may mean a refused session: a 401 on a plain request sends us to sign-in.
-        try { await api("/api/orders?limit=1"); } catch { return; }
-        connect();
-      }, 2000);
+    if (report.epoch !== liveEpoch) {
+      liveEpoch = report.epoch;
+      snapshot();
     }
+  } else {
+    live.textContent = report.state === "connecting" ? "not live — connecting…" : "not live — reconnecting…";
+    live.className = "live off";
+  }
+}
+
+function hear(report) {
+  if (report.kind === "state") showLive(report);
+  else if (report.kind === "message") receive(report.data);
+  else if (report.kind === "signed-out") location.reload();
+}
+
+function connect() {
+  // ONE stream per browser, shared by every tab (docs/frontend.md, "How it stays live"): a SharedWorker
+  // holds it; without SharedWorker the tab holding the Web Lock does and relays on a BroadcastChannel.
+  const live = document.getElementById("live");
+  if (typeof SharedWorker === "function") {
+    try {
+      const worker = new SharedWorker(document.querySelector('meta[name="live-worker"]').content, { name: "orderhook-live" });
+      worker.port.onmessage = ({ data }) => hear(data);
+      worker.port.start();
+      worker.onerror = () => {
+        // The worker's script did not load: share through a leader tab instead.
+        liveChannel = leaderChannel();
+        live.dataset.mode = liveChannel.mode;
+      };
+      window.addEventListener("pagehide", () => worker.port.postMessage({ kind: "bye" }));
+      liveChannel = { mode: "shared-worker", signOut: () => worker.port.postMessage({ kind: "signed-out" }) };
+      live.dataset.mode = liveChannel.mode;
+      return;
+    } catch {
+      // refused (a browser setting or policy): elect a leader tab instead
+    }
+  }
+  liveChannel = navigator.locks && typeof BroadcastChannel === "function" ? leaderChannel() : ownChannel();
+  live.dataset.mode = liveChannel.mode;
+}
+
+function leaderChannel() {
+  // The tab holding the lock holds the stream until it goes away; the next waiting tab then takes over.
+  const channel = new BroadcastChannel("orderhook-live");
+  let holder = null;
+  channel.onmessage = ({ data }) => {
+    if (holder && data.kind === "hello") channel.postMessage(holder.state);
+    else if (holder && data.kind === "signed-out") holder.signedOut();
+    else if (!holder) hear(data);
   };
+  navigator.locks.request("orderhook-live", () => new Promise(() => {
+    holder = new LiveSource((report) => { hear(report); channel.postMessage(report); });
+    document.getElementById("live").dataset.leader = "yes";
+    // Leaving: the others are not live until the next leader's stream opens.
+    window.addEventListener("pagehide", () => channel.postMessage({ kind: "state", state: "reconnecting" }));
+    holder.start();
+  }));
+  channel.postMessage({ kind: "hello" });
+  return {
+    mode: "leader-tab",
+    signOut: () => { if (holder) holder.signedOut(); else channel.postMessage({ kind: "signed-out" }); },
+  };
+}
+
+function ownChannel() {
+  // No way to share: this tab keeps its own stream.
+  const holder = new LiveSource(hear);
+  holder.start();
+  return { mode: "own", signOut: () => holder.stop() };
 }
 
 // ---- one order -----------------------------------------------------------------------------
 
 async function showOrder(broker, orderId) {
   const key = `${broker}/${orderId}`;
+  const title = document.getElementById("order-title");
+  const summary = document.getElementById("order-summary");
+  if (opened !== key) {
+    // Another order: never leave the previous one's card (or a blank one) on screen while this loads.
+    title.replaceChildren(el("span", { text: `${broker} order ${orderId}` }));
+    summary.replaceChildren(el("dt", { text: "Loading" }), el("dd", { text: "…" }));
+    document.querySelector("#order-events tbody").replaceChildren();
+    document.getElementById("order-deliveries").replaceChildren();
+  }
   opened = key;
   let order;
   try {
-    ({ data: order } = await api(`/api/orders/${encodeURIComponent(broker)}/${encodeURIComponent(orderId)}`));
+    ({ data: order } = await api(orderUrl(broker, orderId)));
   } catch (failure) {
+    if (opened !== key) return;
+    summary.replaceChildren(el("dt", { text: "Not loaded" }), el("dd", { class: "error", text: failure.message }));
     toast(failure.message, true);
     return;
   }
   if (opened !== key) return;
-  document.getElementById("order-title").textContent = `${broker} order ${orderId}`;
-  const summary = document.getElementById("order-summary");
   summary.replaceChildren();
   for (const [label, value] of [
-    ["Status", STATUS_LABEL[order.status] || order.status], ["Symbol", order.symbol], ["Side", order.side],
+    ["Status", STATUS_LABEL[order.status] || order.status], ["Symbol", order.symbol], ["Exchange", order.exchange], ["Side", order.side],
     ["Quantity / filled / pending", `${blank(order.quantity)} / ${blank(order.filled_quantity)} / ${blank(order.pending_quantity)}`],
     ["Price / trigger", `${blank(order.price)} / ${blank(order.trigger_price)}`], ["Average price", order.average_price],
-    ["Account", order.account_id], ["Exchange order id", order.exchange_order_id], ["Reason", order.reason],
+    ["Account", order.account_id], ["Order id", order.order_id], ["Exchange order id", order.exchange_order_id], ["Reason", order.reason],
   ]) summary.append(el("dt", { text: label }), el("dd", { text: blank(value) }));
   const body = document.querySelector("#order-events tbody");
   const openRaw = new Set([...body.querySelectorAll("details[open]")].map((d) => d.closest("tr").dataset.eventId));
   body.replaceChildren();
   for (const event of order.events) {
     const raw = el("details", { open: openRaw.has(event.id) }, el("summary", { text: "Raw" }),
-      el("pre", { text: JSON.stringify(event.raw, null, 2) }));
+      el("pre", { lines: JSON.stringify(event.raw, null, 2) }));
     body.append(el("tr", { "data-event-id": event.id },
       cell("#", String(event.sequence)),
       cell("Status", el("span", { class: `badge s-${String(event.status).toLowerCase()}`, text: STATUS_LABEL[event.status] || event.status })),
-      cell("Broker status", blank(event.broker_status)),
+      cell("Broker status", cut(event.broker_status)),
       cell("Source", blank(event.source)),
-      cell("Received", when(event.received_at)),
-      cell("Exchange time", when(event.exchange_time)),
+      cell("Received", stamp(event.received_at)),
+      cell("Exchange time", stamp(event.exchange_time)),
       cell("Filled", blank(event.filled_quantity)),
-      cell("Reason", blank(event.reason)),
+      cell("Reason", event.reason ? el("span", { class: "reason" }, cut(event.reason)) : "—"),
       cell("Payload", raw)));
   }
   loadOrderDeliveries(key);
@@ -361,7 +591,7 @@ async function loadOrderDeliveries(key) {
     if (opened !== key) return;
     box.replaceChildren(deliveryList(data.deliveries, "No deliveries: FORWARD_URLS is empty, or none were made yet.", () => loadOrderDeliveries(key)));
   } catch (failure) {
-    box.textContent = failure.message;
+    box.textContent = visible(failure.message);
   }
 }
 
@@ -409,7 +639,7 @@ async function loadFailed() {
     select.replaceChildren(...[...new Set(data.deliveries.map((d) => d.consumer))].sort().map((url) => el("option", { value: url, text: url })));
     if (chosen) select.value = chosen;
   } catch (failure) {
-    box.textContent = failure.message;
+    box.textContent = visible(failure.message);
   }
 }
 
@@ -435,7 +665,7 @@ function setupDeliveries() {
       go.textContent = `Retry all ${data.count}`;
       go.hidden = data.count === 0;
     } catch (failure) {
-      count.textContent = failure.message;
+      count.textContent = visible(failure.message);
     }
   });
   go.addEventListener("click", async () => {
@@ -444,7 +674,7 @@ function setupDeliveries() {
       const { data } = await api("/api/deliveries/redrive", { method: "POST", body: redriveBody(false), headers: { "Content-Type": "application/json" } });
       count.textContent = `${data.count} deliveries queued again.`;
     } catch (failure) {
-      count.textContent = failure.message;
+      count.textContent = visible(failure.message);
     }
     loadFailed();
   });
@@ -459,9 +689,9 @@ async function loadFeeds() {
     body.replaceChildren(...data.feeds.map((f) => el("tr", { "data-feed": f.name },
       cell("Feed", f.name),
       cell("State", el("span", { class: `badge f-${f.connected ? "up" : "down"}`, text: `${f.state}${f.stale ? " (stale)" : ""}` })),
-      cell("Last message", when(f.last_message_at)),
+      cell("Last message", stamp(f.last_message_at)),
       cell("Reconnects", String(f.reconnects ?? 0)),
-      cell("Last error", blank(f.last_error)))));
+      cell("Last error", cut(f.last_error)))));
     document.getElementById("no-feeds").hidden = data.feeds.length > 0;
     document.querySelector("#view-feeds .table-wrap").hidden = data.feeds.length === 0;
   } catch (failure) {
@@ -473,11 +703,11 @@ async function loadFrame() {
   const info = document.getElementById("frame-info");
   try {
     const { status, data } = await api("/api/feeds/dhan-web/login-frame", { allow: [404, 409, 503] });
-    if (status === 200) info.textContent = `A ${data.size}-byte frame is stored (since ${when(data.stored_at).replace("\n", " ")}).`;
+    if (status === 200) info.textContent = `A ${data.size}-byte frame is stored (since ${when(data.stored_at)}).`;
     else if (status === 404) info.textContent = "No login frame is stored yet: paste one below (the capture extension does it for you).";
-    else info.textContent = data.error;
+    else info.textContent = visible(data.error);
   } catch (failure) {
-    info.textContent = failure.message;
+    info.textContent = visible(failure.message);
   }
 }
 
@@ -491,7 +721,7 @@ function setupFrame() {
       result.textContent = "Stored: the dhan_web feed logs in with it.";
       text.value = "";
     } catch (failure) {
-      result.textContent = failure.message;
+      result.textContent = visible(failure.message);
     }
     loadFrame();
   });
@@ -512,15 +742,21 @@ function route() {
   }
   opened = null;
   clearInterval(feedTimer);
-  if (name === "order" && rest.length >= 2) showOrder(decodeURIComponent(rest[0]), decodeURIComponent(rest.slice(1).join("/")));
+  if (name === "order" && rest.length >= 2) {
+    try {
+      showOrder(decodeURIComponent(rest[0]), decodeURIComponent(rest.slice(1).join("/")));
+    } catch {
+      toast("This order link is not valid: open the order from the list", true);
+    }
+  }
   if (name === "deliveries") loadFailed();
   if (name === "feeds") { loadFeeds(); feedTimer = setInterval(loadFeeds, 5000); }
   if (name === "dhan-web") loadFrame();
 }
 
 document.getElementById("signout").addEventListener("click", async () => {
-  if (source) source.close();
   await fetch("/signout", { method: "POST", headers: { "X-CSRF-Token": CSRF }, credentials: "same-origin" }).catch(() => null);
+  liveChannel.signOut(); // every other tab of the session goes back to the sign-in form too
   location.replace("/");
 });
 
