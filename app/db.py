@@ -64,6 +64,32 @@ orders = sa.Table(
     sa.Column("data", sa.JSON, nullable=False),
 )
 
+#: Accounts added as data (app/accounts/store.py): credentials and the day's token are Fernet tokens, never clear;
+#: a per-account postback path token is kept only as its SHA-256.
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("broker", sa.String(16), nullable=False),
+    sa.Column("account_id", sa.String(128), nullable=False),
+    sa.Column("label", sa.String(200), nullable=False),
+    sa.Column("feed", sa.Boolean, nullable=False),
+    sa.Column("reconcile", sa.Boolean, nullable=False),
+    sa.Column("credentials", sa.LargeBinary, nullable=False),
+    sa.Column("session_token", sa.LargeBinary),
+    sa.Column("session_state", sa.String(16), nullable=False),
+    sa.Column("session_revision", sa.Integer, nullable=False),
+    sa.Column("logged_in_at", sa.DateTime(timezone=True)),
+    sa.Column("expires_at", sa.DateTime(timezone=True)),
+    sa.Column("last_error", sa.Text),
+    sa.Column("last_error_at", sa.DateTime(timezone=True)),
+    sa.Column("postback_token_hash", sa.String(64), unique=True),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("broker", "account_id", name="uq_accounts_broker_account"),
+)
+
 #: Forward consumers (from FORWARD_URLS); a 410 Gone disables one.
 consumers = sa.Table(
     "consumers",

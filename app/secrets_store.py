@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.fernet import InvalidToken, MultiFernet
 
 from app.config import Config
+from app.crypto import KEY_VARIABLE, fernet_for
+from app.crypto import derived_key as crypto_derived_key
 from app.db import make_engine
 from app.times import utc_iso
 
@@ -32,7 +32,6 @@ LOGIN_FRAME_SIZE = 703
 #: First byte of the frame: 41 in the reverse-engineered client (docs/brokers.md §4.3), 42 in the 2025 browser
 #: capture of seed 003. Both are accepted; anything else is not a login frame.
 LOGIN_FRAME_CODES = (41, 42)
-KEY_VARIABLE = "FEEDS_SECRET_KEY"
 FRAME_NAME = "dhan_web_login_frame"
 
 #: Its own metadata: this table is not part of app.db's schema that the rest of the service uses.
@@ -60,24 +59,13 @@ def _engine_for(url: str) -> sa.Engine:
         return _engines[url]
 
 
+#: The HKDF label of the frame's key derived from ADMIN_TOKEN (unchanged since frames were first stored).
+FRAME_KEY_LABEL = "orderhook dhan-web login frame"
+
+
 def derived_key(secret: str) -> str:
-    """A Fernet key derived (HKDF-SHA256, its own label) from another secret of the environment."""
-    material = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"orderhook dhan-web login frame")
-    return base64.urlsafe_b64encode(material.derive(secret.encode())).decode()
-
-
-_warned: set[str] = set()
-
-
-def _warn_once(message: str) -> None:
-    """Say it once per process, not at every read of the frame."""
-    if message not in _warned:
-        _warned.add(message)
-        log.warning(message)
-
-
-class SecretKeyUnavailable(Exception):
-    """No usable FEEDS_SECRET_KEY: the frame can be neither stored nor read (the API answers 503)."""
+    """The frame's Fernet key derived from another secret of the environment."""
+    return crypto_derived_key(secret, FRAME_KEY_LABEL)
 
 
 class StoredFrameUnreadable(Exception):
@@ -194,26 +182,8 @@ class DhanWebFrameStore:
             )
 
     def _fernet(self) -> MultiFernet:
-        """FEEDS_SECRET_KEY (comma-separated for rotation: the first encrypts), else one derived from ADMIN_TOKEN."""
-        keys = [k.strip() for k in self.config.feed_settings.secret_key.split(",") if k.strip()]
-        if not keys and self.config.admin_token:
-            keys = [derived_key(self.config.admin_token)]
-            _warn_once(
-                f"{KEY_VARIABLE} is not set: the Dhan web login frame is encrypted with a key derived from "
-                f"ADMIN_TOKEN (changing ADMIN_TOKEN means storing the frame again); set {KEY_VARIABLE} to decouple"
-            )
-        if not keys:
-            raise SecretKeyUnavailable(
-                f"{KEY_VARIABLE} is not set (nor ADMIN_TOKEN): set it to a Fernet key (python -c 'from "
-                "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())') to store the frame"
-            )
-        try:
-            return MultiFernet([Fernet(k) for k in keys])
-        except (ValueError, binascii.Error):
-            raise SecretKeyUnavailable(
-                f"{KEY_VARIABLE} is not a valid Fernet key (32 url-safe base64-encoded bytes; generate one with "
-                "Fernet.generate_key())"
-            ) from None
+        """FEEDS_SECRET_KEY, else the key derived from ADMIN_TOKEN (app/crypto.py)."""
+        return fernet_for(self.config, FRAME_KEY_LABEL, "the Dhan web login frame")
 
     def _read(self) -> bytes | None:
         """The encrypted token, or None."""

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import redis
 from sqlalchemy.engine import Engine
 
+from app.accounts.store import AccountStore
 from app.brokers.loader import adapter_classes
 from app.config import Config, load_config
 from app.db import make_engine
@@ -27,6 +28,11 @@ class Services:
     engine: Engine
     ingestor: Ingestor
     adapters: dict[str, BrokerAdapter] = field(default_factory=dict)
+
+    @property
+    def accounts(self) -> AccountStore:
+        """The accounts added as data (app/accounts/store.py)."""
+        return AccountStore(self.config, self.engine)
 
     @classmethod
     def build(cls, config: Config, *, check_redis: bool = True) -> Services:

@@ -320,6 +320,12 @@ class BrokerSettings(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._values)
 
+    def with_values(self, values: Mapping[str, Any]) -> BrokerSettings:
+        """A copy with some values replaced (an account's credentials over the environment's settings)."""
+        copy = BrokerSettings.__new__(BrokerSettings)
+        copy.broker, copy._secret, copy._values = self.broker, self._secret, {**self._values, **values}
+        return copy
+
     def __repr__(self) -> str:
         shown = {name: ("***" if name in self._secret and value else value) for name, value in self._values.items()}
         return f"BrokerSettings({self.broker!r}, {shown!r})"

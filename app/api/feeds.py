@@ -16,13 +16,8 @@ from flask import Blueprint, current_app, jsonify, request
 from app.api.auth import require_admin
 from app.api.responses import error_response
 from app.brokers.feed_status import STALE_AFTER_SECONDS, FeedState, read_status
-from app.secrets_store import (
-    DhanWebFrameStore,
-    FrameStoreUnavailable,
-    SecretKeyUnavailable,
-    StoredFrameUnreadable,
-    decode_login_frame,
-)
+from app.crypto import SecretKeyUnavailable
+from app.secrets_store import DhanWebFrameStore, FrameStoreUnavailable, StoredFrameUnreadable, decode_login_frame
 
 log = logging.getLogger(__name__)
 

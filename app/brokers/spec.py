@@ -39,6 +39,53 @@ class Variable:
     choices: tuple[str, ...] = ()
 
 
+#: How an account's day's session is obtained (docs/interface.md "Accounts"): the broker's redirect login, a TOTP
+#: login the service does itself, or a token the trader pastes.
+REDIRECT = "redirect"
+TOTP = "totp"
+PASTE = "paste"
+LOGINS = (REDIRECT, TOTP, PASTE)
+
+
+@dataclass(frozen=True)
+class Credential:
+    """One field an account of a broker holds (its API key, its secret...), and where the environment's one lives."""
+
+    name: str
+    #: The environment variable that holds it for the broker's environment account ("" = accounts as data only).
+    variable: str = ""
+    secret: bool = True
+    doc: str = ""
+    #: False when an account may be added without it (it is then taken from the environment or not used).
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class AccountSpec:
+    """What an account of this broker is: its credentials, how its day's session is obtained and when it ends."""
+
+    credentials: tuple[Credential, ...] = ()
+    #: The variable holding the environment account's client id (its `account_id`), "" when the environment
+    #: does not name it (Kite: the postbacks and the login answer carry it).
+    account_variable: str = ""
+    #: The variable holding the environment account's day's token ("" when the broker has none).
+    session_variable: str = ""
+    #: REDIRECT, TOTP or PASTE.
+    login: str = PASTE
+    #: "module:Class" of the broker's login (app/brokers/<name>/login.py) for REDIRECT and TOTP logins.
+    login_flow: str | None = None
+    #: A session ends at this time of day in India (HH:MM IST) after it began, when the broker rolls tokens over daily.
+    rollover_ist: str | None = None
+    #: Else it lasts this many hours from the login (None: no known expiry).
+    session_hours: float | None = None
+    #: The broker's docs on the session's lifetime (docs/brokers.md section).
+    session_docs: str = ""
+
+    def credential(self, name: str) -> Credential | None:
+        """A declared credential by name, or None."""
+        return next((c for c in self.credentials if c.name == name), None)
+
+
 @dataclass(frozen=True)
 class FeedSpec:
     """One WebSocket connector, as named in FEEDS; the connector class takes its names and variables from here."""
@@ -52,6 +99,9 @@ class FeedSpec:
     required: tuple[str, ...] = ()
     #: Variables whose values must never appear in the feed's logs or published state (declared secret).
     secret_variables: tuple[str, ...] = ()
+    #: True when the feed logs in with an account's credentials (one connection per account); False for a feed
+    #: that has its own login (dhan_web's stored browser frame), run once from FEEDS.
+    per_account: bool = True
 
 
 @dataclass(frozen=True)
@@ -79,6 +129,8 @@ class BrokerSpec:
     docs: str = ""
     #: How /openapi.json sums up the postback route (app/api/openapi.py), when the broker has one.
     postback_summary: str = ""
+    #: What an account of this broker is (docs/interface.md "Accounts"); None: accounts cannot be added.
+    accounts: AccountSpec | None = None
 
     @property
     def postback_route(self) -> str | None:

@@ -148,7 +148,7 @@ def test_an_invalid_feeds_key_refuses_with_503(build, admin_headers):
 
 
 def test_without_any_key_material_the_store_refuses(build):
-    from app.secrets_store import SecretKeyUnavailable
+    from app.crypto import SecretKeyUnavailable
 
     services = build(ADMIN_TOKEN="")
     with pytest.raises(SecretKeyUnavailable, match="FEEDS_SECRET_KEY is not set"):

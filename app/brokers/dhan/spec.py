@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.brokers.spec import PATH_TOKEN, SECONDS, URL, BrokerSpec, FeedSpec, Variable
+from app.brokers.spec import PASTE, PATH_TOKEN, SECONDS, URL, AccountSpec, BrokerSpec, FeedSpec, Variable
 
 #: The official order-update socket, logged in with the client id and access token (docs/brokers.md §4.2).
 FEED = FeedSpec(
@@ -13,7 +13,9 @@ FEED = FeedSpec(
     secret_variables=("DHAN_ACCESS_TOKEN",),
 )
 #: The web order feed, logged in with the stored browser frame, so no variable is required (docs/brokers.md §4.3).
-WEB_FEED = FeedSpec("dhan_web", "app.brokers.dhan.web_feed:DhanWebConnector", "DHAN_WEB_WS_URL")
+WEB_FEED = FeedSpec(
+    "dhan_web", "app.brokers.dhan.web_feed:DhanWebConnector", "DHAN_WEB_WS_URL", per_account=False
+)
 
 SPEC = BrokerSpec(
     name="dhan",
@@ -51,4 +53,12 @@ SPEC = BrokerSpec(
     ),
     docs="docs/brokers.md §4",
     postback_summary="Dhan postback",
+    # The client id is the account id; the access token generated on web.dhan.co is pasted (docs/brokers.md §4).
+    accounts=AccountSpec(
+        account_variable="DHAN_CLIENT_ID",
+        session_variable="DHAN_ACCESS_TOKEN",
+        login=PASTE,
+        session_hours=24.0,
+        session_docs="docs/brokers.md §4",
+    ),
 )

@@ -25,7 +25,8 @@ from app.brokers.dhan.feed import order_alert_data
 from app.brokers.dhan.spec import WEB_FEED
 from app.brokers.feed import FeedConnector, FeedDisconnected, with_query
 from app.brokers.feed_status import FeedState
-from app.secrets_store import DhanWebFrameStore, SecretKeyUnavailable, StoredFrameUnreadable
+from app.crypto import SecretKeyUnavailable
+from app.secrets_store import DhanWebFrameStore, StoredFrameUnreadable
 from app.times import utc_now_iso
 
 log = logging.getLogger("workers.feeds")

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from app.brokers.spec import CHOICE, PATH_TOKEN, SECONDS, URL, BrokerSpec, FeedSpec, Variable
+from app.brokers.spec import (
+    CHOICE,
+    PATH_TOKEN,
+    REDIRECT,
+    SECONDS,
+    URL,
+    AccountSpec,
+    BrokerSpec,
+    Credential,
+    FeedSpec,
+    Variable,
+)
 
 #: The Noren order socket: login, subscribe, heartbeat (docs/brokers.md §5.1).
 FEED = FeedSpec(
@@ -71,4 +82,18 @@ SPEC = BrokerSpec(
     ),
     docs="docs/brokers.md §5",
     postback_summary="Flattrade-style postback: Noren keys or the camelCase orderUpdate shape",
+    # The user id is the account id; the day's token comes from Flattrade's redirect login (docs/brokers.md §5).
+    accounts=AccountSpec(
+        credentials=(
+            Credential("api_key", doc="the Flattrade API key (redirect login)", required=False),
+            Credential("api_secret", doc="the API secret (redirect login checksum)", required=False),
+            Credential("account", "NOREN_ACCOUNT_ID", secret=False, doc="if not the user id", required=False),
+        ),
+        account_variable="NOREN_USER_ID",
+        session_variable="NOREN_TOKEN",
+        login=REDIRECT,
+        login_flow="app.brokers.flattrade.login:FlattradeLogin",
+        rollover_ist="06:00",
+        session_docs="docs/brokers.md §5",
+    ),
 )

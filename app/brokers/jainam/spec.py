@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from app.brokers.spec import MODIFIED, NUMBER, PATH_TOKEN, SECONDS, URL, BrokerSpec, FeedSpec, Variable
+from app.brokers.spec import (
+    MODIFIED,
+    NUMBER,
+    PASTE,
+    PATH_TOKEN,
+    SECONDS,
+    URL,
+    AccountSpec,
+    BrokerSpec,
+    FeedSpec,
+    Variable,
+)
 
 #: The order status socket, after a token exchange over HTTPS (docs/brokers.md §6).
 FEED = FeedSpec(
@@ -76,4 +87,11 @@ SPEC = BrokerSpec(
     ),
     docs="docs/brokers.md §6",
     postback_summary="Jainam webhook: the JSON of its order status feed",
+    # The protrade user id is the account id; its bearer token is pasted (docs/brokers.md §6).
+    accounts=AccountSpec(
+        account_variable="JAINAM_USER_ID",
+        session_variable="JAINAM_BEARER_TOKEN",
+        login=PASTE,
+        session_docs="docs/brokers.md §6",
+    ),
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.brokers.spec import PAIRS, SIGNED, URL, BrokerSpec, FeedSpec, Variable
+from app.brokers.spec import PAIRS, REDIRECT, SIGNED, URL, AccountSpec, BrokerSpec, Credential, FeedSpec, Variable
 
 #: The order channel of KiteTicker: credentials in the URL's query (docs/brokers.md §3.2).
 FEED = FeedSpec(
@@ -62,4 +62,16 @@ SPEC = BrokerSpec(
     ),
     docs="docs/brokers.md §3",
     postback_summary="Kite postback; checksum sha256(order_id + order_timestamp + api_secret)",
+    # docs/brokers.md "Accounts and daily logins": the redirect login, the day's token until the 06:00 IST rollover.
+    accounts=AccountSpec(
+        credentials=(
+            Credential("api_key", "KITE_API_KEY", doc="the Kite Connect app's api_key"),
+            Credential("api_secret", "KITE_API_SECRET", doc="the app's api_secret (login checksum, postbacks)"),
+        ),
+        session_variable="KITE_ACCESS_TOKEN",
+        login=REDIRECT,
+        login_flow="app.brokers.kite.login:KiteLogin",
+        rollover_ist="06:00",
+        session_docs="docs/brokers.md §3",
+    ),
 )
