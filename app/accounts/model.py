@@ -105,6 +105,17 @@ class Account:
         values = [v for k, v in self.credentials.items() if (c := spec.credential(k)) is None or c.secret]
         return [v for v in [*values, self.session.token] if v]
 
+    def feed_status_name(self, feed: str) -> str:
+        """The name of this account's connection of `feed` in GET /api/feeds and its status hash: the feed's own
+        name for the environment's account (as before accounts were data), `<feed>:<id>` for the others."""
+        return feed if self.read_only else f"{feed}:{self.id}"
+
+    @property
+    def reconcile_name(self) -> str:
+        """What reconciliation keys this account's runs, requests, locks and status by: the broker for the
+        environment's account (as before), `<broker>:<id>` for the others (app/reconcile)."""
+        return self.broker if self.read_only else f"{self.broker}:{self.id}"
+
     def describe(self) -> str:
         """How alerts and logs name it: `kite AB1234`, the label when there is no client id yet."""
         return f"{self.broker} {self.account_id or self.label or self.id}"

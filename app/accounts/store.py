@@ -318,4 +318,3 @@ class AccountStore:
                 "a stored account credential does not decrypt with FEEDS_SECRET_KEY (was the key changed?); "
                 "give the account's credentials again"
             ) from None
-

@@ -39,11 +39,14 @@ KINDS = (
     "delivery_failed",
     "unknown_status",
     "reconcile_error",
+    "login_needed",
+    "session_expiring",
 )
-#: docs/interface.md's default, plus two kinds always heard about whatever the list says
-#: (an unknown status word and a failed reconciliation both mean an update may be wrong or missing).
+#: docs/interface.md's default, plus kinds always heard about whatever the list says (an unknown status word
+#: and a failed reconciliation both mean an update may be wrong or missing; an account that needs a login, or
+#: soon will, misses every update until someone logs in: docs/accounts.md).
 DEFAULT_ALERT_ON = ("REJECTED", "PARTIALLY_FILLED", "FILLED", "feed_down", "delivery_failed")
-ALWAYS_ON = ("unknown_status", "reconcile_error")
+ALWAYS_ON = ("unknown_status", "reconcile_error", "login_needed", "session_expiring")
 
 
 @dataclass(frozen=True)

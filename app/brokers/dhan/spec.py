@@ -13,9 +13,7 @@ FEED = FeedSpec(
     secret_variables=("DHAN_ACCESS_TOKEN",),
 )
 #: The web order feed, logged in with the stored browser frame, so no variable is required (docs/brokers.md §4.3).
-WEB_FEED = FeedSpec(
-    "dhan_web", "app.brokers.dhan.web_feed:DhanWebConnector", "DHAN_WEB_WS_URL", per_account=False
-)
+WEB_FEED = FeedSpec("dhan_web", "app.brokers.dhan.web_feed:DhanWebConnector", "DHAN_WEB_WS_URL", per_account=False)
 
 SPEC = BrokerSpec(
     name="dhan",
