@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from app import sessions
-from tests.support.chromium import DESKTOP, PHONE, Stack, chromium, screenshot_dir, shoot, sign_in, wait_live
+from tests.support.chromium import DESKTOP, PHONE, Stack, row, screenshot_dir, shoot, sign_in, wait_live
 from tests.support.env import ADMIN_TOKEN
 from tests.support.fakes.samples import dhan_web_login_frame
 from tests.support.procs import Consumer, wait_until
@@ -35,7 +35,7 @@ REJECTED = {
 
 
 @pytest.fixture
-def stack(redis_client, redis_url, sqlite_url, tmp_path):
+def stacks(redis_client, redis_url, sqlite_url, tmp_path):
     started: list[Stack] = []
 
     def _make(**env: str) -> Stack:
@@ -48,18 +48,8 @@ def stack(redis_client, redis_url, sqlite_url, tmp_path):
         made.stop()
 
 
-@pytest.fixture
-def browser():
-    with chromium() as launched:
-        yield launched
-
-
-def row(page, key: str):
-    return page.locator(f'tr[data-order="{key}"]')
-
-
-def test_sign_in_and_out_the_old_cookie_is_refused(stack, browser):
-    web = stack()
+def test_sign_in_and_out_the_old_cookie_is_refused(stacks, browser):
+    web = stacks()
     context = browser.new_context(viewport=DESKTOP)
     page = context.new_page()
     page.goto(web.base + "/")
@@ -81,8 +71,8 @@ def test_sign_in_and_out_the_old_cookie_is_refused(stack, browser):
     context.close()
 
 
-def test_new_order_appears_and_changes_in_place_without_reload(stack, browser, tmp_path):
-    web = stack()
+def test_new_order_appears_and_changes_in_place_without_reload(stacks, browser, tmp_path):
+    web = stacks()
     page = browser.new_page(viewport=DESKTOP)
     sign_in(page, web.base)
     wait_live(page)
@@ -114,8 +104,8 @@ def test_new_order_appears_and_changes_in_place_without_reload(stack, browser, t
     assert "LIVE-2" in exported[1] and "RMS:Margin Exceeds" in exported[1]
 
 
-def test_dashboard_reconnects_after_a_web_restart_and_catches_up(stack, browser):
-    web = stack()
+def test_dashboard_reconnects_after_a_web_restart_and_catches_up(stacks, browser):
+    web = stacks()
     context = browser.new_context(viewport=DESKTOP)
     # Without SharedWorker the stream runs in the page (the leader tab), where page.route reaches it;
     # a SharedWorker's requests are out of Playwright's reach (tests/browser/test_live_tabs.py covers it).
@@ -143,8 +133,8 @@ def test_dashboard_reconnects_after_a_web_restart_and_catches_up(stack, browser)
     assert page.evaluate("window.__noReload") == "still here"
 
 
-def test_open_an_order_shows_its_events_and_raw_payload(stack, browser):
-    web = stack()
+def test_open_an_order_shows_its_events_and_raw_payload(stacks, browser):
+    web = stacks()
     web.kite("EV-1", **OPEN)
     web.kite("EV-1", exchange_update_timestamp="2022-03-03 09:24:30")
     page = browser.new_page(viewport=DESKTOP)
@@ -161,11 +151,11 @@ def test_open_an_order_shows_its_events_and_raw_payload(stack, browser):
     assert '"tradingsymbol": "SBIN"' in events.nth(1).locator("pre").inner_text()
 
 
-def test_retry_a_failed_delivery_from_the_page(stack, browser):
+def test_retry_a_failed_delivery_from_the_page(stacks, browser):
     state = {"fail": True}
     consumer = Consumer(lambda n, _req: (500 if state["fail"] else 200, {}, 0))
     try:
-        web = stack(FORWARD_URLS=consumer.url, FORWARD_RETRY_SCHEDULE="1,1")
+        web = stacks(FORWARD_URLS=consumer.url, FORWARD_RETRY_SCHEDULE="1,1")
         web.kite("RETRY-1")
 
         def failed() -> list:
@@ -221,8 +211,8 @@ class EvilSite:
         self.server.server_close()
 
 
-def test_a_cross_site_post_with_the_cookie_is_refused(stack, browser):
-    web = stack(FORWARD_URLS="http://127.0.0.1:9/hook")
+def test_a_cross_site_post_with_the_cookie_is_refused(stacks, browser):
+    web = stacks(FORWARD_URLS="http://127.0.0.1:9/hook")
     context = browser.new_context(viewport=DESKTOP)
     page = context.new_page()
     sign_in(page, web.base)
@@ -257,10 +247,10 @@ def test_a_cross_site_post_with_the_cookie_is_refused(stack, browser):
     assert forged.status_code == 403
 
 
-def test_screenshots_desktop_and_phone(stack, browser, tmp_path):
+def test_screenshots_desktop_and_phone(stacks, browser, tmp_path):
     consumer = Consumer(lambda n, _req: (500, {}, 0))
     try:
-        web = stack(FORWARD_URLS=consumer.url, FORWARD_RETRY_SCHEDULE="1", FEEDS="kite,dhan_web")
+        web = stacks(FORWARD_URLS=consumer.url, FORWARD_RETRY_SCHEDULE="1", FEEDS="kite,dhan_web")
         web.kite("SHOT-OPEN", **OPEN)
         web.kite("SHOT-FILLED")
         web.kite(

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.support.chromium import DESKTOP, PHONE, Stack, chromium, screenshot_dir, shoot, sign_in, wait_live
+from tests.support.chromium import DESKTOP, PHONE, Stack, row, screenshot_dir, shoot, sign_in, wait_live
 from tests.support.env import ADMIN_TOKEN
 from tests.support.procs import wait_until
 
@@ -27,23 +27,6 @@ REJECTED = {"status": "REJECTED", "filled_quantity": 0, "pending_quantity": 0, "
 #: What docs/frontend.md "Broker text" neutralizes: C0, DEL, C1, the bidi controls, U+2028/U+2029.
 CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 HOSTILE_IDS = ["..", ".", "a/b", "%2F", "/lead", "a b?#&=", "%252E%252E"]
-
-
-@pytest.fixture
-def stack(redis_client, redis_url, sqlite_url, tmp_path):
-    made = Stack(redis_url, sqlite_url, tmp_path).start()
-    yield made
-    made.stop()
-
-
-@pytest.fixture
-def browser():
-    with chromium() as launched:
-        yield launched
-
-
-def row(page, key: str):
-    return page.locator(f'tr[data-order="{key}"]')
 
 
 def twice(order_id: str) -> str:

@@ -7,7 +7,6 @@ import time
 import pytest
 
 from bench.dashboards import Dashboard
-from tests.support.chromium import Stack
 from tests.support.env import ADMIN_TOKEN
 from tests.support.procs import wait_until
 
@@ -15,13 +14,6 @@ pytestmark = pytest.mark.e2e
 DASHBOARDS = 12
 POSTBACKS = 40
 BOUND_SECONDS = 1.0  # postbacks are answered within 1 s with 12 dashboards open
-
-
-@pytest.fixture
-def stack(redis_client, redis_url, sqlite_url, tmp_path):
-    made = Stack(redis_url, sqlite_url, tmp_path).start()
-    yield made
-    made.stop()
 
 
 def test_twelve_open_streams_postbacks_answered_within_a_second_and_every_row_pushed(stack):

@@ -9,25 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.chromium import DESKTOP, Stack, chromium, sign_in, wait_live
+from tests.support.chromium import DESKTOP, sign_in, wait_live
 
 pytestmark = pytest.mark.e2e
 TABS = 8
 OPEN = {"status": "OPEN", "filled_quantity": 0, "pending_quantity": 1, "average_price": 0}
 NO_SHARED_WORKER = "delete window.SharedWorker;"
-
-
-@pytest.fixture
-def stack(redis_client, redis_url, sqlite_url, tmp_path):
-    made = Stack(redis_url, sqlite_url, tmp_path).start()
-    yield made
-    made.stop()
-
-
-@pytest.fixture
-def browser():
-    with chromium() as launched:
-        yield launched
 
 
 def open_tabs(context, base: str) -> list:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from app.config import schema
-from tests.support.procs import ROOT, VENV_BIN, free_port, wait_until
+from tests.support.procs import ROOT, VENV_BIN, free_port, interrupt_group, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -101,12 +100,7 @@ def dev(tmp_path_factory) -> Iterator[dict[str, str]]:
         )
         yield env
     finally:
-        os.killpg(runner.pid, signal.SIGINT)
-        try:
-            runner.wait(40)
-        except subprocess.TimeoutExpired:
-            os.killpg(runner.pid, signal.SIGKILL)
-            runner.wait(5)
+        interrupt_group(runner)
 
 
 def test_the_readme_prints_the_commands_this_test_runs():

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
 
 import requests
 
-from tests.support.procs import ROOT, free_port, wait_until
+from tests.support.procs import ROOT, free_port, interrupt_group, wait_until
 
 
 def test_dev_runner_prints_the_blotter_link_once_and_the_warning_once(redis_client, redis_url, tmp_path):
@@ -65,12 +64,7 @@ def test_dev_runner_prints_the_blotter_link_once_and_the_warning_once(redis_clie
         assert requests.get(link, timeout=10, allow_redirects=False).status_code == 403  # single use
         assert_the_kite_sample_is_accepted(env, tmp_path, port)
     finally:
-        os.killpg(runner.pid, signal.SIGINT)
-        try:
-            runner.wait(40)
-        except subprocess.TimeoutExpired:
-            os.killpg(runner.pid, signal.SIGKILL)
-            runner.wait(5)
+        interrupt_group(runner)
 
 
 def assert_the_kite_sample_is_accepted(env: dict[str, str], tmp_path, port: int) -> None:

@@ -3,7 +3,6 @@ answer, refuse connections or answer 500; real Redis, SQLite, the worker's own l
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
@@ -11,16 +10,13 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from app import create_app
-from app.config import load_config
 from app.db import deliveries, delivery_attempts
 from app.delivery import DeliveryTry
 from app.redis_keys import due_key
-from app.services import Services, set_services
+from app.services import set_services
 from app.store import consumer_id
-from tests.support.env import KITE_SECRET, make_env
 from tests.support.fakes.consumers import DrippingConsumer
-from tests.support.helpers import load_fixture, run_pipeline, sign_kite
+from tests.support.helpers import forwarding_services, load_fixture, post_kite, run_pipeline
 from tests.support.procs import Consumer, free_port, wait_until
 from workers.pipeline import Pipeline, ensure_group
 from workers.sending import ConsumerSender
@@ -34,7 +30,7 @@ SLACK_MS = 4000
 @pytest.fixture
 def forwarding(redis_client, redis_url, sqlite_url, tmp_path):
     def build(url: str, schedule: str = "0,0", timeout: float = TIMEOUT):
-        env = make_env(
+        return forwarding_services(
             redis_url,
             sqlite_url,
             tmp_path,
@@ -42,18 +38,13 @@ def forwarding(redis_client, redis_url, sqlite_url, tmp_path):
             FORWARD_RETRY_SCHEDULE=schedule,
             FORWARD_TIMEOUT_SECONDS=f"{timeout:g}",
         )
-        built = Services.build(load_config(env))
-        set_services(built)
-        return built, create_app(built.config, built).test_client()
 
     yield build
     set_services(None)
 
 
 def post(client, **changes) -> str:
-    answer = client.post("/postbacks/kite", data=json.dumps(sign_kite(dict(SEED, **changes), KITE_SECRET)))
-    assert answer.status_code == 202
-    return answer.get_json()["id"]
+    return post_kite(client, SEED, **changes)
 
 
 def attempts_of(services) -> list:

@@ -18,9 +18,9 @@ from app import create_app
 from app.config import load_config
 from app.db import consumers, deliveries
 from app.delivery import next_delay, parse_retry_after, resync_pending
-from app.services import Services, set_services
-from tests.support.env import ADMIN_TOKEN, KITE_SECRET, make_env
-from tests.support.helpers import load_fixture, run_pipeline, sign_kite
+from app.services import set_services
+from tests.support.env import ADMIN_TOKEN, make_env
+from tests.support.helpers import forwarding_services, load_fixture, post_kite, run_pipeline
 from workers import signing
 
 CONSUMER = "http://consumer.test/hook"
@@ -85,19 +85,16 @@ def test_default_schedule_is_svix_like():
 @pytest.fixture
 def fwd(redis_client, redis_url, sqlite_url, tmp_path):
     def build(urls=(CONSUMER,), schedule="0,0"):
-        env = make_env(redis_url, sqlite_url, tmp_path, FORWARD_URLS=",".join(urls), FORWARD_RETRY_SCHEDULE=schedule)
-        built = Services.build(load_config(env))
-        set_services(built)
-        return built, create_app(built.config, built).test_client()
+        return forwarding_services(
+            redis_url, sqlite_url, tmp_path, FORWARD_URLS=",".join(urls), FORWARD_RETRY_SCHEDULE=schedule
+        )
 
     yield build
     set_services(None)
 
 
 def post(client, **changes) -> str:
-    answer = client.post("/postbacks/kite", data=json.dumps(sign_kite(dict(SEED, **changes), KITE_SECRET)))
-    assert answer.status_code == 202
-    return answer.get_json()["id"]
+    return post_kite(client, SEED, **changes)
 
 
 def deliveries_of(services, **where):

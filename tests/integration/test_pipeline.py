@@ -204,6 +204,23 @@ def test_parallel_workers_keep_each_orders_sequence_dense(db_services):
     loops = [Pipeline(db_services, consumer=f"par-{i}", claim_idle_ms=60_000) for i in range(3)]
     for loop in loops:
         loop.step = _small_batches(loop)
+    _drain_in_parallel(loops, timeout=60)
+    with db_services.engine.connect() as conn:
+        rows = conn.execute(sa.select(events.c.order_id, events.c.sequence)).all()
+        counts = dict(conn.execute(sa.select(orders.c.order_id, orders.c.event_count)).all())
+    per_order: dict[str, list[int]] = {}
+    for order_id, sequence in rows:
+        per_order.setdefault(order_id, []).append(sequence)
+    assert {k: sorted(v) for k, v in per_order.items()} == {
+        f"PAR{n}": list(range(1, updates_n + 1)) for n in range(orders_n)
+    }
+    assert counts == {f"PAR{n}": updates_n for n in range(orders_n)}
+    assert client.xlen(STREAM) == 0
+
+
+def _drain_in_parallel(loops, *, timeout: float) -> None:
+    """Each loop drains the stream in its own thread until it finds nothing; then all are closed, and any
+    exception a loop raised fails the test."""
     errors: list[BaseException] = []
 
     def drain(loop) -> None:
@@ -217,21 +234,11 @@ def test_parallel_workers_keep_each_orders_sequence_dense(db_services):
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(60)
+        thread.join(timeout)
     for loop in loops:
         loop.close()
     assert not errors, errors
-    with db_services.engine.connect() as conn:
-        rows = conn.execute(sa.select(events.c.order_id, events.c.sequence)).all()
-        counts = dict(conn.execute(sa.select(orders.c.order_id, orders.c.event_count)).all())
-    per_order: dict[str, list[int]] = {}
-    for order_id, sequence in rows:
-        per_order.setdefault(order_id, []).append(sequence)
-    assert {k: sorted(v) for k, v in per_order.items()} == {
-        f"PAR{n}": list(range(1, updates_n + 1)) for n in range(orders_n)
-    }
-    assert counts == {f"PAR{n}": updates_n for n in range(orders_n)}
-    assert client.xlen(STREAM) == 0
+    assert not any(thread.is_alive() for thread in threads), f"a loop was still draining after {timeout} s"
 
 
 def _small_batches(loop, count: int = 7):
@@ -296,23 +303,7 @@ def test_parallel_loops_number_each_orders_events_in_arrival_order(db_services, 
     loops = [Pipeline(db_services, consumer=f"arr-{i}", claim_idle_ms=60_000) for i in range(3)]
     for loop in loops:
         loop.step = _small_batches(loop, count=5)
-    errors: list[BaseException] = []
-
-    def drain(loop) -> None:
-        try:
-            while loop.step(50):
-                pass
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=drain, args=(loop,)) for loop in loops]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    for loop in loops:
-        loop.close()
-    assert not errors, errors
+    _drain_in_parallel(loops, timeout=120)
     with db_services.engine.connect() as conn:
         rows = conn.execute(sa.select(events.c.order_id, events.c.sequence, events.c.id).order_by(events.c.sequence))
         states = {row.order_id: row.data for row in conn.execute(sa.select(orders.c.order_id, orders.c.data))}

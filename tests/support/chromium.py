@@ -101,6 +101,11 @@ def wait_live(page: Page) -> None:
     page.locator("#live.on").wait_for(timeout=30_000)
 
 
+def row(page: Page, key: str):
+    """An order's row in the blotter, by its `data-order` hook (`<broker>/<order_id>`)."""
+    return page.locator(f'tr[data-order="{key}"]')
+
+
 def shoot(page: Page, directory: Path, name: str) -> Path:
     """A full-page screenshot into `directory` (SCREENSHOT_DIR keeps them for a person to look at)."""
     directory.mkdir(parents=True, exist_ok=True)

@@ -6,8 +6,11 @@ import copy
 import json
 from pathlib import Path
 
+from app import create_app
 from app.brokers.kite.adapter import kite_checksum
-from app.services import Services
+from app.config import load_config
+from app.services import Services, set_services
+from tests.support.env import KITE_SECRET, make_env
 from workers.pipeline import Pipeline
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -28,6 +31,21 @@ def sign_kite(payload: dict, secret: str) -> dict:
     signed = copy.deepcopy(payload)
     signed["checksum"] = kite_checksum(str(signed["order_id"]), signed["order_timestamp"], secret)
     return signed
+
+
+def forwarding_services(redis_url: str, database_url: str, tmp_path: Path, **environ: str):
+    """Services for a test that forwards (FORWARD_URLS and the like in `environ`), installed for jobs run in
+    this process, and a Flask test client over them."""
+    built = Services.build(load_config(make_env(redis_url, database_url, tmp_path, **environ)))
+    set_services(built)
+    return built, create_app(built.config, built).test_client()
+
+
+def post_kite(client, seed: dict, **changes) -> str:
+    """A signed Kite postback of `seed` with `changes`, which must be taken (202); its event id."""
+    answer = client.post("/postbacks/kite", data=json.dumps(sign_kite(dict(seed, **changes), KITE_SECRET)))
+    assert answer.status_code == 202, answer.get_json()
+    return answer.get_json()["id"]
 
 
 def run_pipeline(services: Services, *, timeout: float = 30.0) -> None:

@@ -89,6 +89,16 @@ class Process:
         return self.log_path.read_text(errors="replace")
 
 
+def interrupt_group(popen: subprocess.Popen, timeout: float = 40) -> None:
+    """Stop a process group as Ctrl-C in its terminal would (SIGINT), killing it if it has not ended in time."""
+    os.killpg(popen.pid, signal.SIGINT)
+    try:
+        popen.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(popen.pid, signal.SIGKILL)
+        popen.wait(5)
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1, message: str = "") -> None:
     """Poll until predicate() is true, or fail with message."""
     deadline = time.monotonic() + timeout
