@@ -67,7 +67,7 @@ def _deliveries_query() -> sa.Select:
     consumer = query_text("consumer")
     if consumer:
         query = query.where(deliveries.c.url == consumer)
-    order = query_text("order")
+    order = query_text("order", ascii_only=False)
     if order:
         broker, sep, order_id = order.partition("/")
         if not sep or not broker or not order_id:

@@ -53,13 +53,15 @@ def parse_limit(default: int = 100):
     return min(int(raw), MAX_LIMIT), None
 
 
-def query_text(name: str) -> str | None:
-    """A filter value: ASCII printable text of bounded length, or None when absent or empty."""
+def query_text(name: str, *, ascii_only: bool = True) -> str | None:
+    """A filter value: printable text of bounded length (ASCII unless the value may hold a broker's order id,
+    which can be any text), or None when absent or empty."""
     value = request.args.get(name)
     if not value:
         return None
-    if not value.isascii() or not value.isprintable() or len(value) > MAX_QUERY_VALUE:
-        raise BadQuery(f"{name} must be printable ASCII text of at most {MAX_QUERY_VALUE} characters")
+    if (ascii_only and not value.isascii()) or not value.isprintable() or len(value) > MAX_QUERY_VALUE:
+        kind = "printable ASCII text" if ascii_only else "printable text"
+        raise BadQuery(f"{name} must be {kind} of at most {MAX_QUERY_VALUE} characters")
     return value
 
 

@@ -50,6 +50,16 @@ def test_ids_a_path_can_carry_are_reached_encoded_once_and_dots_as_sent(client, 
         assert answer.status_code == 200 and answer.get_json()["order_id"] == order_id
 
 
+def test_the_deliveries_of_an_order_with_any_id_are_listed(client, services, admin_headers):
+    """The order page lists its deliveries with ?order=<broker>/<order_id>, whatever text the id holds."""
+    store(client, services, ["ü x?#&=", "a/b"])
+    for order_id in ("ü x?#&=", "a/b"):
+        answer = client.get(f"/api/deliveries?order=kite/{quote(order_id, safe='')}", headers=admin_headers)
+        assert answer.status_code == 200, (order_id, answer.get_json())
+    control = client.get("/api/deliveries?order=kite/%07bell", headers=admin_headers)
+    assert control.status_code == 400 and "printable text" in control.get_json()["error"]
+
+
 @pytest.mark.parametrize(
     ("path", "status", "words"),
     [
