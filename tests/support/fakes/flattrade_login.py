@@ -2,8 +2,8 @@
 
 `GET /?app_key=…` shows a login form; submitting it sends the browser to the registered redirect URL with
 `code` (the request code) and `client`. `POST /trade/apitoken` (JSON api_key, request_code, api_secret =
-hex SHA-256(api_key + request_code + api_secret)) answers `{"token", "client", "status": "Ok"}` for a code it
-issued and not yet exchanged, else `{"status": "Not_Ok", "emsg": …}`.
+hex SHA-256(api_key + request_code + api_secret)) answers `{"stat": "Ok", "token", "client"}` for a code it
+issued and not yet exchanged, else `{"stat": "Not_Ok", "emsg": …}`.
 """
 
 from __future__ import annotations
@@ -49,13 +49,13 @@ class FakeFlattrade:
             issued = self.issued.pop(code, None)
         secret = self.apps.get(api_key)
         if issued is None or secret is None or issued[0] != api_key:
-            return {"status": "Not_Ok", "emsg": "Invalid Request Code", "token": "", "client": ""}
+            return {"stat": "Not_Ok", "emsg": "Invalid Request Code", "token": "", "client": ""}
         expected = hashlib.sha256((api_key + code + secret).encode()).hexdigest()
         if not hmac.compare_digest(expected, str(body.get("api_secret", ""))):
-            return {"status": "Not_Ok", "emsg": "Invalid API Secret", "token": "", "client": ""}
+            return {"stat": "Not_Ok", "emsg": "Invalid API Secret", "token": "", "client": ""}
         token = secrets.token_hex(32)
         self.tokens.append(token)
-        return {"token": token, "client": issued[1], "status": "Ok", "emsg": ""}
+        return {"token": token, "client": issued[1], "stat": "Ok", "emsg": ""}
 
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Flattrade - login (fake)</title></head>
