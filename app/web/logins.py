@@ -72,7 +72,7 @@ def login_callback(broker: str):
     if broker not in BY_NAME:
         return error_response(404, f"no broker {broker[:40]!r}: the callback is /brokers/<broker>/callback")
     services = _services()
-    query = {key: value for key, value in request.args.items(multi=False)}
+    query = request.args.to_dict()  # the first value of each key
     try:
         session = current_session()
         account = login.callback(services, broker, query, session.sid if session else None)

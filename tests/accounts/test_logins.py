@@ -290,3 +290,21 @@ def test_flattrade_wrong_secret_and_wrong_user_are_refused(web, login_services, 
     landed = outcome(browser.get(submit_flattrade_login(start(browser, account), client="FT999999")))
     assert landed["login"] == "error" and "FT999999" in landed["message"]
     assert login_services.accounts.get(account.id).session.state == SessionState.MISSING
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/accounts/" + "x" * 5000 + "/login",
+        "/accounts/%00%ff%fe/login",
+        "/accounts/\u202e/login",
+        "/brokers/kite/callback?state=" + "A" * 5000,
+        "/brokers/kite/callback?state=%00&state=x&request_token=%ff",
+        "/brokers/flattrade/callback?code=" + "c" * 5000,
+        "/brokers/" + "k" * 300 + "/callback",
+    ],
+)
+def test_hostile_login_urls_are_refused_plainly(web, login_services, path):
+    answer = signed_in(web).get(path)
+    assert answer.status_code in (400, 403, 404), answer.get_data(as_text=True)
+    assert "error" in answer.get_json()
