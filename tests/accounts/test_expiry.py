@@ -15,6 +15,7 @@ from app.db import accounts
 from app.redis_keys import ALERTS_STREAM
 from app.services import Services, set_services
 from tests.support.env import make_env
+from tests.support.procs import Process, wait_until
 from workers import sessions
 
 KITE = BY_NAME["kite"].accounts
@@ -159,3 +160,31 @@ def test_the_watcher_survives_a_database_that_is_not_answering(alert_services, c
     )
     sessions.watch(broken)  # logged, not raised: the thread lives on
     assert "session expiry watch skipped" in caplog.text
+
+
+@pytest.mark.e2e
+def test_the_real_worker_process_marks_an_expired_session_and_announces_it_once(
+    redis_client, redis_url, sqlite_url, tmp_path
+):
+    env = make_env(redis_url, sqlite_url, tmp_path, TELEGRAM_BOT_TOKEN="1:t", TELEGRAM_CHAT_ID="4")
+    env["TELEGRAM_API_URL"] = "http://127.0.0.1:9"  # nothing listens: lines stay queued, nothing leaves the box
+    services = Services.build(load_config(env))
+    worker = None
+    try:
+        made = services.accounts.create("dhan", "1100001", session_token="dhan-tok")
+        now = datetime.now(UTC)
+        backdate(services, made.id, now - timedelta(hours=25), now - timedelta(minutes=5))
+        worker = Process("worker", env, tmp_path)
+        # The watcher's first pass is WATCH_SECONDS after the worker starts; start-up on a busy box adds more.
+        wait_until(
+            lambda: services.accounts.get(made.id).session.state == SessionState.EXPIRED,
+            timeout=sessions.WATCH_SECONDS * 4,
+            message="the worker did not mark the expired session",
+        )
+        assert services.accounts.get(made.id).last_error == "token expired"
+        texts = [fields[b"text"] for _, fields in services.redis.xrange(ALERTS_STREAM)]
+        assert texts.count(b"login needed: dhan 1100001 (token expired)") == 1
+    finally:
+        if worker is not None:
+            worker.stop()
+        services.engine.dispose()
