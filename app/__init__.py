@@ -82,9 +82,11 @@ def _register_web_layer(app: Flask) -> None:
     from app import web
     from app.api import register
     from app.cli import register_cli
+    from app.web.logins import bp as logins_bp
 
     register(app)
     app.register_blueprint(web.bp)
+    app.register_blueprint(logins_bp)
     register_cli(app)
 
 

@@ -230,6 +230,9 @@ class TelegramSettings:
         "ALERT_ON", ITEMS, "REJECTED,PARTIALLY_FILLED,FILLED,feed_down,delivery_failed", "what is announced"
     )
     feed_down_seconds: float = setting("ALERT_FEED_DOWN_SECONDS", SECONDS, "60", "disconnected this long: announced")
+    session_warn_minutes: int = setting(
+        "SESSION_WARN_MINUTES", integer(0, 1440), "30", "minutes before a session's known expiry it is announced"
+    )
 
 
 #: The groups of Config, by field name.

@@ -151,6 +151,9 @@ SESSION_PREFIX = "oh:session:"
 RATE_LIMIT_PREFIX = "oh:ratelimit"
 #: Single-use development sign-in codes.
 DEV_SIGNIN_PREFIX = "oh:dev-signin:"
+#: A redirect login in progress (app/accounts/login.py): `<prefix><browser session digest>:<state>`, and the latest
+#: one per broker for brokers that send no state back, `<prefix><browser session digest>:latest:<broker>`.
+LOGIN_STATE_PREFIX = "oh:login:"
 #: /readyz's write check, one key per host and process.
 READY_KEY_PREFIX = "oh:readyz:"
 #: Pub/sub channel of stored order changes, from the worker to the web's stream hub (see live_channel).

@@ -40,6 +40,7 @@ from workers.housekeeping import start_housekeeping
 from workers.pipeline import Pipeline
 from workers.queues import queue, slot_queue_name
 from workers.reconcile import start_scheduler
+from workers.sessions import start_session_watcher  # the day's sessions' expiry (docs/accounts.md)
 from workers.stall import OOM_REASON, StallMarker, is_oom
 
 log = logging.getLogger("workers")
@@ -111,6 +112,7 @@ def start_background(config) -> None:
     start_scheduler(services, shutdown.requested)
     alerts.start(services, settings_from(config), shutdown.requested)
     start_housekeeping(services, shutdown.requested)
+    start_session_watcher(services, shutdown.requested)
 
 
 def _signal_children(children: list, signalled: set[int]) -> None:

@@ -68,6 +68,13 @@ SPEC = BrokerSpec(
         Variable(
             "NOREN_API_URL", "https://piconnect.flattrade.in/PiConnectAPI", doc="REST base for the order book", kind=URL
         ),
+        Variable("FLATTRADE_AUTH_URL", "https://auth.flattrade.in", doc="Flattrade's login page (?app_key=)", kind=URL),
+        Variable(
+            "FLATTRADE_TOKEN_URL",
+            "https://authapi.flattrade.in/trade/apitoken",
+            doc="where the login's request code is exchanged for the day's token",
+            kind=URL,
+        ),
     ),
     key_fields=(
         "norenordno",
@@ -94,6 +101,6 @@ SPEC = BrokerSpec(
         login=REDIRECT,
         login_flow="app.brokers.flattrade.login:FlattradeLogin",
         rollover_ist="06:00",
-        session_docs="docs/brokers.md §5",
+        session_docs='docs/brokers.md "Accounts and daily logins"',
     ),
 )

@@ -47,7 +47,10 @@ SPEC = BrokerSpec(
         Variable("KITE_API_KEY", secret=True, doc="the app's api_key (feed and REST; redacted from logs)"),
         Variable("KITE_ACCESS_TOKEN", secret=True, doc="the day's access token (feed and REST)"),
         Variable("KITE_WS_URL", "wss://ws.kite.trade", doc="KiteTicker (pykiteconnect ticker.py ROOT_URI)", kind=URL),
-        Variable("KITE_API_URL", "https://api.kite.trade", doc="REST base for the order book", kind=URL),
+        Variable("KITE_API_URL", "https://api.kite.trade", doc="REST base (order book, the login's token)", kind=URL),
+        Variable(
+            "KITE_LOGIN_URL", "https://kite.zerodha.com", doc="where the daily login page is (/connect/login)", kind=URL
+        ),
     ),
     redact_keys=("checksum",),
     key_fields=(
@@ -72,6 +75,6 @@ SPEC = BrokerSpec(
         login=REDIRECT,
         login_flow="app.brokers.kite.login:KiteLogin",
         rollover_ist="06:00",
-        session_docs="docs/brokers.md §3",
+        session_docs='docs/brokers.md "Accounts and daily logins"',
     ),
 )
