@@ -25,6 +25,7 @@ from app.brokers.feed_status import STALE_AFTER_SECONDS, FeedState
 from app.brokers.feed_status import read_status as read_feed_status
 from app.brokers.registry import BY_NAME
 from app.brokers.spec import PATH_TOKEN
+from app.config import Config
 from app.crypto import SecretKeyUnavailable
 from app.reconcile import request_reconcile
 from app.reconcile.status import read_status as read_reconcile_status
@@ -79,7 +80,7 @@ def add_account():
             session_token=wanted.session_token,
         )
     except AccountExists:
-        return error_response(409, _exists_message(wanted.broker, wanted.account_id))
+        return error_response(409, exists_message(wanted.broker, wanted.account_id))
     log.info("account %s added (%s)", made.id, made.describe())
     if made.session.state == SessionState.ACTIVE and made.reconcile:
         request_reconcile(services.redis, made.reconcile_name, "new session")
@@ -153,7 +154,7 @@ def reconcile_account(account_id: str):
     account = _find(account_id)
     if isinstance(account, Response):
         return account
-    refusal = _unreconcilable(account)
+    refusal = unreconcilable(account)
     if refusal:
         return error_response(409, refusal)
     if not request_reconcile(_services().redis, account.reconcile_name, "on demand (POST /api/accounts)"):
@@ -168,22 +169,32 @@ def postback_token(account_id: str):
     account = _find(account_id)
     if isinstance(account, Response):
         return account
-    if account.read_only:
-        return error_response(
-            409, "the environment's account uses POSTBACK_TOKEN; add the account through the API for a URL of its own"
-        )
-    spec = BY_NAME[account.broker]
-    if spec.postback != PATH_TOKEN:
-        how = "are signed (one URL for every account)" if spec.postback else "do not exist"
-        return error_response(409, f"{account.broker} postbacks {how}: no per-account postback URL")
+    refusal = postback_refusal(account)
+    if refusal:
+        return error_response(409, refusal)
     services = _services()
     try:
         token = services.accounts.new_postback_token(account.id)
     except AccountNotFound:
         return _not_found(account_id)
     log.info("account %s: new postback token made (the old one, if any, no longer works)", account.id)
-    url = services.config.public_base_url.rstrip("/") + (spec.postback_path(token) or "")
-    return jsonify(postback_url=url)
+    return jsonify(postback_url=postback_url(services.config, account, token))
+
+
+def postback_refusal(account: Account) -> str:
+    """Why this account cannot have a postback URL of its own ("" when it can)."""
+    if account.read_only:
+        return "the environment's account uses POSTBACK_TOKEN; add the account through the API for a URL of its own"
+    spec = BY_NAME[account.broker]
+    if spec.postback != PATH_TOKEN:
+        how = "are signed (one URL for every account)" if spec.postback else "do not exist"
+        return f"{account.broker} postbacks {how}: no per-account postback URL"
+    return ""
+
+
+def postback_url(config: Config, account: Account, token: str) -> str:
+    """PUBLIC_BASE_URL and the broker's postback route with the account's own token."""
+    return config.public_base_url.rstrip("/") + (BY_NAME[account.broker].postback_path(token) or "")
 
 
 # The view with what Redis knows
@@ -255,12 +266,16 @@ def _writable(account_id: str) -> Account | Response:
     """The account when it may be changed; 404, or 409 for the environment's."""
     account = _find(account_id)
     if isinstance(account, Account) and account.read_only:
-        return error_response(
-            409,
-            f"{account.id} comes from the environment ({account.broker}'s variables) and is read-only: "
-            "change the variables, or add the account through the API",
-        )
+        return error_response(409, read_only_refusal(account))
     return account
+
+
+def read_only_refusal(account: Account) -> str:
+    """The environment's account changes only with the environment."""
+    return (
+        f"{account.id} comes from the environment ({account.broker}'s variables) and is read-only: "
+        "change the variables, or add the account through the API"
+    )
 
 
 def _not_found(account_id: str) -> Response:
@@ -269,7 +284,7 @@ def _not_found(account_id: str) -> Response:
     return error_response(404, f"no account {shown!r}: GET /api/accounts lists them")
 
 
-def _exists_message(broker: str, account_id: str) -> str:
+def exists_message(broker: str, account_id: str) -> str:
     """409: which account is already there and what to do."""
     if not account_id:
         return (
@@ -279,7 +294,7 @@ def _exists_message(broker: str, account_id: str) -> str:
     return f"{broker} account {account_id} exists: PATCH it (GET /api/accounts lists them) instead of adding it again"
 
 
-def _unreconcilable(account: Account) -> str:
+def unreconcilable(account: Account) -> str:
     """Why this account cannot be reconciled now ("" when it can)."""
     if BY_NAME[account.broker].rest is None:
         return f"{account.broker} has no REST order book to reconcile against"
