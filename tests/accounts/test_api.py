@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from app import create_app
 from app.brokers.feed_status import read_status
@@ -348,3 +350,45 @@ def test_no_secret_in_any_answer_or_the_database(db_client, db_services, tmp_pat
         db_services.engine.dispose()
         raw = b"".join(p.read_bytes() for p in Path(url.removeprefix("sqlite:///")).parent.glob("orderhook.sqlite3*"))
         assert raw and not any(secret.encode() in raw for secret in SECRETS)
+
+
+FIELDS = ["broker", "account_id", "label", "credentials", "feed", "reconcile", "access_token", "expires_at", "x"]
+json_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**20), max_value=10**20),
+    st.floats(allow_nan=False),
+    st.text(max_size=30),
+    st.sampled_from(["dhan", "kite", "flattrade", "", " ", "\u0000", "\ud800", "2099-01-01T00:00", "api_key"]),
+)
+json_value = st.recursive(
+    json_leaf,
+    lambda kids: st.one_of(st.lists(kids, max_size=3), st.dictionaries(st.text(max_size=10), kids, max_size=3)),
+)
+hostile_object = st.dictionaries(
+    st.one_of(st.sampled_from(FIELDS), st.text(max_size=8)),
+    st.one_of(json_value, st.dictionaries(st.sampled_from(["api_key", "api_secret", "access_token", "z"]), json_value)),
+    max_size=5,
+)
+
+
+def test_hostile_bodies_on_a_real_account_are_never_a_5xx(client, services):
+    """Every write endpoint, against an account that exists (the fuzz of tests/integration hits unknown ids)."""
+    made = add_dhan(client)
+    paths = [
+        ("POST", "/api/accounts"),
+        ("PATCH", f"/api/accounts/{made['id']}"),
+        ("PUT", f"/api/accounts/{made['id']}/session"),
+    ]
+
+    @settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(target=st.sampled_from(paths), body=hostile_object, ascii=st.booleans())
+    def never_5xx(target, body, ascii):
+        method, path = target
+        raw = json.dumps(body, ensure_ascii=ascii).encode("utf-8", "surrogatepass")  # escaped lone surrogates too
+        answer = client.open(path, method=method, data=raw, headers=AUTH)
+        assert answer.status_code < 500, (method, path, body, answer.get_data(as_text=True))
+        if answer.status_code >= 400:
+            assert answer.get_json()["error"]
+
+    never_5xx()
