@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -10,10 +11,25 @@ from typing import Any
 import click
 import sqlalchemy as sa
 from flask import Flask, current_app
+from flask.cli import AppGroup
 
+from app.accounts.directory import all_accounts, find_account
+from app.accounts.model import SESSION_CREDENTIAL, Account
+from app.accounts.store import AccountExists, AccountNotFound, CredentialsUnreadable
+from app.api.account_input import BadInput, account_spec, new_account, parse_expiry, secret_value
+from app.api.accounts import (
+    exists_message,
+    live_view,
+    postback_refusal,
+    postback_url,
+    read_only_refusal,
+    unreconcilable,
+)
 from app.config import load_config
+from app.crypto import SecretKeyUnavailable
 from app.db import make_engine, upgrade
 from app.delivery import enable_consumer, failed_ids, redrive_many
+from app.reconcile import request_reconcile
 from app.retention import prune
 
 
@@ -43,6 +59,7 @@ ISO_TIME = IsoTime()
 def register_cli(app: Flask) -> None:
     """Attach the commands to the app."""
     _register_prune(app)
+    app.cli.add_command(accounts_group)
 
     @app.cli.command("db-upgrade")
     def db_upgrade() -> None:
@@ -103,6 +120,213 @@ def run_prune(engine: sa.Engine, days: int, dry_run: bool) -> str:
     counts = prune(engine, days, dry_run=dry_run)
     what = ", ".join(f"{count} {kind}" for kind, count in counts.items())
     return f"{'would remove' if dry_run else 'removed'} (older than {days} days): {what}"
+
+
+# `flask --app wsgi accounts ...`: the accounts added as data, as /api/accounts manages them (docs/accounts.md
+# "API"). Secrets are read from a hidden prompt or, with --stdin, from standard input; never echoed or shown.
+
+#: The columns of `accounts list`: (header, the view's value).
+ACCOUNT_COLUMNS: tuple[tuple[str, Any], ...] = (
+    ("id", lambda v: v["id"]),
+    ("broker", lambda v: v["broker"]),
+    ("account_id", lambda v: v["account_id"]),
+    ("label", lambda v: v["label"]),
+    ("source", lambda v: v["source"]),
+    ("feed", lambda v: "on" if v["feed"] else "off"),
+    ("reconcile", lambda v: "on" if v["reconcile"] else "off"),
+    ("session", lambda v: v["session"]["state"]),
+    ("expires_at", lambda v: v["session"]["expires_at"]),
+    ("feed_state", lambda v: v["feed_state"]),
+    ("last_message_at", lambda v: v["last_message_at"]),
+    ("last_reconcile", lambda v: (v["last_reconcile"] or {}).get("finished_at")),
+    ("last_error", lambda v: v["last_error"]),
+)
+
+
+class AccountsGroup(AppGroup):
+    """Every accounts command answers a broken FEEDS_SECRET_KEY or a refused input with one line, exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; known refusals become click errors."""
+        try:
+            return super().invoke(ctx)
+        except (SecretKeyUnavailable, CredentialsUnreadable, BadInput) as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group("accounts", cls=AccountsGroup)
+def accounts_group() -> None:
+    """Accounts: list, add, remove, paste a session, reconcile, a postback URL of its own."""
+
+
+@accounts_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="The views as JSON (what GET /api/accounts answers).")
+def accounts_list(as_json: bool) -> None:
+    """Every account, the environment's (read-only) first: session, feed and reconciliation state."""
+    services = current_app.extensions["orderhook"]
+    views = [live_view(services.redis, a) for a in all_accounts(services.config, services.accounts)]
+    if as_json:
+        click.echo(json.dumps({"accounts": views}, indent=2))
+        return
+    click.echo(account_table(views))
+
+
+def account_table(views: list[dict[str, Any]]) -> str:
+    """The views as aligned columns; "-" for nothing."""
+    rows = [[header for header, _ in ACCOUNT_COLUMNS]]
+    rows += [["-" if (value := get(v)) in (None, "") else str(value) for _, get in ACCOUNT_COLUMNS] for v in views]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(ACCOUNT_COLUMNS))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+@accounts_group.command("add")
+@click.argument("broker")
+@click.argument("account_id", required=False, default="")
+@click.option("--label", default="", help="A name of your own for it.")
+@click.option("--feed/--no-feed", default=True, help="Run its feed (default on).")
+@click.option("--reconcile/--no-reconcile", default=True, help="Reconcile it (default on).")
+@click.option("--stdin", "from_stdin", is_flag=True, help="Read credentials as name=value lines from standard input.")
+def accounts_add(broker: str, account_id: str, label: str, feed: bool, reconcile: bool, from_stdin: bool) -> None:
+    """Add an account; its credentials (and the day's access_token, if you have one) are asked for, hidden."""
+    services = current_app.extensions["orderhook"]
+    spec = account_spec(broker.strip().lower())
+    credentials = _stdin_credentials() if from_stdin else _prompt_credentials(spec)
+    payload = {
+        "broker": broker.strip().lower(),
+        "account_id": account_id,
+        "label": label,
+        "credentials": credentials,
+        "feed": feed,
+        "reconcile": reconcile,
+    }
+    wanted = new_account(payload)
+    try:
+        made = services.accounts.create(
+            wanted.broker,
+            wanted.account_id,
+            label=wanted.label,
+            credentials=wanted.credentials,
+            feed=wanted.feed,
+            reconcile=wanted.reconcile,
+            session_token=wanted.session_token,
+        )
+    except AccountExists:
+        raise click.ClickException(exists_message(wanted.broker, wanted.account_id)) from None
+    if made.session.state == "active" and made.reconcile:
+        request_reconcile(services.redis, made.reconcile_name, "new session")
+    click.echo(f"added {made.id} ({made.describe()}): session {made.session.state}")
+
+
+def _prompt_credentials(spec: Any) -> dict[str, str]:
+    """Ask for each credential (hidden when secret); optional ones and the day's token may be left blank."""
+    given: dict[str, str] = {}
+    for credential in spec.credentials:
+        hint = f" ({credential.doc})" if credential.doc else ""
+        value = click.prompt(
+            f"{credential.name}{hint}" + ("" if credential.required else " [blank: none]"),
+            hide_input=credential.secret,
+            default=None if credential.required else "",
+            show_default=False,
+        )
+        if value.strip():
+            given[credential.name] = value
+    token = click.prompt(
+        f"{SESSION_CREDENTIAL} (the day's token) [blank: log in or paste it later]",
+        hide_input=True,
+        default="",
+        show_default=False,
+    )
+    if token.strip():
+        given[SESSION_CREDENTIAL] = token
+    return given
+
+
+def _stdin_credentials() -> dict[str, str]:
+    """name=value lines from standard input (blank lines and # comments skipped)."""
+    given: dict[str, str] = {}
+    for number, line in enumerate(sys.stdin.read().splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        if not sep:
+            raise click.ClickException(f"line {number} of standard input is not name=value")
+        given[name.strip()] = value
+    return given
+
+
+def _data_account(account_id: str) -> Account:
+    """An account that may be changed: not the environment's; a click error otherwise."""
+    account = _any_account(account_id)
+    if account.read_only:
+        raise click.ClickException(read_only_refusal(account))
+    return account
+
+
+def _any_account(account_id: str) -> Account:
+    """Any account by id; a click error naming it otherwise."""
+    services = current_app.extensions["orderhook"]
+    try:
+        return find_account(services.config, services.accounts, account_id)
+    except AccountNotFound:
+        raise click.ClickException(f"no account {account_id!r}: `flask accounts list` shows them") from None
+
+
+@accounts_group.command("remove")
+@click.argument("account_id")
+@click.option("--yes", is_flag=True, help="Do not ask.")
+def accounts_remove(account_id: str, yes: bool) -> None:
+    """Remove an account (its feed closes; its orders and events stay)."""
+    account = _data_account(account_id)
+    if not yes:
+        click.confirm(f"remove {account.id} ({account.describe()})?", abort=True)
+    current_app.extensions["orderhook"].accounts.delete(account.id)
+    click.echo(f"removed {account.id} ({account.describe()})")
+
+
+@accounts_group.command("session")
+@click.argument("account_id")
+@click.option("--expires-at", help="When the token ends (ISO 8601, no zone = UTC); default: the broker's rule.")
+@click.option("--stdin", "from_stdin", is_flag=True, help="Read the token from standard input's first line.")
+def accounts_session(account_id: str, expires_at: str | None, from_stdin: bool) -> None:
+    """Paste the day's token (asked for, hidden): the session from now; the feed reconnects, it is reconciled."""
+    services = current_app.extensions["orderhook"]
+    account = _data_account(account_id)
+    if from_stdin:
+        lines = sys.stdin.read().splitlines()
+        token = lines[0] if lines else ""
+    else:
+        token = click.prompt("access token", hide_input=True)
+    token = secret_value("access token", token)
+    until = parse_expiry(expires_at)
+    changed = services.accounts.set_session(account.id, token, expires_at=until)
+    request_reconcile(services.redis, changed.reconcile_name, "new session")
+    click.echo(f"{changed.id} ({changed.describe()}): session active until {changed.session.expires_at or 'unknown'}")
+
+
+@accounts_group.command("reconcile")
+@click.argument("account_id")
+def accounts_reconcile(account_id: str) -> None:
+    """Ask the worker to reconcile this account now."""
+    account = _any_account(account_id)
+    refusal = unreconcilable(account)
+    if refusal:
+        raise click.ClickException(refusal)
+    if not request_reconcile(current_app.extensions["orderhook"].redis, account.reconcile_name, "on demand (CLI)"):
+        raise click.ClickException("Redis is not answering, so the request could not be passed on; retry shortly")
+    click.echo(f"reconciliation of {account.describe()} requested")
+
+
+@accounts_group.command("postback-token")
+@click.argument("account_id")
+def accounts_postback_token(account_id: str) -> None:
+    """A postback URL of this account's own (shown this once; running it again rotates it)."""
+    services = current_app.extensions["orderhook"]
+    account = _any_account(account_id)
+    refusal = postback_refusal(account)
+    if refusal:
+        raise click.ClickException(refusal)
+    token = services.accounts.new_postback_token(account.id)
+    click.echo(postback_url(services.config, account, token))
 
 
 def main(argv: list[str]) -> int:

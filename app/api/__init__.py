@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.api import deliveries, errors, feeds, health, metrics, openapi, orders, postbacks, reconcile, stream
+from app.api import (
+    accounts,
+    brokers,
+    deliveries,
+    errors,
+    feeds,
+    health,
+    metrics,
+    openapi,
+    orders,
+    postbacks,
+    reconcile,
+    stream,
+)
 
 
 def register(app: Flask) -> None:
@@ -17,6 +30,8 @@ def register(app: Flask) -> None:
     app.register_blueprint(feeds.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(reconcile.bp)
+    app.register_blueprint(accounts.bp)
+    app.register_blueprint(brokers.bp)
     app.register_blueprint(metrics.bp)
     # The blotter's live stream (docs/frontend.md).
     app.register_blueprint(stream.bp)

@@ -114,6 +114,110 @@ def _postback_paths() -> dict[str, Any]:
     }
 
 
+ACCOUNT_ID = _path("account_id", {"type": "string", "maxLength": 40}, "the account's id (`acc_…`, or `env-<broker>`)")
+ACCOUNT_BROKERS = [spec.name for spec in SPECS if spec.accounts is not None]
+
+
+def _body(schema: str) -> dict[str, Any]:
+    """A required JSON request body."""
+    return {"required": True, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+def _account_operation(summary: str, ok: str, answer: dict[str, Any], *refusals: int, **extra: Any) -> dict[str, Any]:
+    """One /api/accounts operation: its answer `ok` and refusals (503 also for a broken FEEDS_SECRET_KEY)."""
+    return {
+        "tags": ["accounts"],
+        "summary": summary,
+        "security": ADMIN,
+        **extra,
+        "responses": {ok: answer, **_errors(*ADMIN_ERRORS, *refusals)},
+    }
+
+
+ACCOUNT_PATHS: dict[str, Any] = {
+    "/api/brokers": {
+        "get": _account_operation(
+            "what an account of each broker needs: login kind, postback kind, credentials",
+            "200",
+            _json(_ref("BrokerList"), "every broker that takes accounts"),
+        )
+    },
+    "/api/accounts": {
+        "get": _account_operation(
+            "every account, the environment's (read-only) first; never a secret",
+            "200",
+            _json(_ref("AccountList"), "the accounts"),
+        ),
+        "post": _account_operation(
+            "add an account with the credentials its broker needs (`access_token` among them is the day's session)",
+            "201",
+            _json(_ref("Account"), "added"),
+            403,
+            409,
+            413,
+            415,
+            requestBody=_body("NewAccount"),
+        ),
+    },
+    "/api/accounts/{account_id}": {
+        "get": _account_operation("one account", "200", _json(_ref("Account"), "the account"), parameters=[ACCOUNT_ID]),
+        "patch": _account_operation(
+            "change label, credentials (merged key by key; null removes an optional one), feed, reconcile",
+            "200",
+            _json(_ref("Account"), "changed"),
+            403,
+            409,
+            413,
+            415,
+            parameters=[ACCOUNT_ID],
+            requestBody=_body("AccountChange"),
+        ),
+        "delete": {
+            **_account_operation(
+                "remove an account (its feed closes; its orders and events stay)",
+                "204",
+                {"description": "removed"},
+                403,
+                409,
+                parameters=[ACCOUNT_ID],
+            )
+        },
+    },
+    "/api/accounts/{account_id}/session": {
+        "put": _account_operation(
+            "paste the day's token (any broker): the account's session from now; its feed reconnects, it is reconciled",
+            "200",
+            _json(_ref("Account"), "the new session"),
+            403,
+            409,
+            413,
+            415,
+            parameters=[ACCOUNT_ID],
+            requestBody=_body("NewSession"),
+        )
+    },
+    "/api/accounts/{account_id}/reconcile": {
+        "post": _account_operation(
+            "reconcile this account now",
+            "202",
+            _json(_ref("ReconcileQueued"), "queued"),
+            403,
+            409,
+            parameters=[ACCOUNT_ID],
+        )
+    },
+    "/api/accounts/{account_id}/postback-token": {
+        "post": _account_operation(
+            "a postback URL of this account's own (unsigned brokers): shown this once, a new call rotates it",
+            "200",
+            _json(_ref("PostbackUrl"), "the URL to register with the broker"),
+            403,
+            409,
+            parameters=[ACCOUNT_ID],
+        )
+    },
+}
+
 PATHS: dict[str, Any] = {
     **_postback_paths(),
     "/healthz": {
@@ -297,6 +401,7 @@ PATHS: dict[str, Any] = {
             "responses": {"202": _json({"type": "object"}, "queued"), **_errors(*ADMIN_ERRORS, 403, 409)},
         },
     },
+    **ACCOUNT_PATHS,
 }
 
 NULLABLE_STRING = {"type": ["string", "null"]}
@@ -455,6 +560,133 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["feeds", "count"],
         "properties": {"feeds": {"type": "array", "items": _ref("Feed")}, "count": {"type": "integer"}},
+    },
+    "Credential": {
+        "type": "object",
+        "required": ["name", "secret", "required", "doc"],
+        "properties": {
+            "name": {"type": "string"},
+            "secret": {"type": "boolean"},
+            "required": {"type": "boolean"},
+            "doc": {"type": "string"},
+        },
+    },
+    "Broker": {
+        "type": "object",
+        "required": ["name", "login", "postback", "account_id_required", "credentials"],
+        "properties": {
+            "name": {"type": "string"},
+            "login": {"enum": ["redirect", "totp", "paste"]},
+            "postback": {"enum": ["signed", "path_token", None]},
+            "account_id_required": {"type": "boolean"},
+            "credentials": {"type": "array", "items": _ref("Credential")},
+        },
+    },
+    "BrokerList": {
+        "type": "object",
+        "required": ["brokers"],
+        "properties": {"brokers": {"type": "array", "items": _ref("Broker")}},
+    },
+    "AccountSession": {
+        "type": "object",
+        "required": ["state", "logged_in_at", "expires_at", "login"],
+        "properties": {
+            "state": {"enum": ["active", "expired", "refused", "missing"]},
+            "logged_in_at": NULLABLE_STRING,
+            "expires_at": NULLABLE_STRING,
+            "login": {"enum": ["redirect", "totp", "paste", None]},
+        },
+    },
+    "Account": {
+        "type": "object",
+        "description": 'an account as shown: never a credential or token (docs/interface.md "Accounts")',
+        "required": [
+            "id",
+            "broker",
+            "account_id",
+            "label",
+            "source",
+            "feed",
+            "reconcile",
+            "session",
+            "feed_state",
+            "last_message_at",
+            "last_reconcile",
+            "last_error",
+        ],
+        "properties": {
+            "id": {"type": "string"},
+            "broker": {"type": "string"},
+            "account_id": {"type": "string"},
+            "label": {"type": "string"},
+            "source": {"enum": ["api", "environment"]},
+            "feed": {"type": "boolean"},
+            "reconcile": {"type": "boolean"},
+            "session": _ref("AccountSession"),
+            "credentials_set": {"type": "array", "items": {"type": "string"}},
+            "postback_token": {"type": "boolean"},
+            "feed_state": {**NULLABLE_STRING, "description": "the word GET /api/feeds uses (or `stale`)"},
+            "feed_connected": {"type": ["boolean", "null"]},
+            "last_message_at": NULLABLE_STRING,
+            "last_reconcile": {"type": ["object", "null"]},
+            "last_error": NULLABLE_STRING,
+            "last_error_at": NULLABLE_STRING,
+            "read_only": {"type": "boolean"},
+            "created_at": NULLABLE_STRING,
+        },
+    },
+    "AccountList": {
+        "type": "object",
+        "required": ["accounts"],
+        "properties": {"accounts": {"type": "array", "items": _ref("Account")}},
+    },
+    "NewAccount": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["broker"],
+        "description": "account_id is needed unless the broker's login names it (Kite); credentials: GET /api/brokers",
+        "properties": {
+            "broker": {"type": "string", "enum": ACCOUNT_BROKERS},
+            "account_id": {"type": "string", "maxLength": 128, "pattern": "^[!-~]*$"},
+            "label": {"type": "string", "maxLength": 200},
+            "credentials": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 4096}},
+            "feed": {"type": "boolean", "default": True},
+            "reconcile": {"type": "boolean", "default": True},
+        },
+    },
+    "AccountChange": {
+        "type": "object",
+        "additionalProperties": False,
+        "minProperties": 1,
+        "properties": {
+            "label": {"type": "string", "maxLength": 200},
+            "credentials": {
+                "type": "object",
+                "additionalProperties": {"type": ["string", "null"], "maxLength": 4096},
+            },
+            "feed": {"type": "boolean"},
+            "reconcile": {"type": "boolean"},
+        },
+    },
+    "NewSession": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["access_token"],
+        "properties": {
+            "access_token": {"type": "string", "minLength": 1, "maxLength": 4096},
+            "expires_at": {"type": "string", "format": "date-time", "description": "no zone = UTC; in the future"},
+        },
+    },
+    "ReconcileQueued": {
+        "type": "object",
+        "required": ["requested", "status"],
+        "properties": {"requested": {"type": "string"}, "status": {"const": "queued"}},
+    },
+    "PostbackUrl": {
+        "type": "object",
+        "required": ["postback_url"],
+        "additionalProperties": False,
+        "properties": {"postback_url": {"type": "string"}},
     },
     "LoginFrameInfo": {
         "type": "object",

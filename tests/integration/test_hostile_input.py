@@ -48,6 +48,13 @@ API_PATHS = [
     "/api/deliveries/1/retry",
     "/api/feeds",
     "/api/feeds/dhan-web/login-frame",
+    "/api/brokers",
+    "/api/accounts",
+    "/api/accounts/env-kite",
+    "/api/accounts/acc_0000000000000000",
+    "/api/accounts/acc_0000000000000000/session",
+    "/api/accounts/env-kite/reconcile",
+    "/api/accounts/acc_0000000000000000/postback-token",
 ]
 OTHER_PATHS = ["/healthz", "/readyz", "/", "/static/x", "/nope", "/api", "/api/", "/postbacks"]
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
@@ -186,7 +193,7 @@ odd_path = st.one_of(
     ),
     st.builds(
         lambda p, t: p + quote(t.encode("utf-8", "surrogatepass"), safe="/"),
-        st.sampled_from(["/postbacks/", "/api/orders/kite/", "/api/deliveries/"]),
+        st.sampled_from(["/postbacks/", "/api/orders/kite/", "/api/deliveries/", "/api/accounts/"]),
         st.text(max_size=30),
     ),
 )

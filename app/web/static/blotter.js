@@ -734,7 +734,7 @@ let feedTimer = null;
 function route() {
   const hash = location.hash.replace(/^#/, "") || "orders";
   const [view, ...rest] = hash.split("/");
-  const name = ["orders", "order", "deliveries", "feeds", "dhan-web"].includes(view) ? view : "orders";
+  const name = ["orders", "order", "deliveries", "accounts", "feeds", "dhan-web"].includes(view) ? view : "orders";
   for (const section of document.querySelectorAll("main > section")) section.hidden = section.dataset.view !== name;
   for (const tab of document.querySelectorAll(".tabs a")) {
     if (tab.dataset.tab === (name === "order" ? "orders" : name)) tab.setAttribute("aria-current", "page");
@@ -752,6 +752,7 @@ function route() {
   if (name === "deliveries") loadFailed();
   if (name === "feeds") { loadFeeds(); feedTimer = setInterval(loadFeeds, 5000); }
   if (name === "dhan-web") loadFrame();
+  if (name === "accounts") showAccounts(); // accounts.js
 }
 
 document.getElementById("signout").addEventListener("click", async () => {
@@ -763,6 +764,7 @@ document.getElementById("signout").addEventListener("click", async () => {
 setupOrders();
 setupDeliveries();
 setupFrame();
+setupAccounts(); // accounts.js
 window.addEventListener("hashchange", route);
 route();
 refreshView();
