@@ -26,9 +26,10 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("logins", __name__)
 
-#: The blotter's Accounts page, `/?view=accounts`; the login's outcome rides along as `login` and `message`.
+#: The blotter's Accounts page, `/#accounts`; the login's outcome rides along in the query as `login` and
+#: `message` (app/web/static/accounts.js shows it once, then drops it from the address).
 ACCOUNTS_PAGE = "/"
-ACCOUNTS_VIEW = "accounts"
+ACCOUNTS_VIEW = "#accounts"
 
 
 @bp.after_request
@@ -89,8 +90,8 @@ def login_callback(broker: str):
 
 def _to_accounts(account_id: str, *, ok: bool, message: str):
     """302 to the Accounts page with the login's outcome."""
-    query = {"view": ACCOUNTS_VIEW, "account": account_id, "login": "ok" if ok else "error", "message": message}
-    return redirect(f"{ACCOUNTS_PAGE}?{urlencode(query)}", code=302)
+    query = {"account": account_id, "login": "ok" if ok else "error", "message": message}
+    return redirect(f"{ACCOUNTS_PAGE}?{urlencode(query)}{ACCOUNTS_VIEW}", code=302)
 
 
 def _services():

@@ -50,7 +50,18 @@ function renderCredentialFields() {
   }));
 }
 
+// A broker's login ends on /?login=ok|error&message=…#accounts (app/web/logins.py): say it once, then
+// drop it from the address so a reload does not say it again.
+function announceLogin() {
+  const params = new URLSearchParams(location.search);
+  const outcome = params.get("login");
+  if (!outcome) return;
+  toast(visible(params.get("message") || (outcome === "ok" ? "Logged in." : "The login failed.")), outcome !== "ok");
+  history.replaceState(null, "", location.pathname + "#accounts");
+}
+
 function setupAccounts() {
+  announceLogin();
   document.getElementById("acc-broker").addEventListener("change", renderCredentialFields);
   document.getElementById("account-form").addEventListener("submit", async (event) => {
     event.preventDefault();
