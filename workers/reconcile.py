@@ -31,7 +31,7 @@ from app.accounts.model import Account
 from app.accounts.store import AccountNotFound
 from app.db import utcnow
 from app.reconcile import request_reconcile
-from app.reconcile.clients import CLIENTS, configured_brokers
+from app.reconcile.clients import account_ready, configured_brokers
 from app.reconcile.engine import Scope, claim_holders, reconcile_account, reconcile_broker
 from app.reconcile.status import RunResult
 from app.redis_keys import (
@@ -58,6 +58,11 @@ CLAIM_SCAN_SECONDS = 2.0
 UNCONFIRMED_RETRY_SECONDS = 30.0
 #: How often the accounts' revisions are compared (one small query); the accounts are re-read when they moved.
 REFRESH_SECONDS = 3.0
+#: Runs at once in one worker process: each holds a database connection while it compares and stores, and
+#: hundreds of accounts due together (start-up) must not drain the pool. The others wait their turn, in rotation.
+MAX_RUNS = 8
+#: `due` reads the request itself when not given one.
+_READ = object()
 
 
 def run_reconcile(
@@ -125,15 +130,6 @@ def _renewed(lock: Lock) -> bool:
         return False
 
 
-def reconcilable(services: Services, account: Account) -> bool:
-    """True when an account added as data is to be reconciled: switched on, a usable session, and every REST
-    credential its broker's client needs (the account read with its secrets)."""
-    cls = CLIENTS.get(account.broker)
-    if cls is None or account.read_only or not account.reconcile or not account.session.usable:
-        return False
-    return cls.ready(account.variables(services.config.broker(account.broker)))
-
-
 class Scheduler:
     """Decides when each account is reconciled; runs each account's job in its own thread."""
 
@@ -158,6 +154,8 @@ class Scheduler:
         self.scan_since = utcnow() - timedelta(minutes=10)
         self.last_refresh = -1e9
         self.revisions: dict[str, tuple[int, int]] | None = None
+        #: Where the next tick starts looking, so that when runs are capped every account gets its turn.
+        self.turn = 0
 
     @property
     def names(self) -> list[str]:
@@ -198,10 +196,31 @@ class Scheduler:
         if now - self.last_scan >= CLAIM_SCAN_SECONDS:
             self.last_scan = now
             self.scan_claims()
-        for name in self.names:
-            reason = self.due(name, now)
-            if reason and not self.running(name):
-                self.launch(name, reason)
+        names = self.names
+        self.turn = (self.turn + 1) % max(len(names), 1)
+        idle = [name for name in names[self.turn :] + names[: self.turn] if not self.running(name)]
+        free = MAX_RUNS - sum(thread.is_alive() for thread in self.threads.values())
+        requests = self.take_requests(idle)
+        for name in idle:
+            reason = self.due(name, now, requests.get(name))
+            if not reason:
+                continue
+            if free <= 0:
+                self.owed[name] = reason  # kept: served when a run ends
+                continue
+            self.launch(name, reason)
+            free -= 1
+
+    def take_requests(self, names: list[str]) -> dict[str, str | None]:
+        """The requests of these (idle) accounts, taken in one round trip (GETDEL each)."""
+        pipe = self.services.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.getdel(reconcile_request_key(name))
+        values = pipe.execute() if names else []
+        return {
+            name: value.decode(errors="replace") if value is not None else None
+            for name, value in zip(names, values, strict=True)
+        }
 
     def refresh(self) -> None:
         """Re-read the accounts when any moved (revisions: one small query): an added (or logged-in) account is
@@ -217,7 +236,8 @@ class Scheduler:
         for account in data:
             others.setdefault(account.broker, set()).add(account.account_id)
         self.others = {broker: frozenset(ids) for broker, ids in others.items()}
-        wanted = {account.reconcile_name: account for account in data if reconcilable(self.services, account)}
+        config = self.services.config
+        wanted = {account.reconcile_name: account for account in data if account_ready(config, account)}
         now = time.monotonic()
         for name in wanted.keys() - self.accounts.keys():
             self.owed[name] = "start-up" if first else "added"
@@ -232,20 +252,24 @@ class Scheduler:
         """Stop scheduling an account (a run under way ends on its own); a removed one's status goes too."""
         for table in (self.owed, self.next_periodic, self.next_unconfirmed, self.due_claims):
             table.pop(name, None)
+        if not self.running(name):
+            self.threads.pop(name, None)
         log.info("reconciliation of %s no longer scheduled (%s)", name, "removed" if gone else "off or logged out")
         if gone:
             with contextlib.suppress(redis.RedisError):
                 self.services.redis.delete(reconcile_status_key(name), reconcile_unconfirmed_key(name))
 
-    def due(self, name: str, now: float) -> str | None:
-        """Why the account should run now, or None."""
-        requested = self.services.redis.getdel(reconcile_request_key(name))
-        if requested is not None:
+    def due(self, name: str, now: float, requested: object = _READ) -> str | None:
+        """Why the account should run now, or None; `requested` is its request when already taken."""
+        if requested is _READ:
+            raw = self.services.redis.getdel(reconcile_request_key(name))
+            requested = raw.decode(errors="replace") if raw is not None else None
+        if isinstance(requested, str):
             if self.running(name):  # keep the request: served after the current run
-                request_reconcile(self.services.redis, name, requested.decode(errors="replace"))
+                request_reconcile(self.services.redis, name, requested)
                 return None
             self.owed.pop(name, None)  # one run serves both
-            return requested.decode(errors="replace")
+            return requested
         if name in self.owed and not self.running(name):
             return self.owed.pop(name)
         if self.interval and now >= self.next_periodic.get(name, now + 1):

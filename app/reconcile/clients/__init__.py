@@ -29,6 +29,7 @@ __all__ = [
     "OrderNotFound",
     "ReconcileClientError",
     "Unavailable",
+    "account_ready",
     "client_for",
     "configured_brokers",
 ]
@@ -50,3 +51,23 @@ def client_for(config: Config, target: str | Account) -> OrderBookClient | None:
         return None
     variables = target.variables(config.broker(target.broker))
     return cls(config, variables=variables) if cls.ready(variables) else None
+
+
+def account_ready(config: Config, account: Account) -> bool:
+    """True when an account added as data is to be reconciled: switched on, a usable session, and every REST
+    credential its broker's client needs (the account read with its secrets)."""
+    return not account.read_only and not why_not(config, account)
+
+
+def why_not(config: Config, account: Account) -> str:
+    """Why an account added as data is not reconciled, in plain words ("" when it is; read with its secrets)."""
+    cls = CLIENTS.get(account.broker)
+    if cls is None:
+        return f"{account.broker} has no REST order book client (docs/reconcile.md)"
+    if not account.reconcile:
+        return "reconciliation is switched off for this account"
+    if not account.session.usable:
+        return "no active session: log in or paste the day's token"
+    if not cls.ready(account.variables(config.broker(account.broker))):
+        return "a credential its order book needs is missing"
+    return ""
