@@ -53,15 +53,14 @@ def fakes():
         fake.close()
 
 
-def build(redis_url: str, database_url: str, tmp_path, fakes, **extra: str) -> Services:
+def build(redis_url: str, database_url: str, tmp_path, fakes, *, env_dhan: bool = True, **extra: str) -> Services:
     env = make_env(
         redis_url,
         database_url,
         tmp_path,
         DHAN_API_URL=fakes["dhan"].url,
         KITE_API_URL=fakes["kite"].url,
-        DHAN_CLIENT_ID=ENV_DHAN[0],
-        DHAN_ACCESS_TOKEN=ENV_DHAN[1],
+        **(dict(zip(("DHAN_CLIENT_ID", "DHAN_ACCESS_TOKEN"), ENV_DHAN, strict=True)) if env_dhan else {}),
         TELEGRAM_BOT_TOKEN="123:fake-bot",  # alerts are queued only when they can go somewhere
         TELEGRAM_CHAT_ID="42",
         **extra,
@@ -193,6 +192,36 @@ def test_an_account_run_settles_its_own_claims_only(svc, fakes):
     with svc.engine.connect() as conn:
         shown = conn.execute(sa.select(orders.c.data).where(orders.c.order_id == "500000000010")).scalar()
     assert (shown["status"], shown["confirmed"]) == ("FILLED", True)
+
+
+def test_a_data_accounts_postback_terminal_is_a_claim_its_own_run_settles(
+    redis_client, redis_url, database_url, tmp_path, fakes
+):
+    """No Dhan credentials in the environment: the account added as data makes its postback terminals claims, and
+    its run overrules a forged CANCELLED of an order its broker shows filled; another account's stay final."""
+    svc = build(redis_url, database_url, tmp_path, fakes, env_dhan=False)
+    try:
+        a, book_a = add_dhan(svc, fakes, "1100001")
+        svc.accounts.create("dhan", "1100002", reconcile=False)
+        filled = dhan_order("500000000030", "TRADED", filled=5, average=3400.0, client_id="1100001")
+        book_a.add("500000000030", [filled])
+        claim(svc, dict(filled, orderStatus="CANCELLED", filledQty=0))  # forged
+        other = dhan_order("500000000031", "CANCELLED", client_id="1100002")
+        claim(svc, other)
+        with svc.engine.connect() as conn:
+            shown = dict(conn.execute(sa.select(orders.c.order_id, orders.c.data)).all())
+        assert (shown["500000000030"]["status"], shown["500000000030"]["confirmed"]) == ("CANCELLED", False)
+        assert (shown["500000000031"]["status"], shown["500000000031"]["confirmed"]) == ("CANCELLED", True)
+
+        result = job.run_reconcile(a.reconcile_name, "confirm postback", svc)
+        run_pipeline(svc)
+        assert (result.error, result.resolved) == (None, {"500000000030"})
+        with svc.engine.connect() as conn:
+            settled = conn.execute(sa.select(orders.c.data).where(orders.c.order_id == "500000000030")).scalar()
+        assert (settled["status"], settled["confirmed"], settled["filled_quantity"]) == ("FILLED", True, 5)
+    finally:
+        set_services(None)
+        svc.engine.dispose()
 
 
 def test_a_refused_token_ends_the_session_with_one_alert(svc, fakes):
