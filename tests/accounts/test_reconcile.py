@@ -317,6 +317,7 @@ def test_the_scheduler_follows_accounts_added_expired_and_removed(scheduler_env,
     book.expired = True  # its token dies: one run ends the session, then it is left alone
     wait_until(lambda: svc.accounts.get(added.id).session.state == SessionState.EXPIRED, 30)
     wait_until(lambda: added.reconcile_name not in scheduler.accounts, 30)
+    wait_until(lambda: not scheduler.running(added.reconcile_name), 30)  # a run under way ends on its own
     refused, ticks = len(book.requests), runs(svc, clock.reconcile_name)
     request_reconcile(svc.redis, added.reconcile_name, "asked while logged out")
     wait_until(lambda: runs(svc, clock.reconcile_name) >= ticks + 2, 30, message="the clock account stopped")
@@ -330,6 +331,7 @@ def test_the_scheduler_follows_accounts_added_expired_and_removed(scheduler_env,
 
     svc.accounts.delete(added.id)  # removed: no more runs
     wait_until(lambda: added.reconcile_name not in scheduler.accounts, 30)
+    wait_until(lambda: not scheduler.running(added.reconcile_name), 30)
     served, ticks = len(book.requests), runs(svc, clock.reconcile_name)
     request_reconcile(svc.redis, added.reconcile_name, "asked after removal")
     wait_until(lambda: runs(svc, clock.reconcile_name) >= ticks + 2, 30, message="the clock account stopped")
