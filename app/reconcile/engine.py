@@ -123,7 +123,7 @@ def reconcile_account(
 ) -> RunResult:
     """Reconcile one account now with its own credentials and day's token (`account` read with secrets);
     never raises. A refused token of an account added as data ends its session (one alert); the environment's
-    account only records the error, as before."""
+    account only records the error, as before (`others`: its reconcile_broker's, ignored for the others)."""
     if account.read_only:
         return reconcile_broker(
             services, account.broker, reason=reason, client=client, keep_alive=keep_alive, others=others
