@@ -277,7 +277,7 @@ def is_claim(event: dict[str, Any], confirming: Collection[str]) -> bool:
     """A terminal status by postback for a broker we can ask: to be confirmed before it is final."""
     return (
         event.get("source") == "postback"
-        and event.get("broker") in confirming
+        and (event.get("broker") in confirming or (event.get("broker"), event.get("account_id") or "") in confirming)
         and event.get("status") in OrderStatus.TERMINAL
         and not event.get("modified")
     )

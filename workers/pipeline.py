@@ -33,7 +33,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from app import observers
 from app.delivery.schedule import make_due
 from app.events import OrderEvent
-from app.reconcile.clients import configured_brokers
+from app.reconcile.confirming import ConfirmingAccounts
 from app.redis_keys import DEAD_STREAM, DEDUP_PREFIX, GROUP, STATS_KEY, STREAM
 from app.store import Conflict, QueuedEvent, StoredBatch, persist_batch
 from workers import shutdown
@@ -104,8 +104,8 @@ class Pipeline:
         self.liveness = Liveness(self.client, self.consumer, settings.alive_ttl_ms)
         self.scan_seconds = services.config.delivery.scan_ms / 1000
         self.forwarder = Forwarder(services)
-        # Brokers whose postback terminals are claims until their REST order history confirms them.
-        self.confirming = configured_brokers(services.config)
+        # Accounts whose postback terminals are claims until their REST order history confirms them.
+        self.confirming = ConfirmingAccounts(services)
         self.stall = stall or StallMarker(self.client)
         self.refused = False  # Redis refused a write during the last step (OOM)
         self.scan_refused_at = -1e9  # when Redis last refused the scanner a write (OOM)

@@ -7,6 +7,7 @@ Facts the clients rely on (endpoints, auth, order of history rows, rate limits) 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import re
@@ -29,6 +30,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
 from app.config import Config
+from app.settings import BrokerSettings
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +56,9 @@ _LIMITER_LOCK = threading.Lock()
 
 
 def shared_limiter() -> MovingWindowRateLimiter:
-    """The process's rate windows, one per broker, built on first use: its storage runs a timer thread,
-    which must not start at import (gunicorn forks gevent workers after importing the app)."""
+    """The process's rate windows, one per rate holder (an account, or Kite's api_key), built on first use: its
+    storage runs a timer thread, which must not start at import (gunicorn forks gevent workers after importing
+    the app)."""
     global _LIMITER
     with _LIMITER_LOCK:
         if _LIMITER is None:
@@ -221,6 +224,9 @@ class OrderBookClient:
     url_variable: ClassVar[str] = ""
     #: Documented read limit ("10/second"); None = undocumented, a cautious default applies.
     rate: ClassVar[str] = "5/second"
+    #: The variable whose value the broker counts its limit by (the account's client id, Kite's api_key):
+    #: runs of different holders never wait for each other (docs/reconcile.md, "Rate limits").
+    limit_variable: ClassVar[str] = ""
     #: False when "one order" is the same row as the book's (Dhan): the engine then uses the book row.
     has_history: ClassVar[bool] = True
     #: Plain words for an expired or refused token.
@@ -228,11 +234,16 @@ class OrderBookClient:
     #: The broker's name in messages ("Kite REST answered ...").
     title: ClassVar[str] = ""
 
-    def __init__(self, config: Config, session: requests.Session | None = None) -> None:
+    def __init__(
+        self, config: Config, session: requests.Session | None = None, *, variables: BrokerSettings | None = None
+    ) -> None:
         self.config = config
-        #: This broker's declared variables, typed (app/brokers/<name>/spec.py).
-        self.variables = config.broker(self.broker)
+        #: This broker's declared variables, typed (app/brokers/<name>/spec.py): the environment's, or an
+        #: account's (`Account.variables`, its credentials and day's token in place).
+        self.variables = variables if variables is not None else config.broker(self.broker)
         self.base_url = self.variables[self.url_variable].rstrip("/")
+        #: The key of this client's rate window: one per holder of the broker's limit.
+        self.limit_key = limit_key(self.broker, self.variables[self.limit_variable] if self.limit_variable else "")
         self.session = session or make_session()
         self._rate = parse_rate(self.rate)
         self._sleep: Callable[[float], None] = _sleep
@@ -247,7 +258,12 @@ class OrderBookClient:
     @classmethod
     def configured(cls, config: Config) -> bool:
         """True when every credential variable is set: then this broker is reconciled."""
-        return config.broker(cls.broker).all_set(cls.credentials)
+        return cls.ready(config.broker(cls.broker))
+
+    @classmethod
+    def ready(cls, variables: BrokerSettings) -> bool:
+        """True when these variables (the environment's or an account's) hold every credential."""
+        return variables.all_set(cls.credentials)
 
     # Broker specifics (subclasses):
 
@@ -271,13 +287,14 @@ class OrderBookClient:
 
     @property
     def _limiter(self) -> MovingWindowRateLimiter:
-        """One window per broker in this process, across runs."""
+        """One window per rate holder in this process, across runs."""
         return shared_limiter()
 
     def wait_turn(self) -> None:
-        """Block until the broker's documented rate allows one more request (moving window)."""
-        while not self._limiter.hit(self._rate, self.broker):
-            stats = self._limiter.get_window_stats(self._rate, self.broker)
+        """Block until the holder's documented rate allows one more request (moving window): another account's
+        runs use windows of their own, so they never wait for this one."""
+        while not self._limiter.hit(self._rate, self.limit_key):
+            stats = self._limiter.get_window_stats(self._rate, self.limit_key)
             self._sleep(max(0.01, min(1.0, stats.reset_time - _now())))
 
     def start_run(self) -> None:
@@ -386,6 +403,11 @@ class OrderBookClient:
             return json.loads(answer.content)
         except ValueError:
             raise BadResponse(f"{self.title} REST answered {answer.status_code} with a body that is not JSON") from None
+
+
+def limit_key(broker: str, holder: str) -> str:
+    """The rate window's key: the broker and a digest of the holder (an api_key is never kept in clear)."""
+    return f"{broker}:{hashlib.sha256(holder.encode()).hexdigest()[:16]}"
 
 
 def make_session() -> requests.Session:

@@ -1,4 +1,5 @@
-"""Each broker's last reconciliation, kept in Redis for GET /api/reconcile and /metrics."""
+"""Each account's last reconciliation, kept in Redis for GET /api/reconcile and /metrics, by the account's reconcile
+name: the broker for the environment's account (as before accounts were data), `<broker>:<id>` for the others."""
 
 from __future__ import annotations
 
@@ -23,17 +24,23 @@ FIELDS = (
     "runs",
     "errors",
     "duration_ms",
+    "account",
+    "account_id",
 )
 INT_FIELDS = frozenset({"orders_seen", "updates_found", "confirmations", "runs", "errors", "duration_ms"})
 
 
 @dataclass
 class RunResult:
-    """What one reconciliation of one broker did."""
+    """What one reconciliation of one account did; `name` keys its status (the broker's, by default)."""
 
     broker: str
     reason: str
     started_at: str
+    name: str = ""
+    #: The account's id and the broker's client id, for an account added as data ("" for the environment's).
+    account: str = ""
+    account_id: str = ""
     finished_at: str | None = None
     orders_seen: int = 0
     differing: int = 0
@@ -44,15 +51,24 @@ class RunResult:
     resolved: set[str] = field(default_factory=set)
     duration_ms: int = 0
 
+    def __post_init__(self) -> None:
+        """The environment's account is keyed by the broker's name."""
+        self.name = self.name or self.broker
 
-def mark_started(client: redis.Redis, broker: str, started_at: str, reason: str) -> None:
+
+def mark_started(client: redis.Redis, name: str, started_at: str, reason: str) -> None:
     """Note that a run began (finished_at stays the previous run's until this one ends)."""
-    client.hset(reconcile_status_key(broker), mapping={"started_at": started_at, "reason": reason[:200]})
+    client.hset(reconcile_status_key(name), mapping={"started_at": started_at, "reason": reason[:200]})
+
+
+def note_account(client: redis.Redis, result: RunResult) -> None:
+    """Which account the status is of (GET /api/reconcile shows it; never a secret)."""
+    client.hset(reconcile_status_key(result.name), mapping={"account": result.account, "account_id": result.account_id})
 
 
 def mark_finished(client: redis.Redis, result: RunResult) -> None:
     """Record the run's outcome; last_error is empty when the run succeeded."""
-    key = reconcile_status_key(result.broker)
+    key = reconcile_status_key(result.name)
     pipe = client.pipeline(transaction=True)
     pipe.hset(
         key,
@@ -69,7 +85,7 @@ def mark_finished(client: redis.Redis, result: RunResult) -> None:
     if result.error:
         pipe.hincrby(key, "errors", 1)
         pipe.hset(key, "last_error_at", result.finished_at or "")
-    unconfirmed = reconcile_unconfirmed_key(result.broker)
+    unconfirmed = reconcile_unconfirmed_key(result.name)
     if result.resolved:
         pipe.hdel(unconfirmed, *sorted(result.resolved))
     if result.unconfirmed:
@@ -83,9 +99,9 @@ def mark_finished(client: redis.Redis, result: RunResult) -> None:
     pipe.execute()
 
 
-def read_status(client: redis.Redis, broker: str) -> dict[str, Any] | None:
-    """The broker's last run as plain values, or None before its first run."""
-    raw = client.hgetall(reconcile_status_key(broker))
+def read_status(client: redis.Redis, name: str) -> dict[str, Any] | None:
+    """The last run of the account reconciled as `name` as plain values, or None before its first run."""
+    raw = client.hgetall(reconcile_status_key(name))
     if not raw:
         return None
     status: dict[str, Any] = {}
@@ -99,10 +115,10 @@ def read_status(client: redis.Redis, broker: str) -> dict[str, Any] | None:
     return status
 
 
-def read_unconfirmed(client: redis.Redis, broker: str, limit: int = 100) -> list[dict[str, Any]]:
+def read_unconfirmed(client: redis.Redis, name: str, limit: int = 100) -> list[dict[str, Any]]:
     """Orders whose postback terminal could not be confirmed, with why (at most `limit`)."""
     items = []
-    for order_id, value in client.hgetall(reconcile_unconfirmed_key(broker)).items():
+    for order_id, value in client.hgetall(reconcile_unconfirmed_key(name)).items():
         try:
             detail = json.loads(value)
         except ValueError:

@@ -58,9 +58,9 @@ def test_urls_come_from_the_environment(tmp_path):
 
 def test_rate_limit_waits_for_the_window(rest_config):
     client = client_for(rest_config, "kite")
-    client._limiter.clear(client._rate, "kite")  # the window is shared across runs: start from an empty one
+    client._limiter.clear(client._rate, client.limit_key)  # the window is shared across runs: start from an empty one
     waits = []
-    client._sleep = lambda seconds: (waits.append(seconds), client._limiter.clear(client._rate, "kite"))
+    client._sleep = lambda seconds: (waits.append(seconds), client._limiter.clear(client._rate, client.limit_key))
     for _ in range(11):
         client.wait_turn()
     assert len(waits) == 1 and 0 < waits[0] <= 1.0

@@ -19,6 +19,8 @@ class DhanClient(OrderBookClient):
     url_variable = "DHAN_API_URL"
     # 25/s for order APIs, 20/s for the rest (docs/brokers.md §10): stay at the lower figure.
     rate = "20/second"
+    # Each Dhan account has its own token and limits (docs/reconcile.md).
+    limit_variable = "DHAN_CLIENT_ID"
     # GET /v2/orders/{id} is the same current row as the book's, not a history.
     has_history = False
     auth_message = "Dhan access token expired or invalid: refresh DHAN_ACCESS_TOKEN (and check DHAN_CLIENT_ID)"

@@ -29,6 +29,7 @@ class FlattradeClient(OrderBookClient):
     credentials = ("NOREN_USER_ID", "NOREN_TOKEN")
     url_variable = "NOREN_API_URL"
     rate = "5/second"  # undocumented (docs/brokers.md §10): a cautious figure
+    limit_variable = "NOREN_USER_ID"  # one window per Noren user (docs/reconcile.md)
     auth_message = "Flattrade session expired or invalid: refresh NOREN_TOKEN"
     title = "Flattrade"
 

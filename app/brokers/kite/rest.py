@@ -24,6 +24,8 @@ class KiteClient(OrderBookClient):
     credentials = ("KITE_API_KEY", "KITE_ACCESS_TOKEN")
     url_variable = "KITE_API_URL"
     rate = "10/second"
+    # Counted per Kite Connect app: accounts logged in through one api_key share its window (docs/reconcile.md).
+    limit_variable = "KITE_API_KEY"
     auth_message = "Kite access token expired or invalid: refresh KITE_ACCESS_TOKEN"
     title = "Kite"
 

@@ -4,6 +4,10 @@ Each checks the auth a real broker checks (Kite's `Authorization: token key:toke
 `X-Kite-Version: 3`, Dhan's `access-token` and `client-id`, Noren's form `jData`/`jKey`), answers in
 the published shapes (kiteconnect-mocks orders, Dhan v2 order dicts, Noren OrderBook rows) and records
 every request. A test can expire the token or make the next answers fail.
+
+A fake broker serves several accounts (`add_account`), each with its own token and book, as one real broker
+does: the account it was made with is the fake itself, the others are `Book`s found by their client id (Kite: by
+access token, as many users log in through one api_key).
 """
 
 from __future__ import annotations
@@ -16,14 +20,59 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 
-class FakeRestBroker:
-    """Base: orders by id, each with its history in time order (oldest first); subclasses speak the dialect."""
+class Book:
+    """One account's orders at the fake broker, by id, each with its history in time order (oldest first)."""
 
-    def __init__(self) -> None:
+    def __init__(self, token: str = "") -> None:
+        self.token = token
         self.histories: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[dict[str, Any]] = []
         self.auth_failures = 0
         self.expired = False
+        self.lock = threading.Lock()
+
+    def add(self, order_id: str, rows: list[dict[str, Any]]) -> None:
+        """An order and its states, oldest first (the book shows the last)."""
+        with self.lock:
+            self.histories[order_id] = list(rows)
+
+    def append(self, order_id: str, row: dict[str, Any]) -> None:
+        """One more state of an order."""
+        with self.lock:
+            self.histories.setdefault(order_id, []).append(row)
+
+    def book(self) -> list[dict[str, Any]]:
+        """Today's order book: each order's latest state."""
+        with self.lock:
+            return [rows[-1] for rows in self.histories.values() if rows]
+
+    def history(self, order_id: str) -> list[dict[str, Any]] | None:
+        """One order's states oldest first, or None."""
+        with self.lock:
+            rows = self.histories.get(order_id)
+            return list(rows) if rows else None
+
+    def admits(self, token: str) -> bool:
+        """True when the token is this account's and not expired; counts a refusal."""
+        if token == self.token and not self.expired:
+            return True
+        with self.lock:
+            self.auth_failures += 1
+        return False
+
+    def served(self, path: str) -> None:
+        """Note one request this account made."""
+        with self.lock:
+            self.requests.append({"path": path})
+
+
+class FakeRestBroker(Book):
+    """Base: the first account's book and the server; subclasses speak the dialect."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: The other accounts, by what identifies them in a request (client id; Kite: access token).
+        self.accounts: dict[str, Book] = {}
         #: Statuses to answer before serving normally (e.g. [503, 429]).
         self.fail_next: list[int] = []
         #: A hostile broker: ("body" or "headers", seconds per byte) drips every answer one byte at a time.
@@ -36,20 +85,16 @@ class FakeRestBroker:
         self.history_delay = 0.0
         #: Bytes written by hostile answers (a huge book), to see where the client stopped reading.
         self.bytes_sent = 0
-        self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
 
     # Test controls:
 
-    def add(self, order_id: str, rows: list[dict[str, Any]]) -> None:
-        """An order and its states, oldest first (the book shows the last)."""
+    def add_account(self, ident: str, token: str) -> Book:
+        """Another account at this broker (`ident`: its client id; Kite: its access token), with its own book."""
+        book = Book(token)
         with self.lock:
-            self.histories[order_id] = list(rows)
-
-    def append(self, order_id: str, row: dict[str, Any]) -> None:
-        """One more state of an order."""
-        with self.lock:
-            self.histories.setdefault(order_id, []).append(row)
+            self.accounts[ident] = book
+        return book
 
     @property
     def url(self) -> str:
@@ -154,16 +199,10 @@ class FakeRestBroker:
             self.server.shutdown()
             self.server.server_close()
 
-    def book(self) -> list[dict[str, Any]]:
-        """Today's order book: each order's latest state."""
+    def other(self, ident: str) -> Book | None:
+        """Another account's book by what identifies it, or None."""
         with self.lock:
-            return [rows[-1] for rows in self.histories.values() if rows]
-
-    def history(self, order_id: str) -> list[dict[str, Any]] | None:
-        """One order's states oldest first, or None."""
-        with self.lock:
-            rows = self.histories.get(order_id)
-            return list(rows) if rows else None
+            return self.accounts.get(ident)
 
     def answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
         """Status and JSON answer for one request (subclasses)."""
@@ -178,23 +217,44 @@ class FakeKiteRest(FakeRestBroker):
         self.api_key, self.access_token = api_key, access_token
 
     def answer(self, method, path, headers, body):
-        auth = headers.get("Authorization")
-        if headers.get("X-Kite-Version") != "3" or auth != f"token {self.api_key}:{self.access_token}" or self.expired:
+        auth = headers.get("Authorization") or ""
+        key, _, token = auth.removeprefix("token ").partition(":")
+        target = self.other(token) if token != self.access_token else None
+        if target is not None:
+            target.served(path)
+            if headers.get("X-Kite-Version") == "3" and key == self.api_key and target.admits(token):
+                return self._serve_book(target, method, path)
+        elif (
+            self.expired or headers.get("X-Kite-Version") != "3" or auth != f"token {self.api_key}:{self.access_token}"
+        ):
             self.auth_failures += 1
-            return 403, {
-                "status": "error",
-                "message": "Incorrect `api_key` or `access_token`.",
-                "data": None,
-                "error_type": "TokenException",
-            }
+        else:
+            return self._serve_book(self, method, path)
+        return 403, {
+            "status": "error",
+            "message": "Incorrect `api_key` or `access_token`.",
+            "data": None,
+            "error_type": "TokenException",
+        }
+
+    def _authorization(self) -> str:
+        """The first account's Authorization header."""
+        return f"token {self.api_key}:{self.access_token}"
+
+    def _serve_book(self, book: Book, method: str, path: str) -> tuple[int, Any]:
+        """One account's book or one order's history."""
         if method == "GET" and path == "/orders":
-            return 200, {"status": "success", "data": self.book()}
+            return 200, {"status": "success", "data": book.book()}
         if method == "GET" and path.startswith("/orders/"):
-            rows = self.history(unquote(path.split("/")[2]))  # one segment, decoded as a server does
+            rows = book.history(unquote(path.split("/")[2]))  # one segment, decoded as a server does
             if rows is None:
                 return 400, {"status": "error", "message": "Couldn't find that order.", "error_type": "InputException"}
             return 200, {"status": "success", "data": rows}
         return 404, {"status": "error", "message": "Route not found", "error_type": "GeneralException"}
+
+
+#: Dhan's answer to a refused token (DhanHQ v2 annexure).
+DHAN_REFUSAL = {"errorType": "Invalid_Authentication", "errorCode": "DH-901", "errorMessage": "Invalid token"}
 
 
 class FakeDhanRest(FakeRestBroker):
@@ -208,17 +268,24 @@ class FakeDhanRest(FakeRestBroker):
         self.client_id, self.access_token = client_id, access_token
 
     def answer(self, method, path, headers, body):
-        if (
-            headers.get("access-token") != self.access_token
-            or headers.get("client-id") != self.client_id
-            or (self.expired)
-        ):
+        client_id = headers.get("client-id") or ""
+        target = self.other(client_id) if client_id != self.client_id else None
+        if target is not None:
+            target.served(path)
+            if target.admits(headers.get("access-token") or ""):
+                return self._serve_book(target, method, path)
+            return 401, DHAN_REFUSAL
+        if headers.get("access-token") != self.access_token or client_id != self.client_id or self.expired:
             self.auth_failures += 1
-            return 401, {"errorType": "Invalid_Authentication", "errorCode": "DH-901", "errorMessage": "Invalid token"}
+            return 401, DHAN_REFUSAL
+        return self._serve_book(self, method, path)
+
+    def _serve_book(self, book: Book, method: str, path: str) -> tuple[int, Any]:
+        """One account's book or one order's current row."""
         if method == "GET" and path == "/v2/orders":
-            return 200, self.book()
+            return 200, book.book()
         if method == "GET" and path.startswith("/v2/orders/"):
-            rows = self.history(unquote(path.split("/")[3]))
+            rows = book.history(unquote(path.split("/")[3]))
             if rows is None:
                 return 404, {"errorType": "Input_Exception", "errorCode": "DH-905", "errorMessage": "no order"}
             return 200, rows[-1]
@@ -242,16 +309,29 @@ class FakeNorenRest(FakeRestBroker):
             jdata = json.loads(form["jData"][0])
         except (KeyError, ValueError):
             return 200, {"stat": "Not_Ok", "emsg": "Invalid Input : jData is Missing."}
+        uid = str(jdata.get("uid") or "")
+        target = self.other(uid) if uid != self.uid else None
+        if target is not None:
+            target.served(path)
+            if not target.admits(form.get("jKey", [""])[0]):
+                return 200, {"stat": "Not_Ok", "emsg": "Session Expired :  Invalid Session Key"}
+            return self._serve_book(target, path, jdata)
         if form.get("jKey", [""])[0] != self.token or self.expired:
             self.auth_failures += 1
             return 200, {"stat": "Not_Ok", "emsg": "Session Expired :  Invalid Session Key"}
-        if jdata.get("uid") != self.uid or jdata.get("ordersource") != "API":
+        if uid != self.uid or jdata.get("ordersource") != "API":
+            return 200, {"stat": "Not_Ok", "emsg": "Invalid Input : uid or ordersource"}
+        return self._serve_book(self, path, jdata)
+
+    def _serve_book(self, fake: Book, path: str, jdata: dict[str, Any]) -> tuple[int, Any]:
+        """One account's book or one order's history (newest first)."""
+        if jdata.get("ordersource") != "API":
             return 200, {"stat": "Not_Ok", "emsg": "Invalid Input : uid or ordersource"}
         if path == f"{self.prefix}/OrderBook":
-            book = self.book()
+            book = fake.book()
             return 200, ([dict(row, stat="Ok") for row in book] if book else {"stat": "Not_Ok", "emsg": "no data"})
         if path == f"{self.prefix}/SingleOrdHist":
-            rows = self.history(str(jdata.get("norenordno")))
+            rows = fake.history(str(jdata.get("norenordno")))
             if rows is None:
                 return 200, {"stat": "Not_Ok", "emsg": 'Error Occurred : 5 "no data"'}
             return 200, [dict(row, stat="Ok") for row in reversed(rows)]  # newest first, as Noren sends
