@@ -216,16 +216,26 @@ class RedisCollector:
         finished = GaugeMetricFamily(
             "orderhook_reconcile_last_finished_seconds", "Unix time of the last finished run.", labels=broker_label
         )
+        # One series per broker, summed over its accounts (`<broker>` and `<broker>:<account>` hashes,
+        # docs/reconcile.md): a platform's hundreds of accounts must not make hundreds of series.
+        totals: dict[str, list[float]] = {}
+        latest: dict[str, float] = {}
         for key in sorted(self.client.scan_iter(match=RECONCILE_STATUS_PREFIX + "*", count=100)):
-            broker = key.decode(errors="replace")[len(RECONCILE_STATUS_PREFIX) :]
+            broker = key.decode(errors="replace")[len(RECONCILE_STATUS_PREFIX) :].split(":", 1)[0]
             if not broker.isidentifier():
                 continue
             raw = self.client.hmget(key, ["runs", "errors", "finished_at"])
-            runs.add_metric([broker], _number(raw[0]))
-            errors.add_metric([broker], _number(raw[1]))
+            total = totals.setdefault(broker, [0.0, 0.0])
+            total[0] += _number(raw[0])
+            total[1] += _number(raw[1])
             stamp = unix_seconds(raw[2])
             if stamp is not None:
-                finished.add_metric([broker], stamp)
+                latest[broker] = max(stamp, latest.get(broker, stamp))
+        for broker, (run_count, error_count) in totals.items():
+            runs.add_metric([broker], run_count)
+            errors.add_metric([broker], error_count)
+        for broker, stamp in latest.items():
+            finished.add_metric([broker], stamp)
         yield from (runs, errors, finished)
 
 

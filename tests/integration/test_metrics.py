@@ -93,6 +93,20 @@ def test_redis_side_figures(client, redis_client):
     assert samples[("orderhook_reconcile_last_finished_seconds", (("broker", "kite"),))] == STAMP
 
 
+def test_reconciliation_of_many_accounts_is_one_series_per_broker(client, redis_client):
+    """Data accounts' runs (`<broker>:<account>` hashes, docs/reconcile.md) add to their broker's series."""
+    redis_client.hset("oh:reconcile:status:dhan", mapping={"runs": 2, "errors": 0})
+    redis_client.hset("oh:reconcile:status:dhan:acc_a", mapping={"runs": 3, "errors": 1})
+    redis_client.hset(
+        "oh:reconcile:status:dhan:acc_b", mapping={"runs": 5, "errors": 0, "finished_at": "2026-11-28T10:00:00+00:00"}
+    )
+    samples = scrape(client)
+    assert samples[("orderhook_reconcile_runs_total", (("broker", "dhan"),))] == 10
+    assert samples[("orderhook_reconcile_errors_total", (("broker", "dhan"),))] == 1
+    assert samples[("orderhook_reconcile_last_finished_seconds", (("broker", "dhan"),))] == STAMP
+    assert not [key for key in samples if any("acc_" in value for _, value in key[1])]
+
+
 def test_nothing_reported_yet_reads_as_zero(client):
     samples = scrape(client)
     assert samples[("orderhook_ingest_backlog", ())] == 0
