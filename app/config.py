@@ -193,6 +193,9 @@ class FeedSettings:
     connect_timeout: float = setting("FEEDS_CONNECT_TIMEOUT_SECONDS", SECONDS, "10", "WebSocket handshake timeout")
     login_timeout: float = setting("FEEDS_LOGIN_TIMEOUT_SECONDS", SECONDS, "10", "login send-and-acknowledge timeout")
     frame_poll: float = setting("FEEDS_FRAME_POLL_SECONDS", SECONDS, "2", "dhan_web's check for a new login frame")
+    ping_seconds: float = setting(
+        "FEEDS_PING_SECONDS", SECONDS, "20", "WebSocket ping interval; unanswered this long, the socket is reconnected"
+    )
     accounts_poll: float = setting(
         "FEEDS_ACCOUNTS_POLL_SECONDS", SECONDS, "2", "how often a feeds process looks for changed accounts"
     )

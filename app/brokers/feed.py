@@ -146,7 +146,8 @@ class FeedConnector:
     required: ClassVar[tuple[str, ...]] = ()
     #: Variables whose values must never appear in logs or in the published state.
     secret_variables: ClassVar[tuple[str, ...]] = ()
-    #: websockets' own ping interval (None: the connector keeps the connection alive itself).
+    #: websockets' own ping interval (None: the connector keeps the connection alive itself); the settings'
+    #: FEEDS_PING_SECONDS replaces the figure. A ping unanswered that long closes a mute socket (reconnect).
     ping_interval: ClassVar[float | None] = 20.0
     #: Origin header to send (the Dhan web feed expects its web app's).
     origin: ClassVar[str | None] = None
@@ -197,6 +198,11 @@ class FeedConnector:
         self.attempt = 0
         self._runtime_secrets: set[str] = set(account.secrets()) if account is not None else set()
         self.load_settings()
+
+    @property
+    def ping_seconds(self) -> float | None:
+        """The library ping's interval and timeout: FEEDS_PING_SECONDS, or None where the connector pings itself."""
+        return None if self.ping_interval is None else self.settings.ping_seconds
 
     def _identity(self) -> dict[str, str]:
         """The status hash's fields naming the feed and, for an account's connection, the account."""
@@ -440,8 +446,8 @@ class FeedConnector:
         """websockets.connect options: timeouts, keepalive, the muted wire logger."""
         return {
             "open_timeout": self.settings.connect_timeout,
-            "ping_interval": self.ping_interval,
-            "ping_timeout": self.ping_interval,
+            "ping_interval": self.ping_seconds,
+            "ping_timeout": self.ping_seconds,
             "close_timeout": 2,
             "max_size": 2**20,
             "origin": self.origin,
