@@ -251,10 +251,12 @@ class Supervisor:
         revisions = store.revisions()
         if revisions == self.revisions:
             return
-        previous = self.revisions or {}
         accounts = {key: value for key, value in self.accounts.items() if key in revisions}
+        if not accounts:
+            accounts = self._read_all(store)
         for account_id, revision in revisions.items():
-            if previous.get(account_id) == revision and account_id in accounts:
+            known = accounts.get(account_id)
+            if known is not None and (known.revision, known.session.revision) == revision:
                 continue
             try:
                 accounts[account_id] = store.get(account_id, secrets=True)
@@ -265,6 +267,13 @@ class Supervisor:
                 accounts.pop(account_id, None)
         self.accounts = accounts
         self.revisions = revisions
+
+    def _read_all(self, store) -> dict[str, Account]:
+        """Every account in one query (the first read); {} when one does not decrypt (then read one by one)."""
+        try:
+            return {account.id: account for account in store.list(secrets=True)}
+        except CredentialsUnreadable:
+            return {}
 
     def _follow(self, wanted: dict[str, Unit]) -> None:
         """Stop the connections no longer wanted; restart those whose account changed what they use."""
