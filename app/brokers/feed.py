@@ -200,7 +200,7 @@ class FeedConnector:
         self.load_settings()
 
     @property
-    def ping_seconds(self) -> float | None:
+    def library_ping(self) -> float | None:
         """The library ping's interval and timeout: FEEDS_PING_SECONDS, or None where the connector pings itself."""
         return None if self.ping_interval is None else self.settings.ping_seconds
 
@@ -446,8 +446,8 @@ class FeedConnector:
         """websockets.connect options: timeouts, keepalive, the muted wire logger."""
         return {
             "open_timeout": self.settings.connect_timeout,
-            "ping_interval": self.ping_seconds,
-            "ping_timeout": self.ping_seconds,
+            "ping_interval": self.library_ping,
+            "ping_timeout": self.library_ping,
             "close_timeout": 2,
             "max_size": 2**20,
             "origin": self.origin,

@@ -69,6 +69,8 @@ class Holding:
     renewed_at: float = 0.0
     #: The stop under way (one at a time), and what follows it.
     stopping: asyncio.Task | None = None
+    #: The lease is another process's now (or lapsed): nothing may start on it, and it is not released.
+    lost: bool = False
 
 
 def fingerprint(account: Account) -> str:
@@ -170,7 +172,8 @@ class Supervisor:
     async def shutdown(self) -> None:
         """Stop every connector (in parallel), releasing each lease after its connection closed, then leave."""
         for holding in list(self.held.values()):
-            self._stop(holding, then=None)
+            if holding.stopping is None:
+                self._stop(holding, then=None)
         pending = [h.stopping for h in self.held.values() if h.stopping is not None]
         await asyncio.gather(*pending, return_exceptions=True)
         try:
@@ -192,7 +195,9 @@ class Supervisor:
                 continue
             if ok:
                 holding.renewed_at = started
-            elif holding.stopping is None:
+                continue
+            holding.lost = True
+            if holding.stopping is None:
                 log.warning("%s: lease lost (another feeds process holds it); closing this connection", name)
                 self._stop(holding, then=None, lost=True)
 
@@ -201,7 +206,7 @@ class Supervisor:
         now = asyncio.get_running_loop().time()
         limit = self.settings.lease_seconds * RENEW_DEADLINE_SHARE
         for holding in list(self.held.values()):
-            if holding.stopping is None and now - holding.renewed_at > limit:
+            if holding.stopping is None and not holding.lost and now - holding.renewed_at > limit:
                 unrenewed = now - holding.renewed_at
                 log.error("%s: lease unrenewed for %.1f s; closing before it lapses", holding.unit.name, unrenewed)
                 self._stop(holding, then=None, lost=True)
@@ -316,11 +321,12 @@ class Supervisor:
 
     def _stop(self, holding: Holding, *, then: Unit | None, lost: bool = False, reason: str = "") -> None:
         """Close the connection in the background; then start `then` on the same lease, or release the lease."""
-        if lost and holding.connector is not None:
+        holding.lost = holding.lost or lost
+        if holding.lost and holding.connector is not None:
             holding.connector.status.muted = True  # the record is the new holder's now
-        holding.stopping = asyncio.ensure_future(self._stopping(holding, then, lost=lost, reason=reason))
+        holding.stopping = asyncio.ensure_future(self._stopping(holding, then, reason=reason))
 
-    async def _stopping(self, holding: Holding, then: Unit | None, *, lost: bool, reason: str) -> None:
+    async def _stopping(self, holding: Holding, then: Unit | None, *, reason: str) -> None:
         """Stop, wait (bounded) for the socket to close, publish the state it keeps; only then free the lease."""
         name = holding.unit.name
         if reason:
@@ -328,13 +334,13 @@ class Supervisor:
         await close_connector(holding)
         await self._publish_stopped(holding, reason)
         holding.stopping = None
-        if then is not None and not lost and not self.stop.is_set() and self.held.get(name) is holding:
+        if then is not None and not holding.lost and not self.stop.is_set() and self.held.get(name) is holding:
             holding.unit = then
             self._start(holding)
             return
         if self.held.get(name) is holding:
             del self.held[name]
-        if not lost:
+        if not holding.lost:
             try:
                 await self._call(self.leases.release, name)
             except redis.RedisError:
