@@ -14,6 +14,7 @@ import sys
 import time
 
 import pytest
+import redis
 
 from app.accounts.model import SessionState
 from app.brokers.feed import add_connected_hook, remove_connected_hook
@@ -278,3 +279,73 @@ def test_two_feeds_processes_share_the_accounts_and_take_over_a_killed_ones(buil
     for client in clients:
         assert logins.count(client) == (2 if client in orphans else 1)
     assert procs[0].returncode is not None and procs[1].returncode is not None
+
+
+def test_a_process_that_cannot_renew_closes_its_connections_before_the_lease_lapses(build):
+    """Redis refuses the renewals: the holder closes the connection itself while its lease still runs, so another
+    process that takes the lease once it lapses never finds the account connected twice."""
+
+    async def scenario():
+        async with FakeDhanAccounts({CLIENT_A: TOKEN_A}) as fake:
+            services = build(**QUICK, DHAN_ORDER_WS_URL=fake.url)
+            account = services.accounts.create("dhan", CLIENT_A, session_token=TOKEN_A)
+            stop = asyncio.Event()
+            supervisor = build_supervisor(services, stop, ())
+            task = asyncio.ensure_future(supervisor.run())
+            await fake.wait_for(lambda: fake.open_sessions(CLIENT_A), 10, "connected")
+
+            def refuse(names):
+                raise redis.ConnectionError("Redis away (test)")
+
+            supervisor.leases.renew = refuse
+            key = feed_lease_key(account.feed_status_name("dhan"))
+            await fake.wait_for(lambda: not fake.open_sessions(CLIENT_A), 10, "closed by its holder")
+            left_ms = services.redis.pttl(key)
+            await finish(task, stop)
+            return left_ms
+
+    left_ms = asyncio.run(scenario())
+    assert left_ms > 1000  # closed with more than a second of its lease left
+
+
+def test_a_lease_taken_by_another_process_closes_this_connection_and_silences_its_record(build):
+    """The lease names another holder (this one's lapsed and was taken): the connection closes within a tick and
+    this process writes that connection's record no more."""
+
+    async def scenario():
+        async with FakeDhanAccounts({CLIENT_A: TOKEN_A}) as fake:
+            services = build(**QUICK, DHAN_ORDER_WS_URL=fake.url)
+            account = services.accounts.create("dhan", CLIENT_A, session_token=TOKEN_A)
+            name = account.feed_status_name("dhan")
+            stop = asyncio.Event()
+            task = await supervised(services, stop)
+            await wait_state(services, name, "connected", lambda s: s.get("connected"))
+            services.redis.set(feed_lease_key(name), "another-host:1:feedbeef", px=60_000)
+            services.redis.hset(f"oh:feeds:{name}", mapping={"state": "running", "connected": "1", "pid": "1"})
+            await fake.wait_for(lambda: not fake.open_sessions(CLIENT_A), 10, "closed")
+            await asyncio.sleep(0.6)
+            record = feed_state(services, name)
+            holder = services.redis.get(feed_lease_key(name))
+            await finish(task, stop)
+            return record, holder, len(fake.logins)
+
+    record, holder, logins = asyncio.run(scenario())
+    assert record["connected"] is True and record["pid"] == 1  # the new holder's record, untouched
+    assert holder == b"another-host:1:feedbeef" and logins == 1
+
+
+def test_accounts_not_connected_say_why_in_the_feeds_list(build, admin_headers):
+    """Before any feeds process ran them: no session -> waiting, switched off -> stopped, refused -> auth_failed."""
+    services = build()
+    waiting = services.accounts.create("dhan", CLIENT_A)
+    off = services.accounts.create("dhan", CLIENT_B, session_token=TOKEN_B, feed=False)
+    refused = services.accounts.create("kite", "AB1234", session_token="kite-token-0123456789")
+    services.accounts.mark_session(refused.id, SessionState.REFUSED, "HTTP 403", session_revision=1)
+    body = api_client(services).get("/api/feeds", headers=admin_headers).get_json()
+    states = {feed["name"]: (feed["state"], feed["account"]) for feed in body["feeds"]}
+    assert states == {
+        f"dhan:{waiting.id}": ("waiting", waiting.id),
+        f"dhan:{off.id}": ("stopped", off.id),
+        f"kite:{refused.id}": ("auth_failed", refused.id),
+    }
+    assert body["count"] == 3

@@ -131,6 +131,8 @@ class Supervisor:
         self.free_since: dict[str, float] = {}
         self.live = 1
         self._last_touch = 0.0
+        #: True while the accounts cannot be read (logged once, not every tick).
+        self._accounts_failing = False
 
     @property
     def holder(self) -> str:
@@ -247,7 +249,13 @@ class Supervisor:
         try:
             await asyncio.to_thread(self._refresh_accounts)
         except Exception:  # noqa: BLE001 - the database away: keep following what was last read
-            log.exception("feeds supervisor: could not read the accounts; keeping the last ones read")
+            if not self._accounts_failing:
+                log.exception("feeds supervisor: could not read the accounts; keeping the last ones read")
+            self._accounts_failing = True
+        else:
+            if self._accounts_failing:
+                log.info("feeds supervisor: the accounts are readable again")
+            self._accounts_failing = False
         return [unit for account in self.accounts.values() for unit in account_units(account, self.connectors)]
 
     def _refresh_accounts(self) -> None:
