@@ -39,6 +39,7 @@ from app.settings import (
     choice,
     declarations,
     integer,
+    positive_number,
     read_broker,
     read_values,
     seconds,
@@ -166,6 +167,23 @@ class DeliverySettings:
     scan_ms: int = setting("FORWARD_SCAN_MS", integer(1), "50", "how often (ms) due retries are claimed")
 
 
+def _lease_seconds(raw: str) -> float:
+    """Seconds, at least 6: a holder stops its connection well before its lease lapses (docs/feeds.md)."""
+    value = SECONDS.parse(raw)
+    if value < 6:
+        raise ValueError
+    return value
+
+
+def _optional_rate(raw: str) -> float | None:
+    """A number greater than 0, or None when blank."""
+    return positive_number("").parse(raw) if raw else None
+
+
+LEASE_SECONDS = Kind(_lease_seconds, "must be a number of seconds, at least 6")
+OPTIONAL_RATE = Kind(_optional_rate, "must be a number greater than 0 (connections per second), or unset")
+
+
 @dataclass(frozen=True)
 class FeedSettings:
     """Timing shared by all connectors and the login frame's key (docs/feeds.md); tests shorten the timings."""
@@ -175,6 +193,21 @@ class FeedSettings:
     connect_timeout: float = setting("FEEDS_CONNECT_TIMEOUT_SECONDS", SECONDS, "10", "WebSocket handshake timeout")
     login_timeout: float = setting("FEEDS_LOGIN_TIMEOUT_SECONDS", SECONDS, "10", "login send-and-acknowledge timeout")
     frame_poll: float = setting("FEEDS_FRAME_POLL_SECONDS", SECONDS, "2", "dhan_web's check for a new login frame")
+    ping_seconds: float = setting(
+        "FEEDS_PING_SECONDS", SECONDS, "20", "WebSocket ping interval; unanswered this long, the socket is reconnected"
+    )
+    accounts_poll: float = setting(
+        "FEEDS_ACCOUNTS_POLL_SECONDS", SECONDS, "2", "how often a feeds process looks for changed accounts"
+    )
+    lease_seconds: float = setting(
+        "FEEDS_LEASE_SECONDS", LEASE_SECONDS, "15", "an account's lease on one feeds process outlives its renewal"
+    )
+    auth_retry: float = setting(
+        "FEEDS_AUTH_RETRY_SECONDS", SECONDS, "300", "a refused account's feed tries again this often at most"
+    )
+    connect_rate: float | None = setting(
+        "FEEDS_CONNECT_RATE", OPTIONAL_RATE, "", "connections per second per broker and process (unset: each broker's)"
+    )
     secret_key: str = setting(
         "FEEDS_SECRET_KEY", TEXT, "", "Fernet key(s) encrypting the stored login frame", secret=True
     )

@@ -23,6 +23,8 @@ __all__ = [
     "DEDUP_PREFIX",
     "DEV_SIGNIN_PREFIX",
     "DUE_PREFIX",
+    "FEED_LEASE_PREFIX",
+    "FEED_PROCESSES_KEY",
     "FEED_STATUS_PREFIX",
     "GROUP",
     "LIVE_CHANNEL",
@@ -39,6 +41,7 @@ __all__ = [
     "STREAM",
     "alive_key",
     "due_key",
+    "feed_lease_key",
     "feed_status_key",
     "live_channel",
     "reconcile_lock_key",
@@ -124,6 +127,17 @@ FEED_STATUS_PREFIX = "oh:feeds:"
 def feed_status_key(name: str) -> str:
     """The state hash of one feed connector."""
     return FEED_STATUS_PREFIX + name
+
+
+#: Prefix of each connection's lease (SET NX PX, value: the holding feeds process's id).
+FEED_LEASE_PREFIX = "oh:feed-lease:"
+#: Sorted set of live feeds processes: process id -> when its presence lapses (ms since the epoch).
+FEED_PROCESSES_KEY = "oh:feed-processes"
+
+
+def feed_lease_key(name: str) -> str:
+    """The lease of one connection (its feed status name): held by exactly one feeds process at a time."""
+    return FEED_LEASE_PREFIX + name
 
 
 # Alerts (docs/alerts.md).

@@ -8,7 +8,13 @@ updates); this class owns the rest, the same for all:
   postback and by WebSocket is one event (docs/interface.md);
 - after any drop it reconnects with exponential backoff and jitter; an authentication refusal (HTTP
   401/403 at the handshake, a refusing login answer, or a policy/auth close code) stops the retries and
-  says so, since retrying a refused token only gets an account locked;
+  says so, since retrying a refused token only gets an account locked; an account added as data has its
+  session marked refused (one alert asks for a login) and is tried again at most every
+  FEEDS_AUTH_RETRY_SECONDS until a new session replaces the connector (docs/feeds.md);
+- a connector serves one account (`account=`): the broker's variables with that account's id,
+  credentials and token in place (Account.variables), its own status name and reconciliation name;
+- dials are paced per broker (`connect_rate`, FEEDS_CONNECT_RATE), so 500 accounts reconnecting after an
+  outage never exceed the broker's limit on logins;
 - tokens, URLs with tokens and login frames are never logged: every error text is redacted first and
   the `websockets` library logger is held at WARNING (its DEBUG lines carry the request line and frames);
 - state goes to a Redis hash per connector (app/brokers/feed_status.py) for `GET /api/feeds`.
@@ -24,12 +30,15 @@ import json
 import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from app.accounts.model import Account, SessionState
+from app.accounts.notices import login_needed
 from app.brokers.feed_status import FeedState, StatusPublisher
 from app.brokers.registry import FEED_BROKERS
 from app.brokers.spec import FeedSpec
@@ -58,13 +67,17 @@ MAX_ERROR_LENGTH = 300
 ABNORMAL_CLOSURE = 1006
 
 
-#: Called as hook(feed_name, broker) in a worker thread after every (re)connect: brokers never replay what was
-#: missed while a feed was down (docs/brokers.md §1), so reconciliation hangs here (add_connected_hook).
+#: Called as hook(status_name, reconcile_name) in a worker thread after every (re)connect: brokers never replay
+#: what was missed while a feed was down (docs/brokers.md §1), so reconciliation of that account hangs here
+#: (add_connected_hook). For the environment's account the names are the feed and the broker (`kite`, `kite`).
 _CONNECTED_HOOKS: list[Callable[[str, str], object]] = []
+
+#: broker -> the loop time before which its next dial may not start (pace_connect).
+_NEXT_DIAL: dict[str, float] = {}
 
 
 def add_connected_hook(hook: Callable[[str, str], object]) -> None:
-    """Run `hook(feed_name, broker)` after each successful (re)connect and login of any feed in this process."""
+    """Run `hook(status_name, reconcile_name)` after each successful (re)connect and login of any feed here."""
     _CONNECTED_HOOKS.append(hook)
 
 
@@ -72,6 +85,17 @@ def remove_connected_hook(hook: Callable[[str, str], object]) -> None:
     """Undo add_connected_hook (tests, shutdown)."""
     if hook in _CONNECTED_HOOKS:
         _CONNECTED_HOOKS.remove(hook)
+
+
+async def pace_connect(broker: str, rate: float) -> None:
+    """Wait for this broker's next dial slot: at most `rate` dials per second from this process (docs/feeds.md)."""
+    now = asyncio.get_running_loop().time()
+    slot = max(now, _NEXT_DIAL.get(broker, 0.0))
+    if slot - now > 3600:  # a slot from another event loop's clock (tests run several loops)
+        slot = now
+    _NEXT_DIAL[broker] = slot + 1.0 / rate
+    if slot > now:
+        await asyncio.sleep(slot - now)
 
 
 class FeedAuthError(Exception):
@@ -122,12 +146,16 @@ class FeedConnector:
     required: ClassVar[tuple[str, ...]] = ()
     #: Variables whose values must never appear in logs or in the published state.
     secret_variables: ClassVar[tuple[str, ...]] = ()
-    #: websockets' own ping interval (None: the connector keeps the connection alive itself).
+    #: websockets' own ping interval (None: the connector keeps the connection alive itself); the settings'
+    #: FEEDS_PING_SECONDS replaces the figure. A ping unanswered that long closes a mute socket (reconnect).
     ping_interval: ClassVar[float | None] = 20.0
     #: Origin header to send (the Dhan web feed expects its web app's).
     origin: ClassVar[str | None] = None
     #: What the user must do after an authentication refusal.
     auth_hint: ClassVar[str] = "renew the credentials and restart the feeds process"
+    #: Dials (handshake + login) per second this process makes to the broker, unless FEEDS_CONNECT_RATE says
+    #: otherwise: a conservative figure where the broker documents none (docs/feeds.md "Pacing").
+    connect_rate: ClassVar[float] = 10.0
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Take the names and variables from the spec a subclass declares, and its broker from the registry."""
@@ -143,19 +171,55 @@ class FeedConnector:
         cls.required = spec.required
         cls.secret_variables = spec.secret_variables
 
-    def __init__(self, services: Services, stop: asyncio.Event, settings: FeedSettings | None = None) -> None:
+    def __init__(
+        self,
+        services: Services,
+        stop: asyncio.Event,
+        settings: FeedSettings | None = None,
+        *,
+        account: Account | None = None,
+    ) -> None:
         self.services = services
         self.config = services.config
         self.stop = stop
         self.settings = settings or services.config.feed_settings
-        #: This broker's declared variables, typed (app/brokers/<name>/spec.py).
-        self.variables = services.config.broker(self.broker)
-        self.status = StatusPublisher(services.redis, self.name, self.broker)
+        #: The account this connection logs in as (None: the broker's environment variables, as before accounts).
+        self.account = account
+        base = services.config.broker(self.broker)
+        #: This broker's declared variables, typed (app/brokers/<name>/spec.py), with the account's values in place.
+        self.variables = account.variables(base) if account is not None else base
+        #: The connection's name in GET /api/feeds and its status hash (`kite`, or `kite:acc_…` for a data account).
+        self.status_name = account.feed_status_name(self.name) if account is not None else self.name
+        #: What a (re)connect asks to reconcile: the account (`kite:acc_…`), or the broker for the environment's.
+        self.reconcile_name = account.reconcile_name if account is not None else self.broker
+        self.status = StatusPublisher(services.redis, self.status_name, self.broker, self._identity())
         #: Set to drop the current connection and reconnect at once (dhan_web: a new login frame).
         self.wake = asyncio.Event()
         self.attempt = 0
-        self._runtime_secrets: set[str] = set()
+        self._runtime_secrets: set[str] = set(account.secrets()) if account is not None else set()
         self.load_settings()
+
+    @property
+    def library_ping(self) -> float | None:
+        """The library ping's interval and timeout: FEEDS_PING_SECONDS, or None where the connector pings itself."""
+        return None if self.ping_interval is None else self.settings.ping_seconds
+
+    def _identity(self) -> dict[str, str]:
+        """The status hash's fields naming the feed and, for an account's connection, the account."""
+        identity = {"feed": self.name}
+        if self.account is not None:
+            identity |= {"account": self.account.id, "account_id": self.account.account_id}
+        return identity
+
+    @property
+    def label(self) -> str:
+        """How logs name this connection: the feed, and the account for a data account's (never a secret)."""
+        return self.status_name
+
+    @property
+    def data_account(self) -> Account | None:
+        """The account when it is one added as data (its session can be marked refused), else None."""
+        return self.account if self.account is not None and not self.account.read_only else None
 
     # Subclass implementation:
 
@@ -227,10 +291,10 @@ class FeedConnector:
         missing = self.missing_settings()
         if missing:
             message = f"not started: set {', '.join(missing)}"
-            log.error("%s feed %s", self.name, message)
+            log.error("%s feed %s", self.label, message)
             await self.status.update(state=FeedState.MISCONFIGURED, last_error=message, last_error_at=utc_now_iso())
             return
-        log.info("%s feed starting", self.name)
+        log.info("%s feed starting", self.label)
         try:
             await self._loop()
         finally:
@@ -258,24 +322,51 @@ class FeedConnector:
             if self.stop.is_set():
                 break
             if self.wake.is_set():
-                log.info("%s feed: reconnecting with the new credentials", self.name)
+                log.info("%s feed: reconnecting with the new credentials", self.label)
                 await self.status.count("reconnects", last_error=error)
                 continue
             await self._back_off(error or "connection ended", asyncio.get_running_loop().time() - started)
         await self.status.update(state=FeedState.STOPPED, connected=False)
-        log.info("%s feed stopped", self.name)
+        log.info("%s feed stopped", self.label)
 
     async def _auth_refused(self, exc: FeedAuthError) -> bool:
         """Publish the refusal loudly; True when the connector should carry on (after_auth_failure)."""
         message = self.describe(exc)
+        self.attempt = 0
+        account = self.data_account
+        if account is not None:
+            return await self._session_refused(account, message)
         log.error(
-            "%s feed: AUTHENTICATION REFUSED by the broker (%s); not retrying: %s", self.name, message, self.auth_hint
+            "%s feed: AUTHENTICATION REFUSED by the broker (%s); not retrying: %s", self.label, message, self.auth_hint
         )
         await self.status.update(
             state=FeedState.AUTH_FAILED, connected=False, last_error=message, last_error_at=utc_now_iso()
         )
-        self.attempt = 0
         return await self.after_auth_failure()
+
+    async def _session_refused(self, account: Account, message: str) -> bool:
+        """A data account's token refused: its session is marked (one alert asks for a login), then one more try
+        after FEEDS_AUTH_RETRY_SECONDS at most; a new session restarts the connector sooner (workers/feeds)."""
+        expired = account.session.expires_at is not None and account.session.expires_at <= datetime.now(UTC)
+        state = SessionState.EXPIRED if expired else SessionState.REFUSED
+        hint = f"log in again for {account.describe()} (Accounts page); trying again in {self.settings.auth_retry:g} s"
+        log.error("%s feed: the broker REFUSED the session (%s); %s", self.label, message, hint)
+        await self.status.update(
+            state=FeedState.AUTH_FAILED, connected=False, last_error=message, last_error_at=utc_now_iso()
+        )
+        try:
+            await asyncio.to_thread(self._mark_session, account, state, message)
+        except Exception:  # noqa: BLE001 - the database away must not end the connector; the retry waits anyway
+            log.exception("%s feed: could not record the refused session", self.label)
+        await self.pause(self.settings.auth_retry)
+        return not self.stop.is_set()
+
+    def _mark_session(self, account: Account, state: str, message: str) -> None:
+        """mark_session for the session this connector was given; the first to mark it queues the alert."""
+        store = self.services.accounts
+        if store.mark_session(account.id, state, message, session_revision=account.session.revision):
+            why = "token expired" if state == SessionState.EXPIRED else f"the {self.name} feed's login was refused"
+            login_needed(self.services.redis, self.config, account, why)
 
     async def _back_off(self, error: str, session_seconds: float) -> None:
         """Count the reconnect, publish why, then wait (stop or wake cut the wait short)."""
@@ -283,7 +374,7 @@ class FeedConnector:
             self.attempt = 0
         delay = backoff_delay(self.attempt, self.settings.backoff_base, self.settings.backoff_max)
         self.attempt += 1
-        log.warning("%s feed: %s; reconnecting in %.2f s", self.name, error, delay)
+        log.warning("%s feed: %s; reconnecting in %.2f s", self.label, error, delay)
         await self.status.count("reconnects", last_error=error, last_error_at=utc_now_iso())
         await self.pause(delay)
 
@@ -326,13 +417,14 @@ class FeedConnector:
 
     async def session(self) -> None:
         """One connection: open, log in, then read and keep alive until it ends."""
+        await pace_connect(self.broker, self.settings.connect_rate or self.connect_rate)
         url = await self.url()
         try:
             async with connect(url, **self.connect_options()) as ws:
                 await asyncio.wait_for(self.login(ws), timeout=self.settings.login_timeout)
                 self.raise_if_refused(ws)
                 await self.status.update(connected=True, connected_at=utc_now_iso())
-                log.info("%s feed connected", self.name)
+                log.info("%s feed connected", self.label)
                 await self._announce_connected()
                 await self._serve(ws)
         except InvalidStatus as exc:
@@ -346,16 +438,16 @@ class FeedConnector:
         """Run the connected hooks off the loop; a failing hook is logged, never costs the connection."""
         for hook in list(_CONNECTED_HOOKS):
             try:
-                await asyncio.to_thread(hook, self.name, self.broker)
+                await asyncio.to_thread(hook, self.status_name, self.reconcile_name)
             except Exception:  # noqa: BLE001 - a hook's bug must not drop the feed
-                log.exception("%s feed: a connected hook failed", self.name)
+                log.exception("%s feed: a connected hook failed", self.label)
 
     def connect_options(self) -> dict[str, Any]:
         """websockets.connect options: timeouts, keepalive, the muted wire logger."""
         return {
             "open_timeout": self.settings.connect_timeout,
-            "ping_interval": self.ping_interval,
-            "ping_timeout": self.ping_interval,
+            "ping_interval": self.library_ping,
+            "ping_timeout": self.library_ping,
             "close_timeout": 2,
             "max_size": 2**20,
             "origin": self.origin,
@@ -416,7 +508,7 @@ class FeedConnector:
             await self._invalid(exc.message)
             return
         except Exception as exc:  # noqa: BLE001 - one odd update must not cost the connection
-            log.exception("%s feed: the %s adapter failed on an update", self.name, self.broker)
+            log.exception("%s feed: the %s adapter failed on an update", self.label, self.broker)
             await self._invalid(f"the adapter failed ({type(exc).__name__})")
             return
         is_new = await self.submit(event, raw)
@@ -431,17 +523,17 @@ class FeedConnector:
                 return await asyncio.to_thread(self.services.ingestor.submit, event, raw)
             except NotDurableError as exc:
                 if self.stop.is_set():
-                    log.error("%s feed: update for order %s LOST at shutdown: %s", self.name, event.order_id, exc)
+                    log.error("%s feed: update for order %s LOST at shutdown: %s", self.label, event.order_id, exc)
                     return None
                 delay = backoff_delay(attempt, self.settings.backoff_base, self.settings.backoff_max)
                 attempt += 1
-                log.error("%s feed: %s; holding order %s, retry in %.1f s", self.name, exc, event.order_id, delay)
+                log.error("%s feed: %s; holding order %s, retry in %.1f s", self.label, exc, event.order_id, delay)
                 await self._first_of(asyncio.sleep(delay), timeout=None)
 
     async def _invalid(self, message: str) -> None:
         """A frame or update that could not be used: logged and counted, never fatal."""
         text = self.redact(message)[:MAX_ERROR_LENGTH]
-        log.warning("%s feed: skipped an update: %s", self.name, text)
+        log.warning("%s feed: skipped an update: %s", self.label, text)
         await self.status.count("invalid", last_invalid=text, last_invalid_at=utc_now_iso())
 
     async def receive_json(self, ws: ClientConnection, accept: Callable[[Any], bool]) -> Any:

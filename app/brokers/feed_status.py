@@ -44,16 +44,24 @@ INT_FIELDS = ("reconnects", "messages", "events", "duplicates", "invalid", "pid"
 class StatusPublisher:
     """Writes one connector's hash; a Redis outage is logged, never fatal to the connector."""
 
-    def __init__(self, client: redis.Redis, name: str, broker: str) -> None:
+    def __init__(self, client: redis.Redis, name: str, broker: str, identity: dict[str, str] | None = None) -> None:
         self.client = client
         self.name = name
         self.broker = broker
+        #: Fields that say whose connection this is (feed, account, account_id), written with every reset.
+        self.identity = dict(identity or {})
         self.key = feed_status_key(name)
+        #: Set when another process took this connection over: this one must not write its record any more.
+        self.muted = False
 
     async def reset(self) -> None:
         """A fresh record at start-up: counters from zero, this process's pid."""
         mapping = {"name": self.name, "broker": self.broker, "pid": str(os.getpid()), "connected": "0"}
-        await self._run(self._replace, mapping)
+        await self._run(self._replace, {**mapping, **self.identity})
+
+    async def remove(self) -> None:
+        """Forget the record (the account was removed)."""
+        await self._run(self.client.delete, self.key)
 
     async def update(self, **fields: Any) -> None:
         """Set fields (None clears the field); `updated_at` is refreshed on every write."""
@@ -65,6 +73,8 @@ class StatusPublisher:
 
     async def _run(self, function: Any, *args: Any) -> None:
         """Blocking Redis off the event loop; failures are only logged."""
+        if self.muted:
+            return
         try:
             await asyncio.to_thread(function, *args)
         except redis.RedisError as exc:
@@ -89,6 +99,17 @@ class StatusPublisher:
         for counter, amount in counters.items():
             pipe.hincrby(self.key, counter, amount)
         pipe.execute()
+
+
+def touch(client: redis.Redis, names: list[str]) -> None:
+    """Refresh `updated_at` of many connections in one round trip (the feeds supervisor, every ALIVE_INTERVAL)."""
+    if not names:
+        return
+    now = utc_now_iso()
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.hset(feed_status_key(name), "updated_at", now)
+    pipe.execute()
 
 
 def read_status(client: redis.Redis, name: str) -> dict[str, Any] | None:

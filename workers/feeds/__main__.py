@@ -1,7 +1,7 @@
-"""`feeds` process (Procfile): `python -m workers.feeds` runs the connectors named in FEEDS.
+"""`feeds` process (Procfile): `python -m workers.feeds` runs the connectors named in FEEDS and the accounts'.
 
-SIGTERM/SIGINT close every connection cleanly and exit 0. With FEEDS empty it says so and idles until
-stopped, so the one-command local run can always start it.
+SIGTERM/SIGINT close every connection cleanly (releasing its lease) and exit 0. With FEEDS empty it says so and
+follows the accounts only, so the one-command local run can always start it.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ import logging
 import signal
 import sys
 
-from app.brokers.feed import FeedConnector, add_connected_hook
+from app.brokers.feed import add_connected_hook
 from app.config import load_config
 from app.reconcile import request_reconcile
 from app.services import Services, set_services
-from workers.feeds.runner import build_connectors, run_connectors
+from workers.feeds.runner import build_supervisor
+from workers.feeds.supervisor import Supervisor
 
 log = logging.getLogger("workers.feeds")
 
@@ -26,22 +27,24 @@ def main() -> int:
     config = load_config()
     services = Services.build(config)
     set_services(services)
-    # Brokers never replay what a dropped socket missed: each (re)connect asks the worker to reconcile
-    # that broker against its REST order book (docs/reconcile.md).
-    add_connected_hook(lambda feed, broker: request_reconcile(services.redis, broker, f"{feed} feed (re)connected"))
+    # Brokers never replay what a dropped socket missed: each (re)connect asks the worker to reconcile that
+    # account (the broker, for the environment's) against its REST order book (docs/reconcile.md).
+    add_connected_hook(
+        lambda name, reconcile: request_reconcile(services.redis, reconcile, f"{name} feed (re)connected")
+    )
     stop = asyncio.Event()
-    connectors = build_connectors(services, stop)
-    log.info("feeds process up: %s", ", ".join(c.name for c in connectors) or "no feed enabled")
-    asyncio.run(_serve(connectors, stop))
+    supervisor = build_supervisor(services, stop)
+    log.info("feeds process up: %s, and the accounts' feeds", ", ".join(services.config.feeds) or "no feed enabled")
+    asyncio.run(_serve(supervisor, stop))
     return 0
 
 
-async def _serve(connectors: list[FeedConnector], stop: asyncio.Event) -> None:
+async def _serve(supervisor: Supervisor, stop: asyncio.Event) -> None:
     """Install the signal handlers on the running loop, then run."""
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _request_stop, stop, signum)
-    await run_connectors(connectors, stop)
+    await supervisor.run()
 
 
 def _request_stop(stop: asyncio.Event, signum: int) -> None:

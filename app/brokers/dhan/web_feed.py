@@ -81,7 +81,7 @@ class DhanWebConnector(FeedConnector):
         self.frame_version = version
         self.wake.clear()
         if frame is None:
-            log.warning("%s feed waiting: %s", self.name, problem)
+            log.warning("%s feed waiting: %s", self.label, problem)
             await self.status.update(state=FeedState.WAITING, last_error=problem, last_error_at=utc_now_iso())
             await self.wait_for_wake()
             return False
@@ -126,7 +126,7 @@ class DhanWebConnector(FeedConnector):
                 return order_alert_data(message)
             except ValueError:
                 if not self._binary_noted:
-                    log.info("%s feed: binary order packets are not decoded; skipping them", self.name)
+                    log.info("%s feed: binary order packets are not decoded; skipping them", self.label)
                     self._binary_noted = True
                 return []
         return order_alert_data(message)

@@ -118,7 +118,7 @@ class JainamConnector(FeedConnector):
     def _check_status_answer(self, answer: dict[str, Any]) -> None:
         """`{"status":"Ok"}` accepts the login; any other status refuses it."""
         if str(answer.get("status", "")).lower() == "ok":
-            log.info("%s feed: login accepted", self.name)
+            log.info("%s feed: login accepted", self.label)
             return
         message = self.redact(str(answer.get("message", "")))[:120]
         raise FeedAuthError(f"the broker refused the order token (status {answer.get('status')!r}, {message!r})")

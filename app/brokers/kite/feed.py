@@ -44,5 +44,5 @@ class KiteConnector(FeedConnector):
                 return [data]
             return [{k: v for k, v in frame.items() if k != "type"}]
         if kind == "error":
-            log.warning("%s feed: the broker sent an error: %s", self.name, self.redact(str(frame.get("data")))[:200])
+            log.warning("%s feed: the broker sent an error: %s", self.label, self.redact(str(frame.get("data")))[:200])
         return []

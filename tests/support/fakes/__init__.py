@@ -2,14 +2,18 @@
 
 from tests.support.fakes.socket_server import FakeSocketBroker
 from tests.support.fakes.sockets import (
+    FakeDhanAccounts,
     FakeDhanSocket,
     FakeDhanWebSocket,
     FakeJainamSocket,
+    FakeKiteAccounts,
     FakeKiteSocket,
     FakeNorenSocket,
 )
 
 __all__ = [
+    "FakeDhanAccounts",
+    "FakeKiteAccounts",
     "FakeSocketBroker",
     "FakeDhanSocket",
     "FakeDhanWebSocket",

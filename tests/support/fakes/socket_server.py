@@ -73,6 +73,8 @@ class FakeSocketBroker:
         self.refuse_login = False
         #: Handshakes attempted (accepted or refused).
         self.handshakes = 0
+        #: The port to listen on (0: any free one; set it to restart a fake on the same address).
+        self.bind_port = 0
 
     # Broker behaviour (override):
 
@@ -112,6 +114,13 @@ class FakeSocketBroker:
         if transport is not None:
             transport.abort()
 
+    def mute(self, session: Session | None = None) -> None:
+        """Stop reading the connection (the latest by default): it stays open, but nothing it sends is answered,
+        not even a ping (a broker connected but mute, as a half-open TCP connection is)."""
+        transport = (session or self.current).ws.transport
+        if transport is not None:
+            transport.pause_reading()
+
     async def close(self, code: int, reason: str = "") -> None:
         """Close the latest connection with a code."""
         await self.current.ws.close(code, reason)
@@ -135,7 +144,7 @@ class FakeSocketBroker:
         self.server = await serve(
             self._handler,
             "127.0.0.1",
-            0,
+            self.bind_port,
             process_request=self._process_request,
             create_connection=self._make_connection,
             ping_interval=None,

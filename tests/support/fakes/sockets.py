@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from tests.support.fakes.socket_server import FakeSocketBroker, Session
 
@@ -109,3 +110,74 @@ class FakeJainamSocket(FakeSocketBroker):
             ok = frame["orderToken"] in self.issued and frame.get("userId") == self.user_id and not self.refuse_login
             answer = {"status": "Ok"} if ok else {"status": "Not_Ok", "message": "invalid token"}
             await session.ws.send(json.dumps(answer))
+
+
+def _open(session: Session) -> bool:
+    """True while a session's connection is open."""
+    return session.ws.state is State.OPEN
+
+
+class FakeDhanAccounts(FakeSocketBroker):
+    """api-order-update.dhan.co serving many accounts: client id -> token; a wrong token is closed with 4001.
+    Every accepted login is in `logins`."""
+
+    def __init__(self, tokens: dict[str, str] | None = None, *, accept_any: bool = False) -> None:
+        super().__init__()
+        self.tokens = dict(tokens or {})
+        #: Any client id logs in with any token (the bench's 500 accounts).
+        self.accept_any = accept_any
+        self.logins: list[tuple[str, str]] = []
+        self.by_client: dict[str, list[Session]] = {}
+        self.refused: list[tuple[str, str]] = []
+
+    async def handle(self, session: Session, message: str | bytes) -> None:
+        if len(session.messages) != 1:
+            return
+        login = json.loads(message)["LoginReq"]
+        client, token = str(login.get("ClientId")), str(login.get("Token"))
+        if not self.accept_any and self.tokens.get(client) != token:
+            self.refused.append((client, token))
+            await session.ws.close(4001, "invalid token")
+            return
+        self.logins.append((client, token))
+        self.by_client.setdefault(client, []).append(session)
+
+    def open_sessions(self, client: str) -> list[Session]:
+        """The client's logged-in connections still open."""
+        return [s for s in self.by_client.get(client, []) if _open(s)]
+
+    def connected_clients(self) -> set[str]:
+        """Clients with at least one open logged-in connection."""
+        return {client for client in self.by_client if self.open_sessions(client)}
+
+    async def push_to(self, client: str, message: dict) -> None:
+        """Send a frame to the client's open connection."""
+        await self.open_sessions(client)[-1].ws.send(json.dumps(message))
+
+
+class FakeKiteAccounts(FakeSocketBroker):
+    """ws.kite.trade serving many accounts: api_key -> access_token; a wrong pair is refused with 403 at the
+    handshake, as the real one refuses an expired token (docs/brokers.md §3.2)."""
+
+    def __init__(self, tokens: dict[str, str]) -> None:
+        super().__init__()
+        self.tokens = dict(tokens)
+        #: Every handshake: (api_key, access_token, accepted).
+        self.attempts: list[tuple[str, str, bool]] = []
+
+    def check_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        query = parse_qs(urlsplit(request.path).query)
+        key, token = (query.get("api_key") or [""])[0], (query.get("access_token") or [""])[0]
+        accepted = bool(key) and self.tokens.get(key) == token
+        self.attempts.append((key, token, accepted))
+        if not accepted:
+            return ws.respond(HTTPStatus.FORBIDDEN, "Invalid `api_key` or `access_token`.\n")
+        return None
+
+    def attempts_by(self, key: str) -> list[tuple[str, bool]]:
+        """The handshakes made with this api_key: (token, accepted)."""
+        return [(token, ok) for k, token, ok in self.attempts if k == key]
+
+    def open_sessions(self, key: str) -> list[Session]:
+        """Open connections made with this api_key."""
+        return [s for s in self.sessions if parse_qs(urlsplit(s.path).query).get("api_key") == [key] and _open(s)]
