@@ -9,7 +9,6 @@ environment's accounts are listed first and are read-only (409).
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -20,9 +19,8 @@ from app.accounts.model import Account, SessionState, view
 from app.accounts.store import AccountExists, AccountNotFound, CredentialsUnreadable
 from app.api.account_input import BadInput, account_change, decode_body, new_account, new_session
 from app.api.auth import require_admin
+from app.api.feeds import account_connection
 from app.api.responses import error_response
-from app.brokers.feed_status import STALE_AFTER_SECONDS, FeedState
-from app.brokers.feed_status import read_status as read_feed_status
 from app.brokers.registry import BY_NAME
 from app.brokers.spec import PATH_TOKEN
 from app.config import Config
@@ -35,7 +33,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("accounts", __name__, url_prefix="/api/accounts")
 
 #: Feed state words besides FeedState's: nothing was ever published for this connection (GET /api/feeds).
-NOT_STARTED = "not_started"
 #: A running connection whose feeds process stopped refreshing its status.
 STALE = "stale"
 MAX_ID_LENGTH = 40
@@ -214,33 +211,17 @@ def live_view(client: redis.Redis, account: Account) -> dict[str, Any]:
 
 
 def feed_live(client: redis.Redis, account: Account) -> dict[str, Any]:
-    """feed_state, feed_connected and last_message_at of the broker's per-account feed (none: all None)."""
+    """feed_state, feed_connected and last_message_at of the broker's per-account feed, as GET /api/feeds shows
+    that connection (no per-account feed: all None)."""
     feed = next((f for f in BY_NAME[account.broker].feeds if f.per_account), None)
     if feed is None:
         return {"feed_state": None, "feed_connected": None, "last_message_at": None}
-    status = read_feed_status(client, account.feed_status_name(feed.name))
-    if status is None:
-        return {"feed_state": NOT_STARTED, "feed_connected": False, "last_message_at": None}
-    state = status.get("state") or NOT_STARTED
-    stale = state != FeedState.STOPPED and _older_than(status.get("updated_at"), STALE_AFTER_SECONDS)
+    connection = account_connection(client, account, feed.name)
     return {
-        "feed_state": STALE if stale else state,
-        "feed_connected": bool(status.get("connected")) and not stale,
-        "last_message_at": status.get("last_message_at") or None,
+        "feed_state": STALE if connection.get("stale") else connection["state"],
+        "feed_connected": bool(connection["connected"]),
+        "last_message_at": connection.get("last_message_at") or None,
     }
-
-
-def _older_than(iso: str | None, seconds: float) -> bool:
-    """True when an ISO time is missing, unreadable or more than `seconds` ago (as GET /api/feeds reads it)."""
-    if not iso:
-        return True
-    try:
-        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
-        return True
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (datetime.now(UTC) - moment).total_seconds() > seconds
 
 
 # Helpers

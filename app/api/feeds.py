@@ -8,7 +8,6 @@ reads it, and never read back here. GET shows only its size and when it was stor
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 
 import redis
 from flask import Blueprint, current_app, jsonify, request
@@ -17,7 +16,7 @@ from app.accounts.model import Account, SessionState
 from app.accounts.store import AccountStore
 from app.api.auth import require_admin
 from app.api.responses import error_response
-from app.brokers.feed_status import STALE_AFTER_SECONDS, FeedState, read_status
+from app.brokers.feed_status import NOT_STARTED, FeedState, published
 from app.brokers.registry import BY_NAME
 from app.crypto import SecretKeyUnavailable
 from app.secrets_store import DhanWebFrameStore, FrameStoreUnavailable, StoredFrameUnreadable, decode_login_frame
@@ -33,12 +32,12 @@ def list_feeds():
     """Each connection: the feeds in FEEDS, then each account's (`<feed>:<account id>`), with its state."""
     services = current_app.extensions["orderhook"]
     try:
-        feeds = [_feed_view(services.redis, name) for name in services.config.feeds]
+        feeds = [published(services.redis, name) for name in services.config.feeds]
         for feed in feeds:
             if feed["name"] == "dhan_web":
                 feed["login_frame_stored"] = _store().exists()
         feeds += [
-            _account_view(services.redis, account, feed)
+            account_connection(services.redis, account, feed)
             for account in AccountStore(services.config, services.engine).list()
             for feed in _account_feeds(account)
         ]
@@ -52,11 +51,11 @@ def _account_feeds(account: Account) -> list[str]:
     return [feed.name for feed in BY_NAME[account.broker].feeds if feed.per_account]
 
 
-def _account_view(client: redis.Redis, account: Account, feed: str) -> dict:
+def account_connection(client: redis.Redis, account: Account, feed: str) -> dict:
     """An account's connection, named `<feed>:<id>`; before any feeds process ran it, its state says why not."""
-    view = _feed_view(client, account.feed_status_name(feed))
+    view = published(client, account.feed_status_name(feed))
     view |= {"feed": feed, "broker": account.broker, "account": account.id, "account_id": account.account_id}
-    if view["state"] == "not_started":
+    if view["state"] == NOT_STARTED:
         if not account.feed:
             view["state"] = FeedState.STOPPED
         elif account.session.state in (SessionState.EXPIRED, SessionState.REFUSED):
@@ -109,36 +108,3 @@ def _store() -> DhanWebFrameStore:
     """The frame store for this process's configuration."""
     services = current_app.extensions["orderhook"]
     return DhanWebFrameStore(services.config, services.engine)
-
-
-def _feed_view(client: redis.Redis, name: str) -> dict:
-    """The published state, with `stale` when the feeds process stopped refreshing it."""
-    status = read_status(client, name)
-    if status is None:
-        return {
-            "name": name,
-            "state": "not_started",
-            "connected": False,
-            "last_message_at": None,
-            "reconnects": 0,
-            "last_error": None,
-        }
-    status.setdefault("last_message_at", None)
-    status.setdefault("last_error", None)
-    status["stale"] = status.get("state") not in (FeedState.STOPPED,) and _older_than(
-        status.get("updated_at"), STALE_AFTER_SECONDS
-    )
-    if status["stale"]:
-        status["connected"] = False
-    return status
-
-
-def _older_than(iso: str | None, seconds: float) -> bool:
-    """True when an ISO time is missing or more than `seconds` ago."""
-    if not iso:
-        return True
-    try:
-        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
-        return True
-    return (datetime.now(UTC) - moment).total_seconds() > seconds

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -37,6 +38,9 @@ class FeedState:
     #: The feeds process stopped this connector (shutdown).
     STOPPED = "stopped"
 
+
+#: The state shown for a connection no feeds process has published yet.
+NOT_STARTED = "not_started"
 
 INT_FIELDS = ("reconnects", "messages", "events", "duplicates", "invalid", "pid")
 
@@ -129,3 +133,39 @@ def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     return str(value)
+
+
+def published(client: redis.Redis, name: str) -> dict[str, Any]:
+    """A connection as GET /api/feeds and the Accounts page show it: its published state, `not_started` when no
+    feeds process ever ran it, and `stale` (not connected) when the process stopped refreshing it."""
+    status = read_status(client, name)
+    if status is None:
+        return {
+            "name": name,
+            "state": NOT_STARTED,
+            "connected": False,
+            "last_message_at": None,
+            "reconnects": 0,
+            "last_error": None,
+        }
+    status.setdefault("last_message_at", None)
+    status.setdefault("last_error", None)
+    status["stale"] = status.get("state") != FeedState.STOPPED and _older_than(
+        status.get("updated_at"), STALE_AFTER_SECONDS
+    )
+    if status["stale"]:
+        status["connected"] = False
+    return status
+
+
+def _older_than(iso: str | None, seconds: float) -> bool:
+    """True when an ISO time is missing, unreadable or more than `seconds` ago."""
+    if not iso:
+        return True
+    try:
+        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return True
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - moment).total_seconds() > seconds
