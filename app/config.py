@@ -30,6 +30,7 @@ from app.settings import (
     OPTIONAL_PATH,
     SCHEDULE,
     TEXT,
+    TIME_OF_DAY,
     URL,
     BrokerSettings,
     Kind,
@@ -265,6 +266,9 @@ class TelegramSettings:
     feed_down_seconds: float = setting("ALERT_FEED_DOWN_SECONDS", SECONDS, "60", "disconnected this long: announced")
     session_warn_minutes: int = setting(
         "SESSION_WARN_MINUTES", integer(0, 1440), "30", "minutes before a session's known expiry it is announced"
+    )
+    login_reminder_ist: str = setting(
+        "LOGIN_REMINDER_IST", TIME_OF_DAY, "08:45", "India time on weekdays accounts not logged in are announced"
     )
 
 

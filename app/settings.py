@@ -130,7 +130,17 @@ def _decimal(raw: str) -> float:
     return float(raw)
 
 
+def _time_of_day(raw: str) -> str:
+    """HH:MM on a 24-hour clock; `off` is "" (a blank value means the default, as for every setting)."""
+    if raw.lower() == "off":
+        return ""
+    if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", raw):
+        raise ValueError
+    return raw
+
+
 TEXT = Kind(_text, "is not valid")
+TIME_OF_DAY = Kind(_time_of_day, "must be a time of day as HH:MM (24-hour clock), or off")
 URL = Kind(_url, "must be a URL such as https://host or wss://host")
 ITEMS = Kind(_items, "must be a comma-separated list")
 OPTIONAL_PATH = Kind(_optional_path, "must be a directory")

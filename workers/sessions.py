@@ -9,13 +9,17 @@ before the end of a session of a broker whose tokens last a fixed time (Dhan's 2
 is queued, once per session; a daily-rollover broker (Kite at 06:00 IST) gets no warning ahead, since a login
 before the rollover ends at that same rollover: its `login needed` comes at the rollover, before the market
 opens. Environment accounts have no known expiry (their token's start is unknown) and are not watched.
+
+At LOGIN_REMINDER_IST on weekdays (default 08:45, 30 minutes before NSE opens), and for the hour after it,
+every account added as data with its feed or reconciliation on whose session is not active is announced
+once that day: the 06:00 alert may have come while the trader slept.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 import redis
@@ -23,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.accounts.expiry import IST
 from app.accounts.model import Account, SessionState
-from app.accounts.notices import login_needed, session_expiring
+from app.accounts.notices import login_needed, login_reminder, session_expiring
 from app.db import utcnow
 
 if TYPE_CHECKING:
@@ -33,6 +37,10 @@ log = logging.getLogger(__name__)
 
 WATCH_SECONDS = 30.0
 EXPIRED_WHY = "token expired"
+#: How long after LOGIN_REMINDER_IST a worker that was not running at that minute still reminds.
+REMINDER_WINDOW = timedelta(hours=1)
+#: Monday..Friday (datetime.weekday); exchange holidays are not known here.
+TRADING_WEEKDAYS = range(5)
 
 
 def expire_passed(services: Services, now: datetime | None = None) -> list[Account]:
@@ -63,12 +71,31 @@ def warn_ahead(services: Services, now: datetime | None = None) -> list[Account]
     return warned
 
 
+def remind_before_open(services: Services, now: datetime | None = None) -> list[Account]:
+    """In the reminder's window on a weekday, announce each account in use that is not logged in (once a day)."""
+    at = services.config.alerts.login_reminder_ist
+    if not at:
+        return []
+    local = (now or utcnow()).astimezone(IST)
+    hours, minutes = (int(part) for part in at.split(":"))
+    start = datetime.combine(local.date(), time(hours, minutes), tzinfo=IST)
+    if local.weekday() not in TRADING_WEEKDAYS or not start <= local < start + REMINDER_WINDOW:
+        return []
+    reminded = []
+    for account in services.accounts.list():
+        if (account.feed or account.reconcile) and account.session.state != SessionState.ACTIVE:
+            if login_reminder(services.redis, services.config, account, local.date().isoformat()):
+                reminded.append(account)
+    return reminded
+
+
 def watch(services: Services, now: datetime | None = None) -> None:
     """One pass; failures are logged and the next pass tries again."""
     try:
         for account in expire_passed(services, now):
             log.info("%s: session expired; login needed", account.describe())
         warn_ahead(services, now)
+        remind_before_open(services, now)
     except (redis.RedisError, SQLAlchemyError) as exc:
         log.warning("session expiry watch skipped this pass (%s)", type(exc).__name__)
 

@@ -24,3 +24,10 @@ def session_expiring(client: redis.Redis, config: Config, account: Account, when
     key = f"session_expiring:{account.id}:{account.session.revision}"
     text = f"session ends soon: {account.describe()} ({when}); log in again"
     return announce(client, settings_from(config), "session_expiring", key, text)
+
+
+def login_reminder(client: redis.Redis, config: Config, account: Account, day: str) -> bool:
+    """`login needed before the market opens: kite AB1234 (session expired)`; once per account and day."""
+    key = f"login_reminder:{account.id}:{day}"
+    text = f"login needed before the market opens: {account.describe()} (session {account.session.state})"
+    return announce(client, settings_from(config), "login_needed", key, text)

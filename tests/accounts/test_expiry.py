@@ -12,6 +12,7 @@ from app.accounts.model import SessionState
 from app.brokers.registry import BY_NAME
 from app.config import load_config
 from app.db import accounts
+from app.exceptions import ConfigurationError
 from app.redis_keys import ALERTS_STREAM
 from app.services import Services, set_services
 from tests.support.env import make_env
@@ -133,6 +134,48 @@ def test_a_fixed_lifetime_session_is_announced_ahead_once_and_a_rollover_one_is_
     assert lines[0][1] == f"session ends soon: dhan 1100001 (at {ends:%d %b %H:%M} IST); log in again"
     assert store.get(later.id).session.state == SessionState.ACTIVE
     assert store.get(dhan.id).session.state == SessionState.ACTIVE  # announced, not ended
+
+
+@pytest.fixture
+def reminding(redis_client, redis_url, database_url, tmp_path):
+    """Services with alerts on and the market-open reminder at its default, 08:45 IST."""
+    env = make_env(
+        redis_url, database_url, tmp_path, TELEGRAM_BOT_TOKEN="1:t", TELEGRAM_CHAT_ID="4", LOGIN_REMINDER_IST="08:45"
+    )
+    built = Services.build(load_config(env))
+    yield built
+    built.engine.dispose()
+
+
+def test_accounts_not_logged_in_are_reminded_before_the_market_opens_once_a_day(reminding):
+    store = reminding.accounts
+    expired = store.create("kite", "AB1234", credentials={"api_key": "k", "api_secret": "s"}, session_token="tok")
+    store.mark_session(expired.id, SessionState.EXPIRED, "token expired", session_revision=1)
+    missing = store.create("dhan", "1100001")
+    store.create("dhan", "1100002", session_token="dhan-tok")  # logged in: nothing to say
+    unused = store.create("dhan", "1100003", feed=False, reconcile=False)  # neither feed nor reconciliation
+
+    thursday = ist(2026, 12, 3, 8, 50)
+    assert sessions.remind_before_open(reminding, ist(2026, 12, 3, 8, 44)) == []  # not yet
+    assert {a.id for a in sessions.remind_before_open(reminding, thursday)} == {expired.id, missing.id}
+    assert sessions.remind_before_open(reminding, thursday + timedelta(minutes=5)) == []  # once that day
+    assert sessions.remind_before_open(reminding, ist(2026, 12, 3, 9, 46)) == []  # the window has passed
+    assert sessions.remind_before_open(reminding, ist(2026, 12, 5, 8, 50)) == []  # a Saturday
+    friday = sessions.remind_before_open(reminding, ist(2026, 12, 4, 8, 45))
+    assert {a.id for a in friday} == {expired.id, missing.id}  # again the next trading day
+    lines = alert_lines(reminding)
+    assert ("login_needed", "login needed before the market opens: kite AB1234 (session expired)") in lines
+    assert ("login_needed", "login needed before the market opens: dhan 1100001 (session missing)") in lines
+    assert len(lines) == 4 and not [text for _, text in lines if unused.account_id in text]
+
+
+def test_the_reminder_time_is_checked_at_start_up(redis_url, sqlite_url, tmp_path):
+    for bad in ("8:45", "25:00", "08:45 IST"):
+        with pytest.raises(ConfigurationError, match="LOGIN_REMINDER_IST must be a time of day"):
+            load_config(make_env(redis_url, sqlite_url, tmp_path, LOGIN_REMINDER_IST=bad))
+    assert (
+        load_config(make_env(redis_url, sqlite_url, tmp_path, LOGIN_REMINDER_IST="off")).alerts.login_reminder_ist == ""
+    )
 
 
 def test_no_warning_ahead_when_it_is_turned_off(redis_client, redis_url, sqlite_url, tmp_path):
