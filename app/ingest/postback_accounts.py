@@ -186,7 +186,11 @@ class PostbackAccounts:
                 "this postback URL's account cannot be looked up now (database unavailable); retry"
             ) from None
         except CredentialsUnreadable:
-            alias = ""
+            log.warning("postback token of an account whose stored credentials do not decrypt")
+            raise AccountsUnavailableError(
+                "this postback URL's account cannot be read now (its stored credentials do not decrypt with "
+                "the configured key); retry once the key is restored"
+            ) from None
         return account.broker, token_owner(account, alias)
 
     # Kite apps

@@ -8,6 +8,7 @@ import json
 import pytest
 import sqlalchemy as sa
 
+from app.accounts.store import CredentialsUnreadable
 from app.api.postbacks import ACCOUNTS
 from app.brokers.registry import BY_NAME
 from app.db import events
@@ -313,3 +314,15 @@ def test_a_flood_of_unknown_app_ids_reads_the_accounts_once_per_interval(db_serv
         lookups.kite_apps(f"made-up-again-{n}")
     assert len(calls) == 2
     assert lookups.kite_apps(DATA_APP_KEY) and len(calls) == 2  # a known app is served from the cache
+
+
+def test_an_account_that_cannot_be_read_answers_503_not_a_crash(db_services, db_client, redis_client, dhan_account):
+    _, token = dhan_account
+
+    def unreadable(_token):
+        raise CredentialsUnreadable("the key changed")
+
+    store = db_services.accounts  # a new store each time it is asked for: patch this one
+    store.by_postback_token = unreadable
+    db_client.application.extensions[ACCOUNTS] = PostbackAccounts(store)
+    refused(post(db_client, "dhan", token, dhan_body()), 503, redis_client, "retry")
