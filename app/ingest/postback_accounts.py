@@ -80,8 +80,8 @@ class PostbackOwner:
         """The event as this owner's: its account_id checked (403 when it names another), a blank one filled in."""
         if not self.accounts:
             raise AccountMismatchError(
-                f"no client id is known for {self.gate}, so its postbacks cannot be checked: "
-                "set the account's account_id"
+                f"no client id is known for {self.gate}, so the account a postback names cannot be checked: "
+                "log the account in (the login names it) or add it with its account_id"
             )
         if event.account_id is None:
             if self.default is None:

@@ -326,3 +326,8 @@ def test_an_account_that_cannot_be_read_answers_503_not_a_crash(db_services, db_
     store.by_postback_token = unreadable
     db_client.application.extensions[ACCOUNTS] = PostbackAccounts(store)
     refused(post(db_client, "dhan", token, dhan_body()), 503, redis_client, "retry")
+
+
+def test_a_kite_app_whose_accounts_have_no_user_id_yet_is_refused_403(db_services, db_client, redis_client):
+    db_services.accounts.create("kite", "", credentials={"api_key": DATA_APP_KEY, "api_secret": DATA_APP_SECRET})
+    refused(post(db_client, "kite", None, kite_body(DATA_APP_SECRET)), 403, redis_client, "no client id is known")
