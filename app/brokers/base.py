@@ -12,7 +12,7 @@ import hmac
 import json
 import logging
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from marshmallow import EXCLUDE, Schema, ValidationError
 
@@ -25,6 +25,9 @@ from app.wire.body import loads_object
 from app.wire.fields import is_ascii_text
 from app.wire.keys import canonical_key, canonical_keys
 from app.wire.loader import loader_for
+
+if TYPE_CHECKING:
+    from app.ingest.postback_accounts import PostbackAccounts, PostbackOwner
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +81,17 @@ class BrokerAdapter:
 
     # Subclass implementation:
 
-    def verify(self, body: bytes, payload: dict[str, Any], headers: Mapping[str, str]) -> None:
-        """Check the broker's signature, if it has one; raise PostbackVerificationError."""
+    def verify(
+        self,
+        body: bytes,
+        payload: dict[str, Any],
+        headers: Mapping[str, str],
+        *,
+        accounts: PostbackAccounts | None = None,
+    ) -> PostbackOwner | None:
+        """Check the broker's signature, if it has one; raise PostbackVerificationError. A secret of accounts
+        added as data answers the accounts the postback may name (docs/accounts.md "Postbacks")."""
+        return None
 
     def normalize(self, data: dict[str, Any], raw: Any, *, source: str, received_at: str) -> OrderEvent:
         """Turn validated fields into the normalized event."""
@@ -87,14 +99,21 @@ class BrokerAdapter:
 
     # Shared steps (subclasses shouldn't need to override):
 
-    def check_token(self, token: str | None) -> None:
-        """Refuse with 404 unless the path token is one of POSTBACK_TOKEN's (constant-time)."""
+    def check_token(self, token: str | None, accounts: PostbackAccounts | None = None) -> PostbackOwner | None:
+        """None for one of POSTBACK_TOKEN's (constant-time, no database), the account for an account's own token
+        of this broker; 404 otherwise (docs/accounts.md "Postbacks")."""
         if not self.path_token:
-            return
-        given = (token or "").encode()
+            return None
+        given = (token or "").encode("utf-8", errors="surrogatepass")
         # any() may stop early: that only reveals *which* configured token matched, never its bytes.
-        if not given or not any(hmac.compare_digest(given, t.encode()) for t in self.config.postback_tokens):
-            raise UnknownTokenError("unknown postback URL: check the token in the path against POSTBACK_TOKEN")
+        if given and any(hmac.compare_digest(given, t.encode()) for t in self.config.postback_tokens):
+            return None
+        owner = accounts.by_token(self.name, token) if accounts is not None and token else None
+        if owner is None:
+            raise UnknownTokenError(
+                "unknown postback URL: check the token in the path against POSTBACK_TOKEN or the account's own URL"
+            )
+        return owner
 
     def parse_body(self, body: bytes) -> dict[str, Any]:
         """The body as a JSON object (400 otherwise)."""
@@ -130,12 +149,22 @@ class BrokerAdapter:
         _check_storable(self.name, event)
         return event
 
-    def receive(self, body: bytes, headers: Mapping[str, str], *, token: str | None, received_at: str) -> OrderEvent:
-        """The whole postback path up to (not including) the queue: gate, parse, verify, normalize."""
-        self.check_token(token)
+    def receive(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        token: str | None,
+        received_at: str,
+        accounts: PostbackAccounts | None = None,
+    ) -> OrderEvent:
+        """The whole postback path up to (not including) the queue: gate, parse, verify, normalize, and (for a
+        postback let in by an account's token or secret) its account_id checked against that account's."""
+        owner = self.check_token(token, accounts)
         payload = self.parse_body(body)
-        self.verify(body, payload, headers)
-        return self.event_from_payload(payload, source="postback", received_at=received_at)
+        owner = self.verify(body, payload, headers, accounts=accounts) or owner
+        event = self.event_from_payload(payload, source="postback", received_at=received_at)
+        return owner.claim(event) if owner is not None else event
 
     # Helpers for subclasses:
 

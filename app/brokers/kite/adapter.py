@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.brokers.base import BrokerAdapter, BrokerSchema, by_quantity, code_from
 from app.brokers.kite.spec import SPEC
@@ -19,6 +19,9 @@ from app.exceptions import PostbackPayloadError, PostbackVerificationError
 from app.times import ist_to_utc_iso
 from app.wire.fields import LenientInt, LenientNumber, LenientStr
 from app.wire.keys import canonical_key, canonical_keys
+
+if TYPE_CHECKING:
+    from app.ingest.postback_accounts import PostbackAccounts, PostbackOwner
 
 # "YYYY-MM-DD HH:MM:SS" in IST (docs/brokers.md §3).
 KITE_TIME_FORMATS = ("%Y-%m-%d %H:%M:%S",)
@@ -70,8 +73,22 @@ class KiteAdapter(BrokerAdapter):
             _refuse_conflicting_signed_fields(body)
         return payload
 
-    def verify(self, body: bytes, payload: dict[str, Any], headers: Mapping[str, str]) -> None:
-        """Checksum over the strings as received, before anything else in the payload is trusted."""
+    def verify(
+        self,
+        body: bytes,
+        payload: dict[str, Any],
+        headers: Mapping[str, str],
+        *,
+        accounts: PostbackAccounts | None = None,
+    ) -> PostbackOwner | None:
+        """Checksum over the strings as received, before anything else in the payload is trusted.
+
+        A postback of the environment's apps (its app_id in KITE_APPS, or KITE_API_KEY's, or none) is
+        verified with the environment's secret, without a database read. One whose app_id is the api_key
+        of accounts added as data must verify with their api_secret, and answers those accounts: it must
+        name one of their users (docs/accounts.md "Postbacks"). Any other app_id falls back to
+        KITE_API_SECRET, as before accounts were data.
+        """
         # The very values the schema will read (keys folded the same way; parse_body refused conflicts).
         fields = canonical_keys(payload)
         checksum = fields.get("checksum")
@@ -82,21 +99,30 @@ class KiteAdapter(BrokerAdapter):
         order_id, order_timestamp = fields.get("orderid"), fields.get("ordertimestamp")
         if not isinstance(order_id, (str, int)) or isinstance(order_id, bool) or not isinstance(order_timestamp, str):
             raise PostbackPayloadError("Kite postback needs order_id and order_timestamp to verify its checksum")
-        secret = self.config.kite_secret_for(_app_id(fields))
-        if not secret:
+        app_id = _app_id(fields)
+        given = checksum.strip().lower().encode() if isinstance(checksum, str) else b""
+        apps = [] if accounts is None or self._environment_app(app_id) else accounts.kite_apps(app_id or "")
+        for app in apps:
+            if _matches(given, kite_checksum(str(order_id), order_timestamp, app.api_secret)):
+                return app.owner
+        secret = None if apps else self.config.kite_secret_for(app_id)
+        if not secret and not apps:
             raise PostbackVerificationError(
-                f"no api_secret configured for Kite app_id {_app_id(fields)!r} "
-                "(check the KITE_API_SECRET or KITE_APPS setting)",
+                f"no api_secret configured for Kite app_id {app_id!r} "
+                "(check the KITE_API_SECRET or KITE_APPS setting, or the api_key of the Kite account added for it)",
                 status_code=403,
             )
-        expected = kite_checksum(str(order_id), order_timestamp, secret)
-        if not isinstance(checksum, str) or not hmac.compare_digest(
-            expected.encode(), checksum.strip().lower().encode()
-        ):
-            raise PostbackVerificationError(
-                "Kite postback has an incorrect checksum (check the KITE_API_SECRET or KITE_APPS setting)",
-                status_code=403,
-            )
+        if secret and _matches(given, kite_checksum(str(order_id), order_timestamp, secret)):
+            return None
+        raise PostbackVerificationError(
+            "Kite postback has an incorrect checksum (check the KITE_API_SECRET or KITE_APPS setting, "
+            "or the api_secret of the Kite account added for this app)",
+            status_code=403,
+        )
+
+    def _environment_app(self, app_id: str | None) -> bool:
+        """True when the environment names this app (KITE_APPS, KITE_API_KEY) or the postback names none."""
+        return app_id is None or app_id in self.config.kite_apps or app_id == self.config.broker("kite")["KITE_API_KEY"]
 
     def normalize(self, data: dict[str, Any], raw: Any, *, source: str, received_at: str) -> OrderEvent:
         """Kite fields map almost one to one; the status needs the quantities (docs/brokers.md §3)."""
@@ -173,6 +199,11 @@ def _refuse_conflicting_signed_fields(body: bytes) -> None:
 def kite_checksum(order_id: str, order_timestamp: str, api_secret: str) -> str:
     """sha256(order_id + order_timestamp + api_secret), hex: Kite's postback checksum (not an HMAC)."""
     return hashlib.sha256((order_id + order_timestamp + api_secret).encode()).hexdigest()
+
+
+def _matches(given: bytes, expected: str) -> bool:
+    """The checksum given equals the expected one (constant-time)."""
+    return bool(given) and hmac.compare_digest(expected.encode(), given)
 
 
 def _app_id(fields: dict[str, Any]) -> str | None:
