@@ -16,7 +16,7 @@ from flask.cli import AppGroup
 from app.accounts.directory import all_accounts, find_account
 from app.accounts.model import SESSION_CREDENTIAL, Account
 from app.accounts.store import AccountExists, AccountNotFound, CredentialsUnreadable
-from app.api.account_input import BadInput, account_spec, new_account, parse_expiry, secret_value
+from app.api.account_input import BadInput, account_spec, new_account, parse_expiry, secret_value, store_new_account
 from app.api.accounts import (
     exists_message,
     live_view,
@@ -201,19 +201,9 @@ def accounts_add(broker: str, account_id: str, label: str, feed: bool, reconcile
     }
     wanted = new_account(payload)
     try:
-        made = services.accounts.create(
-            wanted.broker,
-            wanted.account_id,
-            label=wanted.label,
-            credentials=wanted.credentials,
-            feed=wanted.feed,
-            reconcile=wanted.reconcile,
-            session_token=wanted.session_token,
-        )
+        made = store_new_account(services, wanted)
     except AccountExists:
         raise click.ClickException(exists_message(wanted.broker, wanted.account_id)) from None
-    if made.session.state == "active" and made.reconcile:
-        request_reconcile(services.redis, made.reconcile_name, "new session")
     click.echo(f"added {made.id} ({made.describe()}): session {made.session.state}")
 
 

@@ -37,7 +37,7 @@ from app.config import load_config  # noqa: E402
 from app.db import upgrade  # noqa: E402
 from app.redis_keys import STREAM, feed_lease_key  # noqa: E402
 from app.services import Services  # noqa: E402
-from tests.support.fakes.sockets import FakeDhanAccounts  # noqa: E402
+from tests.support.fakes.sockets import FakeDhanAccounts, dhan_order_alert  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -122,19 +122,6 @@ async def wait(condition, timeout: float, what: str) -> float:
     return time.monotonic() - started
 
 
-def order_alert(client: str, order_no: str) -> dict:
-    """A Dhan order_alert frame (docs/brokers.md §4.2)."""
-    return {
-        "Type": "order_alert",
-        "Data": {
-            "exchange": "NSE", "segment": "E", "clientId": client, "orderNo": order_no, "exchOrderNo": "1" + order_no,
-            "product": "C", "txnType": "B", "orderType": "LMT", "quantity": "10", "tradedQty": "0",
-            "remainingQuantity": "10", "price": "101.50", "status": "Pending", "symbol": "INFY",
-            "lastUpdatedTime": "2025-03-12 10:21:07",
-        },
-    }  # fmt: skip
-
-
 async def settle_rss(pid: int, seconds: float = 3.0) -> int:
     """RSS after a quiet moment."""
     await asyncio.sleep(seconds)
@@ -196,7 +183,7 @@ async def bench(args: argparse.Namespace, workdir: Path, redis_url: str) -> None
     cpu_from, t_from = cpu_seconds(proc.pid), time.monotonic()
     for k in range(messages):
         client = clients[k % n]
-        await fake.push_to(client, order_alert(client, f"52{k:011d}"))
+        await fake.push_to(client, dhan_order_alert(client, f"52{k:011d}"))
     await wait(lambda: services.redis.xlen(STREAM) - before_len >= messages, 120, "1,000 updates queued")
     spent, elapsed = cpu_seconds(proc.pid) - cpu_from, time.monotonic() - t_from
     per_thousand = (spent - idle_rate * elapsed) * 1000 / messages

@@ -12,15 +12,19 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from app.accounts.model import SESSION_CREDENTIAL
+from app.accounts.model import SESSION_CREDENTIAL, Account, SessionState
 from app.api.orders import BadQuery, parse_time
 from app.brokers.registry import BY_NAME, SPECS
 from app.brokers.spec import REDIRECT, AccountSpec
 from app.db import utcnow
+from app.reconcile import request_reconcile
+
+if TYPE_CHECKING:
+    from app.services import Services
 
 #: The accounts table's column sizes (app/db.py).
 MAX_ACCOUNT_ID = 128
@@ -107,6 +111,23 @@ class AccountRequest:
     feed: bool
     reconcile: bool
     session_token: str | None
+
+
+def store_new_account(services: Services, wanted: AccountRequest) -> Account:
+    """Store a checked new account (AccountExists on a duplicate); one given a token is reconciled at once,
+    since what happened before it was added is only in the broker's order book."""
+    made = services.accounts.create(
+        wanted.broker,
+        wanted.account_id,
+        label=wanted.label,
+        credentials=wanted.credentials,
+        feed=wanted.feed,
+        reconcile=wanted.reconcile,
+        session_token=wanted.session_token,
+    )
+    if made.session.state == SessionState.ACTIVE and made.reconcile:
+        request_reconcile(services.redis, made.reconcile_name, "new session")
+    return made
 
 
 def decode_body(raw: bytes) -> dict[str, Any]:

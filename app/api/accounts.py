@@ -17,7 +17,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from app.accounts.directory import all_accounts, find_account
 from app.accounts.model import Account, SessionState, view
 from app.accounts.store import AccountExists, AccountNotFound, CredentialsUnreadable
-from app.api.account_input import BadInput, account_change, decode_body, new_account, new_session
+from app.api.account_input import BadInput, account_change, decode_body, new_account, new_session, store_new_account
 from app.api.auth import require_admin
 from app.api.feeds import account_connection
 from app.api.responses import error_response
@@ -67,20 +67,10 @@ def add_account():
     services = _services()
     wanted = new_account(_body())
     try:
-        made = services.accounts.create(
-            wanted.broker,
-            wanted.account_id,
-            label=wanted.label,
-            credentials=wanted.credentials,
-            feed=wanted.feed,
-            reconcile=wanted.reconcile,
-            session_token=wanted.session_token,
-        )
+        made = store_new_account(services, wanted)
     except AccountExists:
         return error_response(409, exists_message(wanted.broker, wanted.account_id))
     log.info("account %s added (%s)", made.id, made.describe())
-    if made.session.state == SessionState.ACTIVE and made.reconcile:
-        request_reconcile(services.redis, made.reconcile_name, "new session")
     return jsonify(live_view(services.redis, made)), 201
 
 

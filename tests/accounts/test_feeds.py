@@ -23,6 +23,7 @@ from tests.support.env import ROOT
 from tests.support.fakes import FakeDhanAccounts, FakeKiteAccounts
 from tests.support.fakes.harness import FAST, ServiceBuilder, api_client, feed_state, wait_state
 from tests.support.fakes.socket_server import wait_until
+from tests.support.fakes.sockets import dhan_order_alert
 from tests.support.helpers import run_pipeline
 from workers.feeds.runner import build_supervisor
 
@@ -39,30 +40,6 @@ def build(env):
     builder = ServiceBuilder(env)
     yield builder
     builder.close()
-
-
-def order_alert(client: str, order_no: str) -> dict:
-    """A Dhan order_alert frame for one client (docs/brokers.md §4.2)."""
-    return {
-        "Type": "order_alert",
-        "Data": {
-            "exchange": "NSE",
-            "segment": "E",
-            "clientId": client,
-            "orderNo": order_no,
-            "exchOrderNo": "1" + order_no,
-            "product": "C",
-            "txnType": "B",
-            "orderType": "LMT",
-            "quantity": "10",
-            "tradedQty": "0",
-            "remainingQuantity": "10",
-            "price": "101.50",
-            "status": "Pending",
-            "symbol": "INFY",
-            "lastUpdatedTime": "2025-03-12 10:21:07",
-        },
-    }
 
 
 async def supervised(services, stop: asyncio.Event) -> asyncio.Task:
@@ -93,8 +70,8 @@ def test_accounts_added_while_running_connect_once_each_with_their_own_token(bui
             for account in (a, b):
                 name = account.feed_status_name("dhan")
                 await wait_state(services, name, "connected", lambda s: s.get("connected"))
-            await fake.push_to(CLIENT_A, order_alert(CLIENT_A, "5225031200001"))
-            await fake.push_to(CLIENT_B, order_alert(CLIENT_B, "5225031200002"))
+            await fake.push_to(CLIENT_A, dhan_order_alert(CLIENT_A, "5225031200001"))
+            await fake.push_to(CLIENT_B, dhan_order_alert(CLIENT_B, "5225031200002"))
             for account in (a, b):
                 await wait_state(services, account.feed_status_name("dhan"), "its event", lambda s: s.get("events"))
             feeds = api_client(services).get("/api/feeds", headers=admin_headers).get_json()["feeds"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.chromium import DESKTOP, PHONE, Stack, chromium, screenshot_dir, shoot, sign_in
+from tests.support.chromium import DESKTOP, PHONE, screenshot_dir, shoot, sign_in
 from tests.support.env import ADMIN_TOKEN
 from tests.support.procs import wait_until
 
@@ -23,16 +23,9 @@ SECRETS = (DHAN_TOKEN, DHAN_TOKEN_2, KITE_API_SECRET, PASTED)
 
 
 @pytest.fixture
-def web(redis_client, redis_url, sqlite_url, tmp_path):
-    made = Stack(redis_url, sqlite_url, tmp_path).start()
-    yield made
-    made.stop()
-
-
-@pytest.fixture
-def browser():
-    with chromium() as launched:
-        yield launched
+def web(stack):
+    """The running processes (tests/browser/conftest.py), named for what this page test talks to."""
+    return stack
 
 
 def accounts(web) -> list[dict]:

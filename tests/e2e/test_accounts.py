@@ -19,6 +19,7 @@ from app.redis_keys import feed_lease_key
 from tests.support.env import ADMIN_TOKEN, make_env
 from tests.support.fakes import FakeDhanAccounts
 from tests.support.fakes.harness import FAST
+from tests.support.fakes.sockets import dhan_order_alert
 from tests.support.fakes.telegram import BOT_TOKEN, CHAT_ID, FakeTelegram
 from tests.support.procs import Process, free_port, start_web
 
@@ -30,30 +31,6 @@ TOKEN_A2 = "dhan-e2e-second-token-of-a-5555555555"
 #: Generous bounds: the contract's (10 s to connect a change, 30 s to take over) plus room for a busy machine.
 CHANGE_SECONDS = 20
 TAKEOVER_SECONDS = 45
-
-
-def order_alert(client: str, order_no: str) -> dict:
-    """A Dhan order_alert frame for one client (docs/brokers.md §4.2)."""
-    return {
-        "Type": "order_alert",
-        "Data": {
-            "exchange": "NSE",
-            "segment": "E",
-            "clientId": client,
-            "orderNo": order_no,
-            "exchOrderNo": "1" + order_no,
-            "product": "C",
-            "txnType": "B",
-            "orderType": "LMT",
-            "quantity": "10",
-            "tradedQty": "0",
-            "remainingQuantity": "10",
-            "price": "101.50",
-            "status": "Pending",
-            "symbol": "INFY",
-            "lastUpdatedTime": "2025-03-12 10:21:07",
-        },
-    }
 
 
 class Api:
@@ -139,8 +116,8 @@ def test_accounts_follow_the_api_across_two_feeds_processes(redis_client, redis_
             assert all(len(fake.open_sessions(c)) == 1 for c in (CLIENT_A, CLIENT_B))
 
             # Each account's order is stored under its client id.
-            await fake.push_to(CLIENT_A, order_alert(CLIENT_A, "52203000000071"))
-            await fake.push_to(CLIENT_B, order_alert(CLIENT_B, "52203000000072"))
+            await fake.push_to(CLIENT_A, dhan_order_alert(CLIENT_A, "52203000000071"))
+            await fake.push_to(CLIENT_B, dhan_order_alert(CLIENT_B, "52203000000072"))
             for client, order_no in ((CLIENT_A, "52203000000071"), (CLIENT_B, "52203000000072")):
                 stored = await eventually(lambda o=order_no: api.order(o), 30, f"order {order_no} stored")
                 assert stored["account_id"] == client and stored["events"][0]["source"] == "websocket"

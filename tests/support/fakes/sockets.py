@@ -117,6 +117,30 @@ def _open(session: Session) -> bool:
     return session.ws.state is State.OPEN
 
 
+def dhan_order_alert(client: str, order_no: str) -> dict:
+    """An `order_alert` frame of a new limit order for one client, as Dhan pushes it (docs/brokers.md §4.2)."""
+    return {
+        "Type": "order_alert",
+        "Data": {
+            "exchange": "NSE",
+            "segment": "E",
+            "clientId": client,
+            "orderNo": order_no,
+            "exchOrderNo": "1" + order_no,
+            "product": "C",
+            "txnType": "B",
+            "orderType": "LMT",
+            "quantity": "10",
+            "tradedQty": "0",
+            "remainingQuantity": "10",
+            "price": "101.50",
+            "status": "Pending",
+            "symbol": "INFY",
+            "lastUpdatedTime": "2025-03-12 10:21:07",
+        },
+    }
+
+
 class FakeDhanAccounts(FakeSocketBroker):
     """api-order-update.dhan.co serving many accounts: client id -> token; a wrong token is closed with 4001.
     Every accepted login is in `logins`."""
