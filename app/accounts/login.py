@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from app.accounts.model import Account
-from app.accounts.store import AccountNotFound, CredentialsUnreadable
+from app.accounts.store import AccountExists, AccountNotFound, CredentialsUnreadable
 from app.brokers.loader import load
 from app.brokers.registry import BY_NAME
 from app.brokers.spec import REDIRECT
@@ -170,7 +170,15 @@ def callback(services: Services, broker: str, query: Mapping[str, str], browser_
         )
         _note(services, account, why)
         raise LoginRefused(why, status=409, account=account)
-    updated = store.set_session(account.id, result.token, expires_at=result.expires_at, account_ref=result.user_id)
+    try:
+        updated = store.set_session(account.id, result.token, expires_at=result.expires_at, account_ref=result.user_id)
+    except AccountExists:
+        why = (
+            f"login refused: {broker} user {result.user_id[:40]} is already another account here; log in there, "
+            "or remove one of the two"
+        )
+        _note(services, account, why)
+        raise LoginRefused(why, status=409, account=account) from None
     request_reconcile(services.redis, updated.reconcile_name, "new session")
     log.info("%s logged in (session %d)", updated.describe(), updated.session.revision)
     return updated

@@ -111,7 +111,7 @@ class AccountStore:
         values: dict[str, Any] = {
             "id": ID_PREFIX + token_hex(8),
             "broker": broker,
-            "account_id": account_id,
+            "account_id": account_id or None,
             "label": label,
             "feed": feed,
             "reconcile": reconcile,
@@ -185,7 +185,10 @@ class AccountStore:
             values |= {"revision": row["revision"] + 1, "updated_at": now, "last_error": None, "last_error_at": None}
             if account_ref and not row["account_id"]:
                 values["account_id"] = account_ref
-            conn.execute(accounts.update().where(accounts.c.id == account_id).values(**values))
+            try:
+                conn.execute(accounts.update().where(accounts.c.id == account_id).values(**values))
+            except sa.exc.IntegrityError:
+                raise AccountExists(f"{row['broker']} account {account_ref} exists") from None
         return self.get(account_id)
 
     def mark_session(self, account_id: str, state: str, error: str, *, session_revision: int) -> bool:
@@ -273,7 +276,7 @@ class AccountStore:
         return Account(
             id=row["id"],
             broker=row["broker"],
-            account_id=row["account_id"],
+            account_id=row["account_id"] or "",
             label=row["label"],
             source=API,
             feed=bool(row["feed"]),

@@ -257,11 +257,6 @@ def _not_found(account_id: str) -> Response:
 
 def exists_message(broker: str, account_id: str) -> str:
     """409: which account is already there and what to do."""
-    if not account_id:
-        return (
-            f"a {broker} account without account_id already waits for its first login: log it in (the login "
-            "names its account id) or give account_id"
-        )
     return f"{broker} account {account_id} exists: PATCH it (GET /api/accounts lists them) instead of adding it again"
 
 

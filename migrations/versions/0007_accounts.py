@@ -21,7 +21,8 @@ def upgrade() -> None:
         "accounts",
         sa.Column("id", sa.String(40), primary_key=True),
         sa.Column("broker", sa.String(16), nullable=False),
-        sa.Column("account_id", sa.String(128), nullable=False),
+        # NULL until a redirect login names it: several accounts may wait for their first login at once.
+        sa.Column("account_id", sa.String(128)),
         sa.Column("label", sa.String(200), nullable=False),
         sa.Column("feed", sa.Boolean, nullable=False),
         sa.Column("reconcile", sa.Boolean, nullable=False),

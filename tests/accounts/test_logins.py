@@ -190,6 +190,18 @@ def test_a_login_as_another_broker_user_is_refused(web, login_services, fakes):
     assert login_services.redis.get(reconcile_request_key(stored.reconcile_name)) is None
 
 
+def test_two_kite_accounts_wait_for_their_logins_and_one_user_cannot_be_both(web, login_services, fakes):
+    """Several accounts may wait for the login that names them; a login naming a user another account already
+    is gets a plain refusal on the Accounts page, never a database error."""
+    first, second = kite_account(login_services), kite_account(login_services)
+    browser = signed_in(web)
+    assert outcome(browser.get(submit_kite_login(start(browser, first), user_id="AB1234")))["login"] == "ok"
+    landed = outcome(browser.get(submit_kite_login(start(browser, second), user_id="AB1234")))
+    assert landed["login"] == "error" and "already another account" in landed["message"]
+    assert login_services.accounts.get(second.id).session.state == SessionState.MISSING
+    assert login_services.accounts.get(first.id).account_id == "AB1234"
+
+
 def test_a_refused_status_from_kite_is_an_error_on_the_accounts_page(web, login_services, fakes):
     account = kite_account(login_services)
     browser = signed_in(web)
