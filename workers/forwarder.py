@@ -1,7 +1,7 @@
 """Forwarding in a worker process: one lane per consumer, fed by fresh batches and by due retries.
 
-A lane sends the deliveries handed to it concurrently (workers/sending.py) and records their outcomes
-in one transaction (app/delivery). A lane holds at most `capacity` deliveries; what does not fit
+A lane sends the deliveries handed to it concurrently (workers/sending.py) and records each outcome
+when its attempt ends, together with the others ended by then, in one transaction (app/delivery). A lane holds at most `capacity` deliveries; what does not fit
 stays due in Redis, where the scanner claims it once the lane has room. So a slow or dead consumer
 fills only its own lane and never delays another consumer, nor storage.
 
@@ -43,7 +43,7 @@ RESYNC_SECONDS = 30.0
 
 
 class Lane:
-    """One consumer's deliveries in this process: a bounded backlog, sent and recorded round by round."""
+    """One consumer's deliveries in this process: a bounded backlog, sent concurrently, recorded as they end."""
 
     def __init__(self, forwarder: Forwarder, cid: str, url: str) -> None:
         self.forwarder, self.cid, self.url = forwarder, cid, url
@@ -58,6 +58,9 @@ class Lane:
         self.lock = threading.Lock()
         self.backlog = 0
         self.held: set[int] = set()  # ids handed to the sending threads and not yet recorded
+        #: Attempts that ended and wait for the recorder, and whether a drain of them is already queued.
+        self.finished: list[tuple[DeliveryTry, object]] = []
+        self.drain_queued = False
         self.gone_at = 0.0
 
     def reserve(self, wanted: int) -> tuple[int, float]:
@@ -88,32 +91,42 @@ class Lane:
         return fresh
 
     def take(self, tries: list[DeliveryTry]) -> None:
-        """Send these (reserved and claimed) deliveries now, each on the consumer's sending threads; once
-        the last answers, their outcomes are recorded together. Rounds overlap: a round never waits for
-        the one before it (with one event per batch, serial rounds capped a lane at one POST latency)."""
+        """Send these (reserved and claimed) deliveries now, each on the consumer's sending threads. Each
+        outcome is recorded as soon as the recorder is free, together with every other outcome finished by
+        then (one transaction): a slow consumer's attempt shows in the delivery log seconds after it ended,
+        not when the slowest attempt of its round ends, and a fast consumer's answers still share commits."""
         tries = self._not_held(tries)
         if not tries:
             return
         handed_at = time.monotonic()
-        outcomes: list = [None] * len(tries)
-        left = [len(tries)]
-        lock = threading.Lock()
-
-        def done(index: int, future) -> None:
-            outcome = _CANCELLED if future.cancelled() else future.result()
-            with lock:
-                outcomes[index] = outcome
-                left[0] -= 1
-                last = left[0] == 0
-            if last:
-                try:
-                    self.recorder.submit(self._record, tries, outcomes)
-                except RuntimeError:  # shutting down: the claims lapse and the deliveries are retried
-                    self.finish(tries)
-
-        for index, item in enumerate(tries):
+        for item in tries:
             future = self.sender.pool.submit(self._send, item, handed_at)
-            future.add_done_callback(functools.partial(done, index))
+            future.add_done_callback(functools.partial(self._done, item))
+
+    def _done(self, item: DeliveryTry, future) -> None:
+        """One attempt ended: queue its outcome, and have the recorder drain the queue unless it is due to."""
+        outcome = _CANCELLED if future.cancelled() else future.result()
+        with self.lock:
+            self.finished.append((item, outcome))
+            if self.drain_queued:
+                return
+            self.drain_queued = True
+        try:
+            self.recorder.submit(self._record_finished)
+        except RuntimeError:  # shutting down: the claims lapse and the deliveries are retried
+            self.finish(self._take_finished()[0])
+
+    def _take_finished(self) -> tuple[list[DeliveryTry], list]:
+        """Every outcome queued so far (the next one queues a new drain)."""
+        with self.lock:
+            finished, self.finished, self.drain_queued = self.finished, [], False
+        return [item for item, _ in finished], [outcome for _, outcome in finished]
+
+    def _record_finished(self) -> None:
+        """The recorder's task: record what has finished since the last drain, in one transaction."""
+        tries, outcomes = self._take_finished()
+        if tries:
+            self._record(tries, outcomes)
 
     def _send(self, item: DeliveryTry, handed_at: float):
         """One attempt, unless the consumer said 410 Gone after this delivery was handed in."""
@@ -127,7 +140,7 @@ class Lane:
         return self.backlog == 0
 
     def _record(self, tries: list[DeliveryTry], outcomes: list) -> None:
-        """Every outcome of a round in one transaction; a failure to record lets the claims lapse (retried)."""
+        """These outcomes in one transaction; a failure to record lets the claims lapse (retried)."""
         services = self.forwarder.services
         try:
             sent = [(t, o) for t, o in zip(tries, outcomes, strict=True) if isinstance(o, Outcome)]

@@ -80,6 +80,48 @@ def test_a_dripping_consumer_fails_at_the_deadline_and_is_retried_by_the_schedul
         consumer.close()
 
 
+def test_each_attempt_is_recorded_when_it_ends_not_when_its_round_does(redis_client, redis_url, sqlite_url, tmp_path):
+    """Six deliveries to a dripping consumer on two sending threads end in three waves, a deadline apart: the
+    delivery log shows the first wave while the last is still being sent (it was written when the whole
+    round had ended, so a slow consumer's hundreds of attempts sat at "0 attempts" for half a minute)."""
+    consumer = DrippingConsumer(phase="body")
+    try:
+        services, client = forwarding_services(
+            redis_url,
+            sqlite_url,
+            tmp_path,
+            FORWARD_URLS=consumer.url,
+            FORWARD_RETRY_SCHEDULE="600",
+            FORWARD_TIMEOUT_SECONDS="1",
+            FORWARD_PARALLEL="2",
+        )
+        for n in range(6):
+            post(
+                client,
+                status="OPEN",
+                quantity=10,
+                filled_quantity=n,
+                exchange_update_timestamp=f"2022-03-03 09:2{n}:00",
+            )
+        ensure_group(services.redis)
+        loop = Pipeline(services, consumer="test-waves", claim_idle_ms=0)
+        seen: list[int] = []
+        try:
+            entries = services.redis.xreadgroup("persist", "test-waves", {"oh:ingest": ">"}, count=10)[0][1]
+            assert loop.store_and_forward(entries) == 6
+
+            def recorded() -> bool:
+                seen.append(len(attempts_of(services)))
+                return seen[-1] == 6
+
+            wait_until(recorded, 60, interval=0.05, message="the attempts were not recorded")
+        finally:
+            loop.close()
+        assert [count for count in seen if 0 < count < 6], f"recorded all at once: {sorted(set(seen))}"
+    finally:
+        consumer.close()
+
+
 def test_a_delivery_a_lane_holds_is_not_sent_again_when_its_claim_lapses(forwarding):
     """Even if the claim in Redis lapses while the attempt is in flight, this process does not send the
     delivery a second time; the one answer is recorded once."""
