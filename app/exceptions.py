@@ -15,6 +15,12 @@ class PostbackError(Exception):
             self.status_code = status_code
 
 
+class AccountsUnavailableError(PostbackError):
+    """The accounts a postback may belong to cannot be read now (database away): the broker should retry (503)."""
+
+    status_code = 503
+
+
 class PostbackPayloadError(PostbackError):
     """The body is malformed or does not validate (400)."""
 

@@ -1,9 +1,10 @@
 """Forwarding in a worker process: one lane per consumer, fed by fresh batches and by due retries.
 
 A lane sends the deliveries handed to it concurrently (workers/sending.py) and records each outcome
-when its attempt ends, together with the others ended by then, in one transaction (app/delivery). A lane holds at most `capacity` deliveries; what does not fit
-stays due in Redis, where the scanner claims it once the lane has room. So a slow or dead consumer
-fills only its own lane and never delays another consumer, nor storage.
+when its attempt ends, together with the others ended by then, in one transaction (app/delivery). A
+lane holds at most `capacity` deliveries; what does not fit stays due in Redis, where the scanner
+claims it once the lane has room. So a slow or dead consumer fills only its own lane and never delays
+another consumer, nor storage.
 
 Claims: every delivery a lane holds is claimed in Redis for as long as the lane may need to send it
 (its rounds ahead x the timeout, doubled, + 5 s; an attempt never outlasts its deadline,

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from app.accounts.store import POSTBACK_TOKEN_BYTES, CredentialsUnreadable, token_digest
 from app.events import OrderEvent
-from app.exceptions import PostbackError
+from app.exceptions import AccountsUnavailableError, PostbackError
 
 if TYPE_CHECKING:
     from app.accounts.model import Account
@@ -48,12 +48,6 @@ class AccountMismatchError(PostbackError):
     """The body names another account than the one its URL (or its app's secret) belongs to (403)."""
 
     status_code = 403
-
-
-class AccountsUnavailableError(PostbackError):
-    """The accounts table cannot be read now: the broker should retry (503)."""
-
-    status_code = 503
 
 
 def match_key(account_id: str) -> str:
@@ -207,7 +201,12 @@ class PostbackAccounts:
             return []
         with self._apps_lock:
             if self._apps_loaded_at == loaded_at:  # nobody reloaded while this one waited
-                self._apps = kite_apps(self._kite_accounts())
+                try:
+                    self._apps = kite_apps(self._kite_accounts())
+                except AccountsUnavailableError:
+                    if loaded_at is None:
+                        raise
+                    return self._apps.get(app_id, [])  # what was read last, until the database answers
                 self._apps_loaded_at = self.clock()
         return self._apps.get(app_id, [])
 

@@ -331,3 +331,25 @@ def test_an_account_that_cannot_be_read_answers_503_not_a_crash(db_services, db_
 def test_a_kite_app_whose_accounts_have_no_user_id_yet_is_refused_403(db_services, db_client, redis_client):
     db_services.accounts.create("kite", "", credentials={"api_key": DATA_APP_KEY, "api_secret": DATA_APP_SECRET})
     refused(post(db_client, "kite", None, kite_body(DATA_APP_SECRET)), 403, redis_client, "no client id is known")
+
+
+def test_a_kite_postback_of_the_environments_secret_is_taken_while_the_database_is_away(
+    db_services, db_client, redis_client
+):
+    """An app_id the environment does not name makes the service look for a data account's app; with the
+    database away, a postback the environment's KITE_API_SECRET verifies is still taken (202: it is kept in
+    Redis), and one it does not verify is 503 for the broker to retry, never a refusal."""
+
+    class DatabaseAway:
+        def __getattr__(self, name):
+            def fail(*_args, **_kwargs):
+                raise sa.exc.OperationalError("SELECT", {}, Exception("connection refused"))
+
+            return fail
+
+    db_client.application.extensions[ACCOUNTS] = PostbackAccounts(DatabaseAway())
+    taken = post(db_client, "kite", None, kite_body(KITE_SECRET, app_id="some-other-app"))
+    assert taken.status_code == 202, taken.get_data(as_text=True)
+    unsure = post(db_client, "kite", None, kite_body(DATA_APP_SECRET))
+    assert unsure.status_code == 503 and "retry" in unsure.get_json()["error"]
+    assert redis_client.xlen(STREAM) == 1  # only the verified one was taken

@@ -173,7 +173,7 @@ def test_accounts_follow_the_api_across_two_feeds_processes(redis_client, redis_
     secrets = (TOKEN_A, TOKEN_B, TOKEN_A2)
     database = Path(sqlite_url.removeprefix("sqlite:///"))
     stored = b"".join(path.read_bytes() for path in database.parent.glob(database.name + "*"))
-    assert len(answers) > 10
+    assert len(answers) >= 8  # every call above, at least
     for secret in secrets:
         assert not [text for text in answers if secret in text]
         assert secret not in logs

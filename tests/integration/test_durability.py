@@ -196,6 +196,21 @@ def loop_consumers(worker: Process) -> set[str]:
     return children
 
 
+def freeze_holding_batch(client: redis.Redis, worker: Process, loops: set[str], timeout: float = 30) -> None:
+    """Stop the worker's process group (SIGSTOP) at a moment its loops hold T entries, so that a kill right
+    after lands while they are held: a loop stores and acks a batch in milliseconds, faster than a poll and a
+    kill on a busy machine (the kill used to land after the ack)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if event_ids_of(client, pending_of(client, loops), "T"):
+            os.killpg(worker.popen.pid, signal.SIGSTOP)
+            if event_ids_of(client, pending_of(client, loops), "T"):
+                return
+            os.killpg(worker.popen.pid, signal.SIGCONT)
+        time.sleep(0.001)
+    raise AssertionError("the worker never held a batch of T entries")
+
+
 def pending_of(client: redis.Redis, consumers: set[str]) -> list[bytes]:
     """Entry ids pending in the group for these consumers."""
     return [
@@ -516,12 +531,7 @@ def test_a_killed_worker_is_taken_over_by_the_live_one_within_seconds(
         Stream(port, "U", rate=60, seconds=8, threads=4, make=interleaved_updates("U")).start(),
     ]
     time.sleep(2.0)
-    wait_until(
-        lambda: event_ids_of(redis_client, pending_of(redis_client, doomed_loops), "T"),
-        20,
-        0.001,
-        message="the worker never held a batch",
-    )
+    freeze_holding_batch(redis_client, doomed, doomed_loops)
     doomed.kill_group()
     killed = time.monotonic()
     doomed.popen.wait(10)

@@ -15,7 +15,7 @@ from app.brokers.base import BrokerAdapter, BrokerSchema, by_quantity, code_from
 from app.brokers.kite.spec import SPEC
 from app.brokers.spec import status_word
 from app.events import OrderEvent, OrderStatus
-from app.exceptions import PostbackPayloadError, PostbackVerificationError
+from app.exceptions import AccountsUnavailableError, PostbackPayloadError, PostbackVerificationError
 from app.times import ist_to_utc_iso
 from app.wire.fields import LenientInt, LenientNumber, LenientStr
 from app.wire.keys import canonical_key, canonical_keys
@@ -101,19 +101,27 @@ class KiteAdapter(BrokerAdapter):
             raise PostbackPayloadError("Kite postback needs order_id and order_timestamp to verify its checksum")
         app_id = _app_id(fields)
         given = checksum.strip().lower().encode() if isinstance(checksum, str) else b""
-        apps = [] if accounts is None or self._environment_app(app_id) else accounts.kite_apps(app_id or "")
+        apps: list = []
+        unavailable: AccountsUnavailableError | None = None
+        if accounts is not None and not self._environment_app(app_id):
+            try:
+                apps = accounts.kite_apps(app_id or "")
+            except AccountsUnavailableError as exc:
+                unavailable = exc  # the database is away: the environment's secret may still verify it
         for app in apps:
             if _matches(given, kite_checksum(str(order_id), order_timestamp, app.api_secret)):
                 return app.owner
         secret = None if apps else self.config.kite_secret_for(app_id)
+        if secret and _matches(given, kite_checksum(str(order_id), order_timestamp, secret)):
+            return None
+        if unavailable is not None:
+            raise unavailable  # perhaps a data account's app: let the broker retry rather than refuse it
         if not secret and not apps:
             raise PostbackVerificationError(
                 f"no api_secret configured for Kite app_id {app_id!r} "
                 "(check the KITE_API_SECRET or KITE_APPS setting, or the api_key of the Kite account added for it)",
                 status_code=403,
             )
-        if secret and _matches(given, kite_checksum(str(order_id), order_timestamp, secret)):
-            return None
         raise PostbackVerificationError(
             "Kite postback has an incorrect checksum (check the KITE_API_SECRET or KITE_APPS setting, "
             "or the api_secret of the Kite account added for this app)",
