@@ -274,16 +274,24 @@ def commands(config: Config) -> dict[str, str]:
 
 
 def _pump(name: str, stream) -> None:
-    """Copy a child's output with its name in front."""
+    """Copy a child's output with its name in front (read to the end even if it cannot be shown, or the
+    child would block on a full pipe and never stop)."""
     for line in iter(stream.readline, b""):
-        sys.stdout.write(f"{name:>6} | {line.decode(errors='replace')}")
-        sys.stdout.flush()
+        _show(f"{name:>6} | {line.decode(errors='replace')}")
 
 
 def say(message: str) -> None:
     """A line of the runner's own, beside the children's prefixed ones."""
-    sys.stdout.write(f"{'dev':>6} | {message}\n")
-    sys.stdout.flush()
+    _show(f"{'dev':>6} | {message}\n")
+
+
+def _show(text: str) -> None:
+    """Write to the terminal; a closed one (SIGHUP) must not interrupt the stop."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def start_child(name: str, command: str, env: Mapping[str, str]) -> tuple[subprocess.Popen, threading.Thread]:
