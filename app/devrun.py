@@ -4,7 +4,10 @@
 instance/ when DATABASE_URL is unset, generates development secrets once, migrates the database, prints
 the postback URLs to register with each broker, then runs the Procfile's web (on DEV_LISTEN_HOST,
 127.0.0.1 unless widened), worker and feeds processes with their output prefixed, and stops them all on
-Ctrl-C. Beside it (README.md, "Quick start"):
+Ctrl-C (or SIGTERM, or a closed terminal): each gets one SIGTERM and STOP_GRACE_SECONDS to finish its work
+in hand, what is left then is killed (said in the output; a second Ctrl-C kills at once), and the embedded
+Redis stops last, so nothing outlives the runner and no process loses Redis while it finishes. Beside it
+(README.md, "Quick start"):
 
 * `scripts/dev env` prints the shell exports that make the documented commands (`flask --app wsgi …`,
   `rq info --url $REDIS_URL`, `curl` with `$ADMIN_TOKEN`) work as printed: `eval "$(scripts/dev env)"`;
@@ -24,6 +27,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -37,11 +41,21 @@ from app.brokers.kite.adapter import kite_checksum
 from app.brokers.registry import postback_brokers
 from app.config import ROOT, Config, forwarding_summary, load_config
 from app.db import upgrade
-from app.redis_conn import answers, ensure_embedded_redis
+from app.lifetime import die_with_parent
+from app.redis_conn import answers, embedded_server, ensure_embedded_redis
 from app.sessions import issue_dev_code
 from app.times import IST
 
 PROCESSES = ("web", "worker", "feeds")
+#: The order the processes are told to stop in: web first (no new postbacks), the worker when feeds are
+#: told too, each at once; the embedded Redis only after all have ended (they need it to finish).
+STOP_ORDER = ("web", "feeds", "worker")
+#: Seconds the processes get to stop after SIGTERM before what is left of them is killed (SIGKILL to each
+#: process group). Above gunicorn's graceful_timeout (gunicorn.conf.py) and the worker's own
+#: STOP_GRACE_SECONDS (workers/worker.py), so each stops itself first whenever it can.
+STOP_GRACE_SECONDS = 25.0
+#: Seconds the embedded redis-server gets to write its AOF and exit after SHUTDOWN.
+REDIS_STOP_SECONDS = 5.0
 #: What `scripts/dev env` exports: what the dev runner decides for its children, and the venv's tools on PATH.
 EXPORTED = (
     "APP_ENV",
@@ -260,60 +274,145 @@ def commands(config: Config) -> dict[str, str]:
 
 
 def _pump(name: str, stream) -> None:
-    """Copy a child's output with its name in front."""
+    """Copy a child's output with its name in front (read to the end even if it cannot be shown, or the
+    child would block on a full pipe and never stop)."""
     for line in iter(stream.readline, b""):
-        sys.stdout.write(f"{name:>6} | {line.decode(errors='replace')}")
+        _show(f"{name:>6} | {line.decode(errors='replace')}")
+
+
+def say(message: str) -> None:
+    """A line of the runner's own, beside the children's prefixed ones."""
+    _show(f"{'dev':>6} | {message}\n")
+
+
+def _show(text: str) -> None:
+    """Write to the terminal; a closed one (SIGHUP) must not interrupt the stop."""
+    try:
+        sys.stdout.write(text)
         sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def start_child(name: str, command: str, env: Mapping[str, str]) -> tuple[subprocess.Popen, threading.Thread]:
+    """One Procfile process in a session (and process group) of its own: a terminal's Ctrl-C reaches the
+    runner alone, which stops the processes in order, Redis last; SIGTERM ends it should the runner die."""
+    child = subprocess.Popen(
+        ["bash", "-c", "exec " + command],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=die_with_parent,  # noqa: PLW1509 - only async-signal-safe work: one prctl call
+    )
+    pump = threading.Thread(target=_pump, args=(name, child.stdout), name=f"pump-{name}", daemon=True)
+    pump.start()
+    return child, pump
 
 
 def run() -> int:
-    """Run until Ctrl-C or until a process exits, then stop the others."""
+    """Run until Ctrl-C, SIGTERM or SIGHUP, or until a process exits, then stop them all, Redis last."""
     env = development_environment(user_environment())
     embedded_redis = not os.environ.get("REDIS_URL")
-    started_redis = embedded_redis and not answers(env["REDIS_URL"])
+    signals: list[int] = []
+    _catch_stop_signals(signals)
     if embedded_redis:
         env["REDIS_URL"] = ensure_embedded_redis(Path(env["INSTANCE_PATH"]))
+    server = embedded_server(Path(env["INSTANCE_PATH"])) if embedded_redis else None
     config = load_config(dict(env, ORDERHOOK_DEV_BANNER_SHOWN=""))  # logs the development warning, once
     upgrade(config.database_url)
     print(banner(config, env, embedded_redis), flush=True)
     children: dict[str, subprocess.Popen] = {}
+    pumps: list[threading.Thread] = []
     for name, command in commands(config).items():
-        child = subprocess.Popen(
-            ["bash", "-c", "exec " + command], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
-        children[name] = child
-        threading.Thread(target=_pump, args=(name, child.stdout), daemon=True).start()
-    stopping = threading.Event()
-
-    def _stop(_signum, _frame) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
-    while not stopping.wait(0.5):
-        exited = [name for name, child in children.items() if child.poll() is not None]
-        if exited:
-            print(f"{', '.join(exited)} exited; stopping the others", flush=True)
+        if signals:
             break
-    for child in children.values():
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    for child in children.values():
-        try:
-            child.wait(30)
-        except subprocess.TimeoutExpired:
-            child.kill()
-    if started_redis:
-        _stop_embedded_redis(env["REDIS_URL"])
+        children[name], pump = start_child(name, command, env)
+        pumps.append(pump)
+    _wait_for_stop(children, signals)
+    stop_children(children, signals)
+    for pump in pumps:
+        pump.join(timeout=2)  # their last lines before the runner's own
+    if server is not None:
+        stop_embedded_redis(env["REDIS_URL"], server)
+    say("stopped")
     return 0
 
 
-def _stop_embedded_redis(url: str) -> None:
-    """Shut down the embedded redis-server this run started (it writes its AOF first)."""
+def _catch_stop_signals(signals: list[int]) -> None:
+    """Ctrl-C, SIGTERM and a closed terminal are noted (the main loop stops everything); not raised."""
+
+    def _note(signum: int, _frame) -> None:
+        signals.append(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _note)
+
+
+def _wait_for_stop(children: Mapping[str, subprocess.Popen], signals: list[int]) -> None:
+    """Until a stop signal arrives or one of the processes exits."""
+    while not signals:
+        exited = [name for name, child in children.items() if child.poll() is not None]
+        if exited:
+            say(f"{', '.join(exited)} exited; stopping the others")
+            return
+        time.sleep(0.2)
+    names = ", ".join(name for name in STOP_ORDER if name in children)
+    say(f"{signal.Signals(signals[0]).name}: stopping {names} (up to {STOP_GRACE_SECONDS:.0f} s), then Redis")
+
+
+def stop_children(children: Mapping[str, subprocess.Popen], signals: list[int]) -> None:
+    """SIGTERM each process once (web, feeds, worker: each finishes its work in hand); past STOP_GRACE_SECONDS,
+    or at a second Ctrl-C, SIGKILL the process group of any still running, and say so."""
+    noted = len(signals)
+    for name in STOP_ORDER:
+        child = children.get(name)
+        if child is not None and child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    while any(child.poll() is None for child in children.values()):
+        if time.monotonic() >= deadline or len(signals) > noted:
+            break
+        time.sleep(0.1)
+    for name, child in children.items():
+        _kill_leftovers(name, child, "a second signal" if len(signals) > noted else f"{STOP_GRACE_SECONDS:.0f} s")
+
+
+def _kill_leftovers(name: str, child: subprocess.Popen, after: str) -> None:
+    """SIGKILL what is left of a child's process group (the child itself, or processes it left behind)."""
+    running = child.poll() is None
     try:
-        redis.Redis.from_url(url).shutdown()
-    except redis.RedisError:
+        os.killpg(child.pid, 0)
+    except ProcessLookupError:
+        return  # the group is empty: everything it started has ended
+    except PermissionError:
         pass
+    if running:
+        say(f"{name} still running after {after}: killing its processes (SIGKILL)")
+    else:
+        say(f"{name} exited but left processes behind: killing them (SIGKILL)")
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    child.wait()
+
+
+def stop_embedded_redis(url: str, server: subprocess.Popen) -> None:
+    """Last, once nothing uses it: SHUTDOWN the embedded redis-server this run started (it writes its AOF
+    first); past REDIS_STOP_SECONDS it is killed, and the runner says so."""
+    try:
+        redis.Redis.from_url(url, socket_timeout=REDIS_STOP_SECONDS).shutdown()
+    except redis.RedisError:
+        pass  # SHUTDOWN closes the connection; or the server is gone already
+    try:
+        server.wait(REDIS_STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        say(f"the embedded Redis did not stop within {REDIS_STOP_SECONDS:.0f} s: killing it (SIGKILL)")
+        server.kill()
+        server.wait()
 
 
 def main(argv: list[str]) -> int:

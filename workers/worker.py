@@ -7,7 +7,8 @@ a private RQ queue (`orderhook-pipeline-<slot>`, workers/queues.py) holding exac
 `workers.jobs.run_loop`, which never ends by itself and heart-beats for itself and its worker. So
 `rq info` shows every loop as a busy worker, and a loop that crashes lands in RQ's failed registry with
 its traceback; this child then enqueues the loop again after a short pause. The parent restarts a
-child that dies. SIGTERM is passed on: each loop finishes the batch in hand and exits.
+child that dies. SIGTERM is passed on: each loop finishes the batch in hand and exits; one still
+running STOP_GRACE_SECONDS later is killed (and logged), so no loop outlives the worker.
 
 When Redis refuses writes (maxmemory under noeviction) RQ cannot even register a worker; the child
 then runs the loop outside RQ for a while (its reads, acks and deletes need no memory, so draining
@@ -47,15 +48,29 @@ log = logging.getLogger("workers")
 RESPAWN_CHECK_SECONDS = 1.0
 RQ_RETRY_SECONDS = (1.0, 2.0, 5.0)
 DEGRADED_RUN_SECONDS = 30.0
+#: Seconds the loops get after SIGTERM to finish the batch in hand (a loop waits up to 10 s for its sends
+#: in flight, workers/pipeline.py) before the worker kills them; under a platform's 30 s and under the dev
+#: runner's STOP_GRACE_SECONDS (app/devrun.py), so the worker has ended before either kills it.
+STOP_GRACE_SECONDS = 20.0
 
 
 class OrderhookWorker(SimpleWorker):
     """SimpleWorker whose warm shutdown also tells the loop to wrap up after its current batch."""
 
     def request_stop(self, signum, frame) -> None:
-        """RQ's SIGTERM/SIGINT handler, plus our flag."""
+        """RQ's SIGTERM/SIGINT handler, plus our flag; a Redis already gone must not turn the stop into an
+        error raised wherever the loop is (RQ records the stop request in Redis)."""
         shutdown.requested.set()
-        super().request_stop(signum, frame)
+        try:
+            super().request_stop(signum, frame)
+        except redis.RedisError as exc:
+            self.log.warning("Worker %s: stopping; Redis did not take the stop request (%s)", self.name, exc)
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None):
+        """Nothing more once a stop is requested: RQ's dequeue retries a lost Redis forever, with no stop check."""
+        if shutdown.requested.is_set():
+            return None
+        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
 
     def request_force_stop(self, signum, frame) -> None:
         """A repeated SIGTERM/SIGINT keeps the warm stop: RQ's cold one raises SystemExit wherever the loop
@@ -91,7 +106,17 @@ def run_slot(index: int) -> None:
                 continue
             log.warning("RQ worker slot %d: %s: %s; retrying", index, type(exc).__name__, str(exc)[:300])
         if not shutdown.requested.is_set():
-            time.sleep(RQ_RETRY_SECONDS[min(attempt, len(RQ_RETRY_SECONDS) - 1)])
+            shutdown.requested.wait(RQ_RETRY_SECONDS[min(attempt, len(RQ_RETRY_SECONDS) - 1)])
+    _leave()
+
+
+def _leave() -> None:
+    """End the slot process once its loop has returned: a send still in flight past the batch in hand is
+    abandoned (its claim lapses and it is retried) rather than holding the exit for up to FORWARD_TIMEOUT_SECONDS."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def respawn_exited(children: list, context) -> None:
@@ -152,9 +177,21 @@ def main() -> int:
     while not shutdown.requested.wait(RESPAWN_CHECK_SECONDS):
         respawn_exited(children, context)
     _signal_children(children, signalled)  # one started just before the stop is told too, once
-    for child in children:
-        child.join(timeout=60)
+    _join_or_kill(children, STOP_GRACE_SECONDS)
     return 0
+
+
+def _join_or_kill(children: list, grace: float) -> None:
+    """Wait for the loops to end, all within `grace` s; kill any still running then (what it held is taken
+    over at the next start): none may outlive this process."""
+    deadline = time.monotonic() + grace
+    for child in children:
+        child.join(timeout=max(0.0, deadline - time.monotonic()))
+    for index, child in enumerate(children):
+        if child.is_alive():
+            log.warning("worker slot %d (pid %s) still running %.0f s after the stop: killed", index, child.pid, grace)
+            child.kill()
+            child.join(timeout=5)
 
 
 if __name__ == "__main__":
