@@ -23,6 +23,7 @@ import redis
 import sqlalchemy as sa
 from redis.exceptions import LockError
 
+from app.accounts.model import SessionState
 from app.alerts import AlertSettings, announce
 from app.alerts.telegram import (
     MAX_TEXT,
@@ -35,6 +36,7 @@ from app.alerts.telegram import (
     next_message,
 )
 from app.brokers.feed_status import STALE_AFTER_SECONDS, FeedState, read_status
+from app.brokers.registry import BY_NAME
 from app.db import as_utc, deliveries
 from app.events import BROKERS
 from app.redis_keys import (
@@ -246,27 +248,41 @@ class AlertSender:
             self.watch_reconciliations()
 
     def watch_feeds(self) -> None:
-        """A feed refused, or not connected for over feed_down_seconds, is announced once per outage."""
+        """A feed refused, or not connected for over feed_down_seconds, is announced once per outage: the
+        feeds in FEEDS and each logged-in account's connection (whose refusal is its own `login needed`)."""
         now = time.monotonic()
-        for name in self.services.config.feeds:
-            status = read_status(self.client, name) or {}
+        environment = [(name, name, False) for name in self.services.config.feeds]
+        for key, name, of_account in environment + self.account_connections():
+            status = read_status(self.client, key) or {}
             state = status.get("state")
             if state == FeedState.AUTH_FAILED:
-                text = f"FEED REFUSED {name}: {status.get('last_error') or 'the broker refused the credentials'}"
-                announce(
-                    self.client, self.settings, "feed_down", f"feed:{name}:refused:{status.get('updated_at')}", text
-                )
+                self._down_since.pop(key, None)
+                if not of_account:  # an account's refusal is announced as `login needed` (app/accounts/notices.py)
+                    text = f"FEED REFUSED {name}: {status.get('last_error') or 'the broker refused the credentials'}"
+                    refused = f"feed:{key}:refused:{status.get('updated_at')}"
+                    announce(self.client, self.settings, "feed_down", refused, text)
                 continue
             up = state == FeedState.RUNNING and status.get("connected") in (True, "1", 1) and _fresh(status)
             if up or state in (FeedState.STOPPED, FeedState.MISCONFIGURED, None):
-                self._down_since.pop(name, None)
+                self._down_since.pop(key, None)
                 continue
-            since = self._down_since.setdefault(name, now)
+            since = self._down_since.setdefault(key, now)
             if now - since >= self.feed_down_seconds:
                 down_for = int(now - since)
                 reason = status.get("last_error") or ("waiting for a login frame" if state == "waiting" else "")
                 text = f"FEED DOWN {name} for {down_for}s" + (f": {reason}" if reason else "")
-                announce(self.client, self.settings, "feed_down", f"feed:{name}:down:{int(since)}", text)
+                announce(self.client, self.settings, "feed_down", f"feed:{key}:down:{int(since)}", text)
+
+    def account_connections(self) -> list[tuple[str, str, bool]]:
+        """(status name, how an alert names it, True) of each connection an account added as data should have
+        up: its feed on and its session active."""
+        return [
+            (account.feed_status_name(feed.name), f"{account.describe()} ({feed.name})", True)
+            for account in self.services.accounts.list()
+            if account.feed and account.session.state == SessionState.ACTIVE
+            for feed in BY_NAME[account.broker].feeds
+            if feed.per_account
+        ]
 
     def watch_deliveries(self) -> None:
         """Deliveries dead-lettered since the last look (several to one consumer: one summary line)."""
@@ -312,16 +328,19 @@ class AlertSender:
         self.client.set(ALERTS_WATERMARK_KEY, (latest or since).isoformat(), ex=7 * 24 * 3600)
 
     def watch_reconciliations(self) -> None:
-        """A reconciliation that ended in an error, once per broker and error message every few hours."""
-        for broker in BROKERS:
-            status = {k.decode(): v.decode() for k, v in self.client.hgetall(reconcile_status_key(broker)).items()}
+        """A reconciliation that ended in an error, once per broker (or account added as data) and error message
+        every few hours."""
+        runs = [(broker, broker) for broker in BROKERS]
+        runs += [(a.reconcile_name, a.describe()) for a in self.services.accounts.list() if a.reconcile]
+        for key, name in runs:
+            status = {k.decode(): v.decode() for k, v in self.client.hgetall(reconcile_status_key(key)).items()}
             error = status.get("last_error")
             if not error:
                 continue
             digest = hashlib.sha256(error.encode()).hexdigest()[:12]
             window = int(time.time() // RECONCILE_REPEAT_SECONDS)
-            text = f"RECONCILE FAILED {broker}: {error}"
-            announce(self.client, self.settings, "reconcile_error", f"reconcile:{broker}:{digest}:{window}", text)
+            text = f"RECONCILE FAILED {name}: {error}"
+            announce(self.client, self.settings, "reconcile_error", f"reconcile:{key}:{digest}:{window}", text)
 
 
 def _fresh(status: dict) -> bool:

@@ -304,6 +304,43 @@ def test_a_refused_feed_is_announced_at_once(services, telegram, sender_for):
     assert telegram.texts() == ["FEED REFUSED dhan: Dhan refused the access token"]
 
 
+def test_an_accounts_connection_down_is_announced_and_its_refusal_left_to_login_needed(
+    services, telegram, sender_for
+):
+    """Accounts added as data: a logged-in account's connection down past the threshold is announced by the
+    account's name; a refused one is not (its `login needed` says it); a switched-off one is not watched."""
+    from app.redis_keys import feed_status_key
+
+    down = services.accounts.create("dhan", "1100001", session_token="dhan-token-1")
+    refused = services.accounts.create("dhan", "1100002", session_token="dhan-token-2")
+    off = services.accounts.create("dhan", "1100003", session_token="dhan-token-3", feed=False)
+    for account, state in ((down, "running"), (refused, "auth_failed"), (off, "running")):
+        services.redis.hset(
+            feed_status_key(account.feed_status_name("dhan")),
+            mapping={"state": state, "connected": "0", "last_error": "dropped", "updated_at": "2099-01-01T00:00:00Z"},
+        )
+    sender = sender_for(feed_down_seconds=0.3)
+    sender.watch_feeds()
+    time.sleep(0.4)
+    sender.watch_feeds()
+    sender.watch_feeds()
+    assert sender.send_pending(block_ms=100) == 1
+    assert telegram.texts() == [lines for lines in telegram.texts() if "1100001" in lines]
+    assert telegram.texts()[0].startswith("FEED DOWN dhan 1100001 (dhan) for ")
+
+
+def test_an_accounts_failed_reconciliation_is_announced_by_its_name(services, telegram, sender_for):
+    from app.redis_keys import reconcile_status_key
+
+    account = services.accounts.create("dhan", "1100001", session_token="dhan-token-1")
+    services.redis.hset(reconcile_status_key(account.reconcile_name), mapping={"last_error": "Dhan answered 502"})
+    sender = sender_for()
+    sender.watch_reconciliations()
+    sender.watch_reconciliations()
+    assert sender.send_pending(block_ms=100) == 1
+    assert telegram.texts() == ["RECONCILE FAILED dhan 1100001: Dhan answered 502"]
+
+
 def test_dead_lettered_deliveries_are_announced(services, telegram, sender_for):
     sender = sender_for()
     sender.watch_deliveries()  # sets the watermark
