@@ -153,6 +153,7 @@ def services(env):
     set_services(built)
     yield built
     set_services(None)
+    built.ingestor.close()  # its replayer thread would feed later tests' fallback rows into this Redis
     built.engine.dispose()
 
 
@@ -163,6 +164,7 @@ def db_services(redis_client, redis_url, database_url, tmp_path):
     set_services(built)
     yield built
     set_services(None)
+    built.ingestor.close()  # its replayer thread would feed later tests' fallback rows into this Redis
     built.engine.dispose()
 
 

@@ -40,6 +40,7 @@ class ServiceBuilder:
     def close(self) -> None:
         set_services(None)
         for services in self.built:
+            services.ingestor.close()
             services.engine.dispose()
 
 
