@@ -31,6 +31,7 @@ import time
 import redis
 from rq import SimpleWorker
 
+from app import logs
 from app.alerts import settings_from
 from app.config import load_config
 from app.db import upgrade
@@ -130,6 +131,9 @@ def main() -> int:
     """Start the children; stop them all on SIGTERM/SIGINT."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = load_config()
+    # Redacted and one line per record like the web's (docs/operations.md, Logs); LOG_FORMAT=json too.
+    logs.register_secrets(config.secret_values())
+    logs.configure_logging(config.web.log_format)
     upgrade(config.database_url)
     context = multiprocessing.get_context("fork")
     # WORKER_PROCESSES: the loop forwards concurrently, so consumers need no process each.

@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 
+from app import logs
 from app.brokers.feed import add_connected_hook
 from app.config import load_config
 from app.reconcile import request_reconcile
@@ -25,6 +26,9 @@ def main() -> int:
     """Check the configuration, build the connectors, run them until a signal arrives."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = load_config()
+    # Redacted and one line per record like the web's (docs/operations.md, Logs); LOG_FORMAT=json too.
+    logs.register_secrets(config.secret_values())
+    logs.configure_logging(config.web.log_format)
     services = Services.build(config)
     set_services(services)
     # Brokers never replay what a dropped socket missed: each (re)connect asks the worker to reconcile that
