@@ -140,27 +140,18 @@ def _install_record_factory() -> None:
 
 
 def configure_logging(log_format: str) -> None:
-    """One stdout handler on the root logger in the chosen format; a host's own handler keeps its format,
-    finished like ours (redacted, one line)."""
+    """One stdout handler on the root logger in the chosen format (kept if a host already set one up)."""
     _install_record_factory()
     root = logging.getLogger()
     if root.handlers:
         for handler in root.handlers:
-            handler.setFormatter(_finishing(handler.formatter, log_format))
+            if handler.formatter is None or isinstance(handler.formatter, (PlainFormatter, JsonFormatter)):
+                handler.setFormatter(make_formatter(log_format))
         return
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(make_formatter(log_format))
     root.addHandler(handler)
     root.setLevel(logging.INFO)
-
-
-def _finishing(current: logging.Formatter | None, log_format: str) -> logging.Formatter:
-    """The formatter a handler should have: ours in the chosen format, or its own wrapped so it finishes lines."""
-    if current is None or isinstance(current, (PlainFormatter, JsonFormatter)):
-        return make_formatter(log_format)
-    if isinstance(current, RedactingFormatter):
-        return current
-    return make_formatter(log_format, current)
 
 
 def init_app(app: Flask) -> None:

@@ -129,11 +129,10 @@ def _signal_children(children: list, signalled: set[int]) -> None:
 
 def main() -> int:
     """Start the children; stop them all on SIGTERM/SIGINT."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The web's formatter: redacted, one line per record, LOG_FORMAT=json too (docs/operations.md, Logs).
+    logs.configure_logging(os.environ.get("LOG_FORMAT", "plain"))
     config = load_config()
-    # Redacted and one line per record like the web's (docs/operations.md, Logs); LOG_FORMAT=json too.
     logs.register_secrets(config.secret_values())
-    logs.configure_logging(config.web.log_format)
     upgrade(config.database_url)
     context = multiprocessing.get_context("fork")
     # WORKER_PROCESSES: the loop forwards concurrently, so consumers need no process each.

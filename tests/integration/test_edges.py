@@ -167,18 +167,3 @@ def test_every_formatter_writes_one_line_with_controls_escaped():
         assert "got a\\u000D\\u000Ab\\u0000\\u0085" in line or "got a\\r\\nb\\u0000\\u0085" in line, line
     entry = json.loads(JsonFormatter().format(failure))
     assert entry["message"] == "got a\r\nb\x00\x85" and "FORGED line \x1b[31m\u202e" in entry["exc_info"]
-
-
-def test_a_host_handler_keeps_its_format_and_is_finished_like_ours():
-    handler = logging.StreamHandler(io.StringIO())
-    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    try:
-        logs.configure_logging("plain")
-        logs.configure_logging("plain")  # twice: wrapped once
-        logging.getLogger("t").warning("one\ntwo")
-    finally:
-        root.removeHandler(handler)
-    assert handler.stream.getvalue() == "WARNING one\\u000Atwo\n"
-    assert not isinstance(handler.formatter.inner, logs.RedactingFormatter)
