@@ -105,7 +105,7 @@ class JsonFormatter(logging.Formatter):
 
 
 class RedactingFormatter(logging.Formatter):
-    """Wraps another formatter (gunicorn's, a worker's basicConfig) and finishes what it produces."""
+    """Wraps another formatter (gunicorn's) and finishes what it produces."""
 
     def __init__(self, inner: logging.Formatter | None) -> None:
         super().__init__()
