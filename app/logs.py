@@ -1,8 +1,11 @@
 """Log lines for shippers and people: plain or JSON (LOG_FORMAT), a request id in each, no secrets.
 
-Every formatter here redacts its finished output: the secret path segment of a postback URL
-(`/postbacks/dhan/<redacted>`) and any registered secret value (POSTBACK_TOKEN), so a traceback, a
-gunicorn error line or an access line cannot print the token whatever produced it (docs/operations.md).
+Every formatter here finishes its output the same way (`finish`): the secret path segment of a postback
+URL (`/postbacks/dhan/<redacted>`) and any registered secret value (POSTBACK_TOKEN) are redacted, so a
+traceback, a gunicorn error line or an access line cannot print the token whatever produced it; then
+every control and bidi character is escaped (app/text.py one_line), so a request path such as
+`/api/x%0a...` cannot write a second, forged line and ESC, NUL or a right-to-left override never
+reaches a terminal: one record is one line (docs/operations.md, Logs).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import time
 from collections.abc import Iterable
 
 from flask import Flask, Response, g, has_request_context, request
+
+from app.text import one_line
 
 ACCESS_LOGGER = "orderhook.access"
 REDACTED = "<redacted>"
@@ -43,6 +48,15 @@ def redact(text: str) -> str:
     return text
 
 
+def finish(line: str) -> str:
+    """A formatted record as written: redacted, then one line with control and bidi characters escaped.
+
+    On a JSON line the escapes are JSON's own `\\uXXXX`, so it stays valid JSON with the same content
+    (docs/operations.md, Logs).
+    """
+    return one_line(redact(line))
+
+
 def redact_path(path: str) -> str:
     """A request path fit for a log line."""
     return redact(path)
@@ -62,17 +76,17 @@ class PlainFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        """Add the request id, format, then redact the whole line (traceback included)."""
+        """Add the request id, format, then finish the whole line (traceback included)."""
         if not hasattr(record, "request_id"):
             record.request_id = current_request_id()
-        return redact(super().format(record))
+        return finish(super().format(record))
 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request_id and any `extra=` fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        """The record as a JSON line, redacted."""
+        """The record as a JSON line, redacted and escaped to one line."""
         entry = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
@@ -87,19 +101,19 @@ class JsonFormatter(logging.Formatter):
             entry["exc_info"] = self.formatException(record.exc_info)
         elif record.exc_text:
             entry["exc_info"] = record.exc_text
-        return redact(json.dumps(entry, default=str, ensure_ascii=False))
+        return finish(json.dumps(entry, default=str, ensure_ascii=False))
 
 
 class RedactingFormatter(logging.Formatter):
-    """Wraps another formatter (gunicorn's) and redacts what it produces."""
+    """Wraps another formatter (gunicorn's) and finishes what it produces."""
 
     def __init__(self, inner: logging.Formatter | None) -> None:
         super().__init__()
         self.inner = inner or logging.Formatter()
 
     def format(self, record: logging.LogRecord) -> str:
-        """The inner formatter's line, redacted."""
-        return redact(self.inner.format(record))
+        """The inner formatter's line, redacted and escaped to one line."""
+        return finish(self.inner.format(record))
 
 
 def make_formatter(log_format: str, fallback: logging.Formatter | None = None) -> logging.Formatter:

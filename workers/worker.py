@@ -32,6 +32,7 @@ import time
 import redis
 from rq import SimpleWorker
 
+from app import logs
 from app.alerts import settings_from
 from app.config import load_config
 from app.db import upgrade
@@ -153,8 +154,10 @@ def _signal_children(children: list, signalled: set[int]) -> None:
 
 def main() -> int:
     """Start the children; stop them all on SIGTERM/SIGINT."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The web's formatter: redacted, one line per record, LOG_FORMAT=json too (docs/operations.md, Logs).
+    logs.configure_logging(os.environ.get("LOG_FORMAT", "plain"))
     config = load_config()
+    logs.register_secrets(config.secret_values())
     upgrade(config.database_url)
     context = multiprocessing.get_context("fork")
     # WORKER_PROCESSES: the loop forwards concurrently, so consumers need no process each.

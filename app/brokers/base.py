@@ -12,6 +12,8 @@ import hmac
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import fields as dataclass_fields
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from marshmallow import EXCLUDE, Schema, ValidationError
@@ -147,7 +149,7 @@ class BrokerAdapter:
         """Validate and normalize one parsed payload (the path postbacks and feeds share)."""
         event = self.normalize(self.validate(payload), self.redact(payload), source=source, received_at=received_at)
         _check_storable(self.name, event)
-        return event
+        return fit_text(event)
 
     def receive(
         self,
@@ -228,16 +230,59 @@ def _spellings(payload: dict[str, Any]) -> dict[str, str]:
 
 
 MAX_ID_LENGTH = 128  # the width of the order_id and account_id columns (app/db.py)
+#: Fields that identify an order: refused when they cannot be stored as sent (an altered id is another order).
+ID_FIELDS = ("order_id", "account_id", "exchange_order_id")
+#: The longest text an event keeps in any other field; longer is cut (docs/ingest.md, Text from brokers).
+MAX_TEXT_LENGTH = 2048
+#: Ends a cut text, so a reader knows there was more (the whole text stays in `raw`).
+CUT_MARKER = "\u2026"
+#: What a NUL in a text field becomes: PostgreSQL text cannot hold U+0000 (docs/ingest.md, Text from brokers).
+NUL_REPLACEMENT = "\ufffd"
+#: The event's text fields that fit_text may change: everything but the ids and what the service writes itself.
+TEXT_FIELDS = tuple(
+    f.name
+    for f in dataclass_fields(OrderEvent)
+    if f.type in ("str | None", "str") and f.name not in (*ID_FIELDS, "broker", "source", "status", "received_at")
+)
 
 
 def _check_storable(broker: str, event: OrderEvent) -> None:
-    """Refuse (400) what could be acknowledged but never stored: an empty or over-long order or account id."""
+    """Refuse (400) what could be acknowledged but never stored: an empty, over-long or NUL-holding id."""
     if not event.order_id:
         raise PostbackPayloadError(f"invalid {broker} order update: the order id is blank")
-    for name in ("order_id", "account_id", "exchange_order_id"):
+    for name in ID_FIELDS:
         value = getattr(event, name)
-        if value is not None and len(value) > MAX_ID_LENGTH:
-            raise PostbackPayloadError(f"invalid {broker} order update: {name} is longer than {MAX_ID_LENGTH}")
+        if value is None:
+            continue
+        if len(value) > MAX_ID_LENGTH:
+            raise PostbackPayloadError(
+                f"invalid {broker} order update: {name} is longer than {MAX_ID_LENGTH} characters ({len(value)})"
+            )
+        if "\x00" in value:
+            raise PostbackPayloadError(
+                f"invalid {broker} order update: {name} contains a NUL character (U+0000), which no id has"
+            )
+
+
+def fit_text(event: OrderEvent) -> OrderEvent:
+    """The event with its broker text storable: NUL replaced, cut at MAX_TEXT_LENGTH (raw keeps it whole).
+
+    A broker does not resend a refused update, so text never costs one (docs/ingest.md, Text from brokers).
+    """
+    changes = {}
+    for name in TEXT_FIELDS:
+        value = getattr(event, name)
+        if value is not None and (len(value) > MAX_TEXT_LENGTH or "\x00" in value):
+            changes[name] = fitted_text(value)
+    return replace(event, **changes) if changes else event
+
+
+def fitted_text(text: str) -> str:
+    """One text as an event keeps it: NUL as U+FFFD, at most MAX_TEXT_LENGTH characters, a cut one ending in …."""
+    text = text.replace("\x00", NUL_REPLACEMENT)
+    if len(text) > MAX_TEXT_LENGTH:
+        text = text[: MAX_TEXT_LENGTH - len(CUT_MARKER)] + CUT_MARKER
+    return text
 
 
 def _flatten(messages: Any) -> str:

@@ -88,9 +88,17 @@ class LenientInt(LenientNumber):
 
 
 class LenientStr(LenientField):
-    """Text that may arrive as a number; blanks are null, surrounding space is dropped."""
+    """Text that may arrive as a number; blanks are null, surrounding space is dropped.
 
-    default_error_messages = {"invalid": "Not a valid string."}
+    Any length and any character is taken: a broker does not resend a refused update, so its text must
+    never cost the update. The event's text is fitted for storage afterwards (app/brokers/base.py
+    fit_text: NUL replaced, cut to MAX_TEXT_LENGTH) and `raw` keeps the body as sent (docs/ingest.md,
+    Text from brokers); the body limit (64 KiB) bounds a postback's strings.
+    """
+
+    default_error_messages = {
+        "invalid": "Not a valid string: text or a number expected, not a list, object or boolean."
+    }
 
     def convert(self, value: Any) -> Any:
         """The stripped text, or None for a blank."""
@@ -102,11 +110,7 @@ class LenientStr(LenientField):
             raise self.make_error("invalid")
         else:
             text = str(value).strip()
-        if not text:
-            return None
-        if len(text) > 1024 or "\x00" in text:
-            raise self.make_error("invalid")
-        return text
+        return text or None
 
 
 class LenientCode(LenientStr):

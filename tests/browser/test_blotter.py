@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import threading
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -180,6 +182,49 @@ def test_retry_a_failed_delivery_from_the_page(stacks, browser):
         page.locator("#order-deliveries .delivery.state-delivered").wait_for(timeout=30_000)
     finally:
         consumer.close()
+
+
+def test_deliveries_say_when_they_are_tried_next_in_local_time(stacks, browser, tmp_path):
+    """A pending delivery shows its next try as the page's local time; a failed one says no more tries."""
+    later = Consumer(lambda n, _req: (503, {"Retry-After": "600"}, 0))  # next try in ten minutes
+    gone = Consumer(lambda n, _req: (410, {}, 0))  # dead-lettered at once
+    try:
+        web = stacks(FORWARD_URLS=f"{later.url},{gone.url}", FORWARD_RETRY_SCHEDULE="600")
+        web.kite("NEXT-1")
+
+        def listed(status: str) -> list:
+            answer = requests.get(f"{web.base}/api/deliveries", params={"status": status}, headers=AUTH, timeout=5)
+            return answer.json()["deliveries"]
+
+        tried_once = lambda: len(listed("failed")) == 1 and [d["attempts"] for d in listed("pending")] == [1]  # noqa: E731
+        wait_until(tried_once, 30, message="the deliveries were not tried once")
+        pending = listed("pending")[0]
+        due = datetime.fromisoformat(pending["next_attempt_at"].replace("Z", "+00:00"))
+        local = due.astimezone(ZoneInfo("Asia/Kolkata"))  # the page's local time; the date too when not today
+        today = datetime.now(ZoneInfo("Asia/Kolkata")).date() == local.date()
+        expected = f"next try {local:%H:%M:%S}" if today else f"next try {local:%Y-%m-%d %H:%M:%S}"
+        context = browser.new_context(viewport=DESKTOP, timezone_id="Asia/Kolkata")
+        page = context.new_page()
+        sign_in(page, web.base)
+        page.goto(f"{web.base}/#order/kite/NEXT-1")
+        cards = page.locator("#order-deliveries .delivery")
+        cards.nth(1).wait_for(timeout=30_000)
+        assert sorted(cards.locator(".next-try").all_inner_texts()) == sorted(["no more tries", expected])
+        stamp = page.locator("#order-deliveries .state-pending .next-try time")
+        assert stamp.get_attribute("datetime") == pending["next_attempt_at"]
+        page.goto(f"{web.base}/#deliveries")
+        page.locator("#pending-deliveries .delivery").wait_for(timeout=30_000)
+        assert page.locator("#pending-deliveries .next-try").inner_text() == expected
+        assert page.locator("#failed-deliveries .next-try").inner_text() == "no more tries"
+        directory = screenshot_dir(tmp_path)
+        shoot(page, directory, "deliveries-next-try")
+        page.goto(f"{web.base}/#order/kite/NEXT-1")
+        cards.nth(1).wait_for(timeout=30_000)
+        shoot(page, directory, "order-deliveries-next-try")
+        context.close()
+    finally:
+        later.close()
+        gone.close()
 
 
 class EvilSite:

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from gunicorn.http import errors as http_errors
 
-from app import create_app
+from app import create_app, logs
 from app.api.errors import DATABASE_UNAVAILABLE
 from app.config import load_config
 from app.exceptions import ConfigurationError
@@ -153,3 +153,17 @@ def test_server_refusals_map_to_contract_statuses():
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 431 ") and b"Content-Type: application/json" in head
     assert json.loads(body) == {"error": "too large"} and f"Content-Length: {len(body)}".encode() in head
+
+
+def test_every_formatter_writes_one_line_with_controls_escaped():
+    try:
+        raise ValueError("bad\nFORGED line \x1b[31m\u202e")
+    except ValueError:
+        failure = logging.LogRecord("x", logging.ERROR, __file__, 1, "got %s", ("a\r\nb\x00\x85",), sys.exc_info())
+    host = logs.RedactingFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    for formatter in (PlainFormatter(), JsonFormatter(), host):
+        line = formatter.format(failure)
+        assert len(line.splitlines()) == 1 and "\x1b" not in line and "\u202e" not in line and "\x00" not in line
+        assert "got a\\u000D\\u000Ab\\u0000\\u0085" in line or "got a\\r\\nb\\u0000\\u0085" in line, line
+    entry = json.loads(JsonFormatter().format(failure))
+    assert entry["message"] == "got a\r\nb\x00\x85" and "FORGED line \x1b[31m\u202e" in entry["exc_info"]

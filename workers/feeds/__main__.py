@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 
+from app import logs
 from app.brokers.feed import add_connected_hook
 from app.config import load_config
 from app.reconcile import request_reconcile
@@ -23,8 +25,10 @@ log = logging.getLogger("workers.feeds")
 
 def main() -> int:
     """Check the configuration, build the connectors, run them until a signal arrives."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The web's formatter: redacted, one line per record, LOG_FORMAT=json too (docs/operations.md, Logs).
+    logs.configure_logging(os.environ.get("LOG_FORMAT", "plain"))
     config = load_config()
+    logs.register_secrets(config.secret_values())
     services = Services.build(config)
     set_services(services)
     # Brokers never replay what a dropped socket missed: each (re)connect asks the worker to reconcile that

@@ -609,7 +609,8 @@ function deliveryList(deliveries, emptyText, reload) {
       el("header", {},
         el("span", { class: `badge d-${d.status}`, text: d.status }),
         el("span", { class: "consumer", text: d.consumer }),
-        el("span", { class: "muted small", text: `delivery ${d.id} · event ${d.event_id} · ${d.attempts} attempt(s)` })),
+        el("span", { class: "muted small", text: `delivery ${d.id} · event ${d.event_id} · ${d.attempts} attempt(s)` }),
+        nextTry(d)),
       d.last_error ? el("p", { class: "reason", text: d.last_error }) : null,
       d.attempt_log.length ? attempts : null);
     if (d.status === "failed") {
@@ -629,11 +630,36 @@ function deliveryList(deliveries, emptyText, reload) {
   return list;
 }
 
+function nextTry(d) {
+  // When the worker tries a delivery again, in local time like every time on the page (docs/frontend.md).
+  if (d.status === "delivered") return null;
+  if (d.status === "failed") return el("span", { class: "next-try none", text: "no more tries" });
+  if (!d.next_attempt_at) return el("span", { class: "next-try", text: "next try: when a worker takes it" });
+  const due = new Date(d.next_attempt_at) <= new Date();
+  return el("span", { class: due ? "next-try due" : "next-try" },
+    due ? "next try now, due since " : "next try ", el("time", { datetime: d.next_attempt_at, title: visible(d.next_attempt_at), text: when(d.next_attempt_at) }));
+}
+
+function loadDeliveries() {
+  loadFailed();
+  loadPending();
+}
+
+async function loadPending() {
+  const box = document.getElementById("pending-deliveries");
+  try {
+    const { data } = await api("/api/deliveries?status=pending&limit=200");
+    box.replaceChildren(deliveryList(data.deliveries, "No deliveries waiting for a try.", loadDeliveries));
+  } catch (failure) {
+    box.textContent = visible(failure.message);
+  }
+}
+
 async function loadFailed() {
   const box = document.getElementById("failed-deliveries");
   try {
     const { data } = await api("/api/deliveries?status=failed&limit=200");
-    box.replaceChildren(deliveryList(data.deliveries, "No failed deliveries.", loadFailed));
+    box.replaceChildren(deliveryList(data.deliveries, "No failed deliveries.", loadDeliveries));
     const select = document.getElementById("redrive-consumer");
     const chosen = select.value;
     select.replaceChildren(...[...new Set(data.deliveries.map((d) => d.consumer))].sort().map((url) => el("option", { value: url, text: url })));
@@ -676,7 +702,7 @@ function setupDeliveries() {
     } catch (failure) {
       count.textContent = visible(failure.message);
     }
-    loadFailed();
+    loadDeliveries();
   });
 }
 
@@ -749,7 +775,7 @@ function route() {
       toast("This order link is not valid: open the order from the list", true);
     }
   }
-  if (name === "deliveries") loadFailed();
+  if (name === "deliveries") loadDeliveries();
   if (name === "feeds") { loadFeeds(); feedTimer = setInterval(loadFeeds, 5000); }
   if (name === "dhan-web") loadFrame();
   if (name === "accounts") showAccounts(); // accounts.js

@@ -155,12 +155,22 @@ def test_a_second_spelling_of_a_signed_field_cannot_slip_past_the_checksum(clien
         ({"order_id": ""}, "order_id"),
         ({"status": "  "}, "status is blank"),
         ({"user_id": "u" * 129}, "account_id is longer"),
-        ({"tradingsymbol": "SB\u0000IN"}, "tradingsymbol"),
+        ({"order_id": "2512\u000001"}, "order_id contains a NUL character (U+0000)"),
     ],
 )
 def test_what_could_not_be_stored_is_refused_up_front(client, redis_client, changes, words):
     answer = client.post("/postbacks/kite", data=body(sign_kite(dict(SEED, **changes), KITE_SECRET)))
     assert answer.status_code == 400 and words in answer.get_json()["error"], answer.get_json()
+
+
+def test_text_with_a_nul_or_of_any_length_is_taken_not_refused(client, redis_client):
+    """A broker does not resend a refused update: its text never costs one (docs/ingest.md, Text from brokers)."""
+    changes = {"tradingsymbol": "SB\u0000IN", "status_message": "RMS: " + "x" * 5000}
+    answer = client.post("/postbacks/kite", data=body(sign_kite(dict(SEED, **changes), KITE_SECRET)))
+    assert answer.status_code == 202, answer.get_json()
+    [(_, entry)] = redis_client.xrange("oh:ingest")
+    queued = json.loads(entry[b"e"])
+    assert queued["symbol"] == "SB\ufffdIN" and len(queued["reason"]) == 2048 and queued["reason"].endswith("\u2026")
 
 
 # Real traffic: distinct broker updates stay distinct, copies of one update stay one.
