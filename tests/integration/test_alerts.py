@@ -304,9 +304,7 @@ def test_a_refused_feed_is_announced_at_once(services, telegram, sender_for):
     assert telegram.texts() == ["FEED REFUSED dhan: Dhan refused the access token"]
 
 
-def test_an_accounts_connection_down_is_announced_and_its_refusal_left_to_login_needed(
-    services, telegram, sender_for
-):
+def test_an_accounts_connection_down_is_announced_and_its_refusal_left_to_login_needed(services, telegram, sender_for):
     """Accounts added as data: a logged-in account's connection down past the threshold is announced by the
     account's name; a refused one is not (its `login needed` says it); a switched-off one is not watched."""
     from app.redis_keys import feed_status_key
