@@ -202,8 +202,8 @@ def accounts_add(broker: str, account_id: str, label: str, feed: bool, reconcile
     wanted = new_account(payload)
     try:
         made = store_new_account(services, wanted)
-    except AccountExists:
-        raise click.ClickException(exists_message(wanted.broker, wanted.account_id)) from None
+    except AccountExists as exc:
+        raise click.ClickException(exists_message(wanted.broker, wanted.account_id, exc)) from None
     click.echo(f"added {made.id} ({made.describe()}): session {made.session.state}")
 
 

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from app.accounts.environment import environment_accounts
 from app.accounts.model import SESSION_CREDENTIAL, Account, SessionState
+from app.accounts.store import AccountExists
 from app.api.orders import BadQuery, parse_time
 from app.brokers.registry import BY_NAME, SPECS
 from app.brokers.spec import REDIRECT, AccountSpec
@@ -116,6 +118,12 @@ class AccountRequest:
 def store_new_account(services: Services, wanted: AccountRequest) -> Account:
     """Store a checked new account (AccountExists on a duplicate); one given a token is reconciled at once,
     since what happened before it was added is only in the broker's order book."""
+    twin = environment_twin(services, wanted)
+    if twin is not None:
+        raise EnvironmentTwin(
+            f"{wanted.broker} account {wanted.account_id} is the environment's account ({twin.id}): its feed and "
+            "reconciliation already run; remove its variables from the environment first to manage it here"
+        )
     made = services.accounts.create(
         wanted.broker,
         wanted.account_id,
@@ -128,6 +136,20 @@ def store_new_account(services: Services, wanted: AccountRequest) -> Account:
     if made.session.state == SessionState.ACTIVE and made.reconcile:
         request_reconcile(services.redis, made.reconcile_name, "new session")
     return made
+
+
+class EnvironmentTwin(AccountExists):
+    """The account is the environment's already (its message says what to do)."""
+
+
+def environment_twin(services: Services, wanted: AccountRequest) -> Account | None:
+    """The environment's account of this broker with this client id: adding it again would connect it twice."""
+    if not wanted.account_id:
+        return None
+    for account in environment_accounts(services.config):
+        if account.broker == wanted.broker and account.account_id.strip().lower() == wanted.account_id.lower():
+            return account
+    return None
 
 
 def decode_body(raw: bytes) -> dict[str, Any]:

@@ -17,7 +17,15 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from app.accounts.directory import all_accounts, find_account
 from app.accounts.model import Account, SessionState, view
 from app.accounts.store import AccountExists, AccountNotFound, CredentialsUnreadable
-from app.api.account_input import BadInput, account_change, decode_body, new_account, new_session, store_new_account
+from app.api.account_input import (
+    BadInput,
+    EnvironmentTwin,
+    account_change,
+    decode_body,
+    new_account,
+    new_session,
+    store_new_account,
+)
 from app.api.auth import require_admin
 from app.api.feeds import account_connection
 from app.api.responses import error_response
@@ -68,8 +76,8 @@ def add_account():
     wanted = new_account(_body())
     try:
         made = store_new_account(services, wanted)
-    except AccountExists:
-        return error_response(409, exists_message(wanted.broker, wanted.account_id))
+    except AccountExists as exc:
+        return error_response(409, exists_message(wanted.broker, wanted.account_id, exc))
     log.info("account %s added (%s)", made.id, made.describe())
     return jsonify(live_view(services.redis, made)), 201
 
@@ -255,8 +263,10 @@ def _not_found(account_id: str) -> Response:
     return error_response(404, f"no account {shown!r}: GET /api/accounts lists them")
 
 
-def exists_message(broker: str, account_id: str) -> str:
+def exists_message(broker: str, account_id: str, exc: AccountExists | None = None) -> str:
     """409: which account is already there and what to do."""
+    if isinstance(exc, EnvironmentTwin):
+        return str(exc)
     return f"{broker} account {account_id} exists: PATCH it (GET /api/accounts lists them) instead of adding it again"
 
 

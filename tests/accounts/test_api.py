@@ -196,6 +196,19 @@ def test_the_environment_account_is_read_only(db_client):
     assert db_client.get("/api/accounts/env-dhan", headers=AUTH).status_code == 404
 
 
+def test_the_environments_account_cannot_be_added_again(redis_client, redis_url, sqlite_url, tmp_path):
+    """DHAN_CLIENT_ID's account added as data too would be connected twice (a broker may end both sessions)."""
+    env = make_env(redis_url, sqlite_url, tmp_path, DHAN_CLIENT_ID="1100009", DHAN_ACCESS_TOKEN="env-dhan-token")
+    services = Services.build(load_config(env))
+    try:
+        client = create_app(services.config, services).test_client()
+        twin = post(client, {"broker": "dhan", "account_id": "1100009", "credentials": {"access_token": DHAN_TOKEN}})
+        assert twin.status_code == 409 and "the environment's account (env-dhan)" in twin.get_json()["error"]
+        assert post(client, {"broker": "dhan", "account_id": "1100010"}).status_code == 201
+    finally:
+        services.engine.dispose()
+
+
 def test_a_pasted_session_takes_over_and_asks_for_a_reconciliation(db_client, redis_client):
     kite = add_kite(db_client)
     until = (datetime.now(UTC) + timedelta(hours=3)).replace(microsecond=0, tzinfo=None)
