@@ -59,6 +59,23 @@ def _bad_input(exc: BadInput):
     return error_response(400, str(exc))
 
 
+class Refused(Exception):
+    """A request this account cannot take (409: read-only, reconciliation off...), with what to do."""
+
+
+@bp.errorhandler(Refused)
+def _refused(exc: Refused):
+    """409 saying why and what to do."""
+    return error_response(409, str(exc))
+
+
+@bp.errorhandler(AccountNotFound)
+def _missing(exc: AccountNotFound):
+    """404 naming the id (cut, escaped), whichever step found it gone (it may be removed meanwhile)."""
+    shown = str(exc.args[0] if exc.args else "")[:MAX_ID_LENGTH]
+    return error_response(404, f"no account {shown!r}: GET /api/accounts lists them")
+
+
 @bp.get("")
 @require_admin
 def list_accounts():
@@ -86,10 +103,7 @@ def add_account():
 @require_admin
 def get_account(account_id: str):
     """One account's view."""
-    account = _find(account_id)
-    if isinstance(account, Response):
-        return account
-    return jsonify(live_view(_services().redis, account))
+    return jsonify(live_view(_services().redis, _find(account_id)))
 
 
 @bp.patch("/<account_id>")
@@ -97,14 +111,9 @@ def get_account(account_id: str):
 def change_account(account_id: str):
     """Change label, credentials (merged key by key), feed or reconcile: 200 the view."""
     account = _writable(account_id)
-    if isinstance(account, Response):
-        return account
     changes = account_change(account.broker, _body())
     services = _services()
-    try:
-        changed = services.accounts.update(account.id, **changes)
-    except AccountNotFound:
-        return _not_found(account_id)
+    changed = services.accounts.update(account.id, **changes)
     log.info("account %s changed (%s)", changed.id, ", ".join(sorted(changes)))
     return jsonify(live_view(services.redis, changed))
 
@@ -114,12 +123,7 @@ def change_account(account_id: str):
 def remove_account(account_id: str):
     """Remove an account: 204; its feed closes, its orders and events stay."""
     account = _writable(account_id)
-    if isinstance(account, Response):
-        return account
-    try:
-        _services().accounts.delete(account.id)
-    except AccountNotFound:
-        return _not_found(account_id)
+    _services().accounts.delete(account.id)
     log.info("account %s removed (%s)", account.id, account.describe())
     return Response(status=204)
 
@@ -129,14 +133,9 @@ def remove_account(account_id: str):
 def put_session(account_id: str):
     """A day's token pasted by hand: the account's session from now (reconnects its feed, reconciles it)."""
     account = _writable(account_id)
-    if isinstance(account, Response):
-        return account
     token, expires_at = new_session(_body())
     services = _services()
-    try:
-        changed = services.accounts.set_session(account.id, token, expires_at=expires_at)
-    except AccountNotFound:
-        return _not_found(account_id)
+    changed = services.accounts.set_session(account.id, token, expires_at=expires_at)
     log.info("account %s: new session pasted (%s)", changed.id, changed.describe())
     request_reconcile(services.redis, changed.reconcile_name, "new session")
     return jsonify(live_view(services.redis, changed))
@@ -147,11 +146,9 @@ def put_session(account_id: str):
 def reconcile_account(account_id: str):
     """Ask the worker to reconcile this account now: 202."""
     account = _find(account_id)
-    if isinstance(account, Response):
-        return account
     refusal = unreconcilable(account)
     if refusal:
-        return error_response(409, refusal)
+        raise Refused(refusal)
     if not request_reconcile(_services().redis, account.reconcile_name, "on demand (POST /api/accounts)"):
         return error_response(503, "Redis is not answering, so the request could not be passed on; retry shortly")
     return jsonify(requested=account.reconcile_name, status="queued"), 202
@@ -162,16 +159,11 @@ def reconcile_account(account_id: str):
 def postback_token(account_id: str):
     """A postback URL of this account's own (shown this once; calling again rotates it)."""
     account = _find(account_id)
-    if isinstance(account, Response):
-        return account
     refusal = postback_refusal(account)
     if refusal:
-        return error_response(409, refusal)
+        raise Refused(refusal)
     services = _services()
-    try:
-        token = services.accounts.new_postback_token(account.id)
-    except AccountNotFound:
-        return _not_found(account_id)
+    token = services.accounts.new_postback_token(account.id)
     log.info("account %s: new postback token made (the old one, if any, no longer works)", account.id)
     return jsonify(postback_url=postback_url(services.config, account, token))
 
@@ -230,22 +222,19 @@ def _body() -> dict[str, Any]:
     return decode_body(request.get_data(cache=False))
 
 
-def _find(account_id: str) -> Account | Response:
-    """The account, or a 404 answer."""
+def _find(account_id: str) -> Account:
+    """The account; AccountNotFound (404) for an id no account has or can have."""
     if not (0 < len(account_id) <= MAX_ID_LENGTH and account_id.isascii() and account_id.isprintable()):
-        return _not_found(account_id)
+        raise AccountNotFound(account_id)
     services = _services()
-    try:
-        return find_account(services.config, services.accounts, account_id)
-    except AccountNotFound:
-        return _not_found(account_id)
+    return find_account(services.config, services.accounts, account_id)
 
 
-def _writable(account_id: str) -> Account | Response:
-    """The account when it may be changed; 404, or 409 for the environment's."""
+def _writable(account_id: str) -> Account:
+    """The account when it may be changed; AccountNotFound (404), or Refused (409) for the environment's."""
     account = _find(account_id)
-    if isinstance(account, Account) and account.read_only:
-        return error_response(409, read_only_refusal(account))
+    if account.read_only:
+        raise Refused(read_only_refusal(account))
     return account
 
 
@@ -255,12 +244,6 @@ def read_only_refusal(account: Account) -> str:
         f"{account.id} comes from the environment ({account.broker}'s variables) and is read-only: "
         "change the variables, or add the account through the API"
     )
-
-
-def _not_found(account_id: str) -> Response:
-    """404 naming the id (cut, escaped)."""
-    shown = account_id[:MAX_ID_LENGTH]
-    return error_response(404, f"no account {shown!r}: GET /api/accounts lists them")
 
 
 def exists_message(broker: str, account_id: str, exc: AccountExists | None = None) -> str:
