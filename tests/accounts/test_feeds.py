@@ -176,6 +176,8 @@ def test_a_mute_socket_is_reconnected_and_reconnecting_reconciles_that_account(b
             await fake.wait_for(lambda: len(fake.by_client[CLIENT_A]) >= 2, 10, "a new login after the mute one")
             first.ws.transport.abort()  # the fake's end of the abandoned socket (it reads nothing, so sees nothing)
             state = await wait_state(services, account.feed_status_name("dhan"), "reconnect", lambda s: s["reconnects"])
+            # The hook runs in a thread after the login the fake saw: wait for it, not just for the login.
+            await fake.wait_for(lambda: len(calls) >= 2, 20, "the reconnect's reconciliation request")
             await finish(task, stop)
             return account, state
 
