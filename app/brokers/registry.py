@@ -11,11 +11,12 @@ from typing import Any
 
 from app.brokers.dhan.spec import SPEC as DHAN
 from app.brokers.flattrade.spec import SPEC as FLATTRADE
+from app.brokers.fyers.spec import SPEC as FYERS
 from app.brokers.jainam.spec import SPEC as JAINAM
 from app.brokers.kite.spec import SPEC as KITE
 from app.brokers.spec import BrokerSpec, FeedSpec, status_word
 
-SPECS: tuple[BrokerSpec, ...] = (KITE, DHAN, FLATTRADE, JAINAM)
+SPECS: tuple[BrokerSpec, ...] = (KITE, DHAN, FLATTRADE, JAINAM, FYERS)
 
 BY_NAME: dict[str, BrokerSpec] = {spec.name: spec for spec in SPECS}
 #: Broker names as they appear in URLs and events.
