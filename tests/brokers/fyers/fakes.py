@@ -53,6 +53,9 @@ class FakeFyers:
     exchanges: list[dict[str, Any]] = field(default_factory=list)
     #: HTTP statuses to answer the next order-book requests with first.
     fail_next: list[int] = field(default_factory=list)
+    #: Where the registered redirect URI's host really is for the test's browser (its scheme and host replaced by
+    #: this base, as a proxy in front of the web would): "" keeps the URI as registered.
+    land_on: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def issue_token(self, app_id: str, user: str) -> str:
@@ -82,6 +85,8 @@ class FakeFyers:
         code = "eyJhdXRoIjo." + secrets.token_urlsafe(24)
         with self.lock:
             self.codes[code] = (app_id, self.user_id)
+        if self.land_on:
+            redirect_uri = self.land_on.rstrip("/") + urlsplit(redirect_uri).path
         return f"{redirect_uri}?{urlencode({'s': 'ok', 'code': '200', 'auth_code': code, 'state': state})}"
 
     def validate(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
