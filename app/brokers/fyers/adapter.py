@@ -52,6 +52,7 @@ ENVELOPES = ("orders", "d", "data")
 ORDER_NUM_STATUS = re.compile(r":\s*(-?\d+)\s*$")
 
 SIDES = {1: "BUY", -1: "SELL"}
+SIDE_WORDS = {"BUY": "BUY", "B": "BUY", "SELL": "SELL", "S": "SELL"}
 ORDER_TYPES = {1: "LIMIT", 2: "MARKET", 3: "SL-M", 4: "SL"}
 STOP_ORDER_TYPES = frozenset({3, 4})
 EXCHANGES = {10: "NSE", 11: "MCX", 12: "BSE"}
@@ -130,7 +131,7 @@ class FyersAdapter(BrokerAdapter):
             raw=raw,
             account_id=data["client_id"],
             exchange_order_id=data["exchange_order_id"],
-            side=SIDES.get(_as_code(data["side"])),
+            side=_side(data["side"]),
             exchange=_exchange(data["exchange"], data["symbol"]),
             symbol=data["symbol"],
             product=(data["product"] or "").upper() or None,
@@ -207,6 +208,14 @@ def _filled(broker_status: str, quantity: int | None, filled: int | None, remain
     if broker_status in NOTHING_FILLED:
         return 0
     return None
+
+
+def _side(value: str | None) -> str | None:
+    """1 buy, -1 sell (docs/brokers.md §11.4); BUY/SELL words as well."""
+    code = _as_code(value)
+    if code is not None:
+        return SIDES.get(code)
+    return SIDE_WORDS.get((value or "").strip().upper())
 
 
 def _exchange(value: str | None, symbol: str | None) -> str | None:

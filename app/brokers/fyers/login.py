@@ -5,7 +5,8 @@ response_type=code&state=<state>`; Fyers sends it back to the redirect URL with 
 `state`. The auth code is POSTed as JSON `grant_type=authorization_code`, `appIdHash` = hex SHA-256 of
 "<app_id>:<app_secret>" and `code` to `{FYERS_API_URL}/api/v3/validate-authcode`; the answer's `access_token` is the
 day's token. That answer names no user, so `GET {FYERS_API_URL}/api/v3/profile` (`Authorization: app_id:token`)
-gives `data.fy_id`, the Fyers client id the login was made as.
+gives `data.fy_id`, the Fyers client id the login was made as. The token is a JWT: its `exp` claim, when it has a
+plausible one, is when the session ends; else the spec's rollover (docs/brokers.md "Fyers (auth code, appIdHash)").
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
+import jwt
 import requests
 
 from app.accounts.login import EXCHANGE_TIMEOUT, BrokerLogin, LoginRefused, LoginResult, safe_message
@@ -25,6 +28,8 @@ log = logging.getLogger(__name__)
 #: A longer `code` query value is the auth code itself (the callback's `code` is otherwise the numeric 200).
 MIN_AUTH_CODE = 16
 MAX_AUTH_CODE = 4096
+#: An `exp` further ahead than this is not believed (a day's token): the rollover applies instead.
+MAX_TOKEN_LIFETIME = timedelta(hours=48)
 
 
 def app_id_hash(app_id: str, app_secret: str) -> str:
@@ -68,7 +73,7 @@ class FyersLogin(BrokerLogin):
             why = safe_message(data.get("message") or f"HTTP {answer.status_code}", *hidden)
             code_text = safe_message(data.get("code"), *hidden)
             raise LoginRefused(f"Fyers refused the login: {why}" + (f" (code {code_text})" if code_text else ""), 502)
-        return LoginResult(token=token, user_id=self._user_id(app_id, token))
+        return LoginResult(token=token, user_id=self._user_id(app_id, token), expires_at=token_expiry(token))
 
     def _user_id(self, app_id: str, token: str) -> str:
         """The profile's fy_id ("" when the profile cannot be read: the login stands, unchecked)."""
@@ -91,6 +96,24 @@ class FyersLogin(BrokerLogin):
             return requests.request(method, url, timeout=EXCHANGE_TIMEOUT, **kwargs)
         except requests.RequestException as exc:
             raise LoginRefused(f"Fyers' API did not answer ({type(exc).__name__}); try again", status=502) from None
+
+
+def token_expiry(token: str, now: datetime | None = None) -> datetime | None:
+    """The access token's `exp` claim (read, not verified: only Fyers can, and it checks the token itself), or None
+    when it is no JWT, has none, or one that is past or implausibly far (then the rollover rule applies)."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    if not isinstance(exp, (int, float)) or isinstance(exp, bool):
+        return None
+    now = now or datetime.now(UTC)
+    try:
+        moment = datetime.fromtimestamp(exp, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return moment if now < moment <= now + MAX_TOKEN_LIFETIME else None
 
 
 def _auth_code(query: Mapping[str, str]) -> str:

@@ -1,4 +1,4 @@
-"""Fyers API v3 order book: GET /api/v3/orders and GET /api/v3/orders?id= (docs/brokers.md §11.3, docs/reconcile.md).
+"""Fyers API v3 order book: GET /api/v3/orders and GET /api/v3/orders?id= (docs/brokers.md §11.3).
 
 Fyers keeps no order history over the API: `?id=` answers the order's current row, as the book does (like Dhan),
 so the engine reads the book row. Answers are `{"s": "ok", "code": 200, "message": "", "orderBook": [...]}`;
@@ -81,7 +81,7 @@ class FyersClient(OrderBookClient):
     def history(self, order_id: str) -> list[dict[str, Any]]:
         """The order's current row (`?id=`); Fyers keeps no history."""
         rows = self._get(f"/api/v3/orders?id={self.path_segment(order_id)}", order_id=order_id)
-        rows = [row for row in rows if str(row.get("id", "")) == order_id] or rows
+        rows = [row for row in rows if str(row.get("id", "")) == order_id]
         if not rows:
             raise OrderNotFound(f"Fyers does not know order {order_id}")
         return rows

@@ -17,12 +17,14 @@ import html
 import json
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import jwt
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
@@ -53,6 +55,8 @@ class FakeFyers:
     exchanges: list[dict[str, Any]] = field(default_factory=list)
     #: HTTP statuses to answer the next order-book requests with first.
     fail_next: list[int] = field(default_factory=list)
+    #: Seconds the tokens validate-authcode hands out live, in their JWT `exp` (None: opaque tokens without one).
+    token_lifetime: float | None = None
     #: Where the registered redirect URI's host really is for the test's browser (its scheme and host replaced by
     #: this base, as a proxy in front of the web would): "" keeps the URI as registered.
     land_on: str = ""
@@ -61,6 +65,10 @@ class FakeFyers:
     def issue_token(self, app_id: str, user: str) -> str:
         """A token for this app and user, as a validate-authcode would hand out."""
         token = "eyJ0eXAi." + secrets.token_urlsafe(24)
+        if self.token_lifetime is not None:
+            claims = {"iss": "api.fyers.in", "fy_id": user, "jti": secrets.token_hex(8)}
+            claims["exp"] = int(time.time() + self.token_lifetime)
+            token = jwt.encode(claims, secrets.token_hex(16), algorithm="HS256")
         with self.lock:
             self.authorizations[f"{app_id}:{token}"] = user
         return token

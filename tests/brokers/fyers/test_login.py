@@ -109,6 +109,21 @@ def test_the_login_exchanges_the_auth_code_with_the_app_id_hash(browser, login_s
     assert profile and profile[0]["headers"]["Authorization"] == f"{APP_ID}:{stored.session.token}"
 
 
+def test_the_tokens_own_exp_claim_ends_the_session(browser, login_services, fake):
+    from datetime import UTC, datetime, timedelta
+
+    from app.brokers.fyers.login import token_expiry
+
+    broker, _ = fake
+    broker.token_lifetime = 5 * 3600  # the fake's tokens are JWTs that end in five hours
+    account = fyers_account(login_services)
+    assert outcome(browser.get(log_in_at_fyers(start(browser, account))))["login"] == "ok"
+    stored = login_services.accounts.get(account.id, secrets=True)
+    assert stored.session.expires_at == token_expiry(stored.session.token)
+    assert timedelta(hours=4) < stored.session.expires_at - datetime.now(UTC) <= timedelta(hours=5)
+    assert token_expiry("not-a-jwt") is None and token_expiry("eyJ0eXAi.opaque") is None
+
+
 def test_a_forged_or_reused_state_is_refused_before_the_code_reaches_fyers(browser, login_services, fake):
     broker, _ = fake
     account = fyers_account(login_services)
@@ -164,3 +179,29 @@ def test_the_redirect_url_to_register_is_the_callback(login_services):
     flow = login_for(login_services.config, "fyers")
     assert flow.redirect_url() == CALLBACK
     assert login_services.config.broker("fyers")["FYERS_LOGIN_URL"].startswith("http://127.0.0.1:")
+
+
+@pytest.mark.parametrize(
+    ("claims", "expected_hours"),
+    [
+        ({"exp": 5 * 3600}, 5),
+        ({"exp": -60}, None),  # already past
+        ({"exp": 30 * 24 * 3600}, None),  # a month: not a day's token, the rollover applies
+        ({"exp": "soon"}, None),
+        ({}, None),
+    ],
+)
+def test_the_exp_claim_is_believed_only_within_a_days_reach(claims, expected_hours):
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    import jwt
+
+    from app.brokers.fyers.login import token_expiry
+
+    now = datetime.fromtimestamp(int(time.time()), UTC)
+    if isinstance(claims.get("exp"), int):
+        claims = {"exp": int(now.timestamp()) + claims["exp"]}
+    token = jwt.encode(claims, "any-key-the-service-never-knows-0123456789", algorithm="HS256")
+    expected = None if expected_hours is None else now + timedelta(hours=expected_hours)
+    assert token_expiry(token, now=now) == expected

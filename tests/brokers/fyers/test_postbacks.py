@@ -136,6 +136,14 @@ def test_status_codes_and_quantities(services, status, filled, expected):
     assert event.status == expected and event.filled_quantity == filled
 
 
+def test_sides_and_exchanges_by_code_and_by_word(services):
+    assert _event(services, order(side=-1, exchange=12)).side == "SELL"
+    assert _event(services, order(side="sell", exchange=12)).side == "SELL"
+    assert _event(services, order(exchange=12)).exchange == "BSE"
+    assert _event(services, order(exchange=11, symbol="MCX:GOLDPETAL26FEBFUT")).exchange == "MCX"
+    assert _event(services, order(exchange=None, symbol="BSE:SBIN-A")).exchange == "BSE"
+
+
 def test_a_pending_stop_order_waits_for_its_trigger(services):
     event = _event(services, order(status=6, type=4, stopPrice=790.0))
     assert (event.status, event.order_type, event.trigger_price) == (OrderStatus.TRIGGER_PENDING, "SL", 790.0)

@@ -87,6 +87,10 @@ def test_an_unknown_order_and_an_empty_book(config):
     responses.get(f"{BASE}/api/v3/orders", json={"s": "error", "code": -51, "message": "Invalid order id"}, status=400)
     with pytest.raises(OrderNotFound):
         client_for(config, "fyers").history("1")
+    another = {"s": "ok", "code": 200, "message": "", "orderBook": [order(id="2")]}
+    responses.replace(responses.GET, f"{BASE}/api/v3/orders", json=another)
+    with pytest.raises(OrderNotFound):  # never another order's row as this one's
+        client_for(config, "fyers").history("1")
     responses.replace(responses.GET, f"{BASE}/api/v3/orders", json={"s": "ok", "code": 200, "message": ""})
     assert client_for(config, "fyers").orders() == []
 
