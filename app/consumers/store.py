@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from app.config import Config
 from app.consumers.filters import Filters, stored_filters
-from app.consumers.model import API, ENVIRONMENT, HTTP, ID_PREFIX, Consumer, consumer_id, destination_text
+from app.consumers.model import API, ENVIRONMENT, HTTP, ID_PREFIX, Consumer, consumer_id, destination_text, view
 from app.consumers.routes import forget_consumers
 from app.consumers.secrets import ROTATION_HOURS, decrypt, encrypt, new_secret
 from app.db import as_utc, consumers, deliveries, events, utcnow
@@ -277,6 +277,12 @@ def _forget() -> None:
 
 
 # Figures for the view
+
+
+def consumer_views(engine: sa.Engine, found: list[Consumer]) -> list[dict[str, Any]]:
+    """The consumers' views with their delivery figures (what the API and the CLI show)."""
+    stats = consumer_stats(engine, [c.id for c in found])
+    return [view(c, stats.get(c.id)) for c in found]
 
 
 def consumer_stats(engine: sa.Engine, ids: list[str], now: datetime | None = None) -> dict[str, dict[str, Any]]:

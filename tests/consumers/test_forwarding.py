@@ -42,9 +42,7 @@ def add(client, **body) -> dict:
 
 
 def patch(client, cid: str, **body) -> dict:
-    answer = client.patch(
-        f"/api/consumers/{cid}", data=json.dumps(body), headers=AUTH, content_type="application/json"
-    )
+    answer = client.patch(f"/api/consumers/{cid}", data=json.dumps(body), headers=AUTH, content_type="application/json")
     assert answer.status_code == 200, answer.get_json()
     return answer.get_json()
 
@@ -258,7 +256,7 @@ def test_redis_stream_consumer_is_read_with_xreadgroup(fwd, redis_client):
     order(client, 2, status="REJECTED")
     run_pipeline(services)
     reply = redis_client.xreadgroup("strategy", "me", {"orders": ">"}, count=10)
-    (name, entries), = reply
+    ((name, entries),) = reply
     assert [fields[b"id"].decode() for _, fields in entries] == [filled]
     event = json.loads(entries[0][1][b"event"])
     assert event["id"] == filled and event["status"] == "FILLED"
