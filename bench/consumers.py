@@ -7,8 +7,9 @@ Each scenario stores and forwards the same `--events` queued Kite postbacks with
 (workers/pipeline.py) in this process, over a throwaway redis-server on a unix socket and a fresh SQLite file;
 consumers are added as data (app/consumers/store.py). HTTP consumers are paths of one keep-alive server in a
 child process (`--serve`: answers 204 at once); the timing-out ones are a listener that accepts and never
-answers (FORWARD_TIMEOUT_SECONDS=2; a failed attempt is retried after 1 s four times, then an hour later). A scenario ends when every delivery to an
-answering consumer is delivered. Figures: CPU µs of this process (storing and sending threads) per event and
+answers (FORWARD_TIMEOUT_SECONDS=2; a failed attempt is retried after 1 s four times, then an hour later).
+A scenario ends when every delivery to an answering consumer is delivered (a connection the busy server did not
+accept in time is retried too). Figures: CPU µs of this process (storing and sending threads) per event and
 per delivery, events/s to the last answering delivery, and each ÷ the baseline (one FORWARD_URLS consumer, the
 set-up before consumers were data). Also: what the routing table costs a batch, cached and read every time.
 Everything temporary is removed.
