@@ -358,3 +358,18 @@ def test_410_disables_a_consumer_added_as_data_until_it_is_switched_on(fwd):
     assert redriven.status_code == 202 and redriven.get_json()["count"] == 2
     run_pipeline(services)
     assert [d.status for d in deliveries_of(services, a["id"])] == ["delivered", "delivered"]
+
+
+def test_the_rq_facts_the_rq_destination_relies_on(redis_client):
+    """RQ 2.12 (docs/delivery.md §5): a second enqueue of an id runs it twice unless `unique`; no `.` in ids."""
+    from rq.exceptions import DuplicateJobError
+    from rq.job import Job
+
+    queue = Queue("facts", connection=redis_client)
+    queue.enqueue_call("user_strategy.on_order", job_id="evt_1-con_1")
+    queue.enqueue_call("user_strategy.on_order", job_id="evt_1-con_1")
+    assert queue.job_ids == ["evt_1-con_1", "evt_1-con_1"]
+    with pytest.raises(DuplicateJobError):
+        queue.enqueue_call("user_strategy.on_order", job_id="evt_1-con_1", unique=True)
+    with pytest.raises(ValueError, match="letters, numbers, underscores and dashes"):
+        Job("evt_1.con_1", connection=redis_client)
