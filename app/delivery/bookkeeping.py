@@ -14,12 +14,12 @@ from typing import Any
 import redis
 import sqlalchemy as sa
 
+from app.consumers.routes import forget_consumers
 from app.db import consumers, deliveries, delivery_attempts, events, raw_postbacks, utcnow
 from app.delivery.policy import Outcome, host_and_port, next_delay
 from app.delivery.schedule import make_due, schedule_now
 from app.rawlog import with_raw
 from app.redis_keys import STATS_KEY, due_key
-from app.store import forget_consumers
 
 log = logging.getLogger(__name__)
 
@@ -302,10 +302,10 @@ def redrive(engine: sa.Engine, client: redis.Redis, ids: list[int]) -> int:
 def failed_ids(
     engine: sa.Engine, consumer_url: str | None = None, since: datetime | None = None, until: datetime | None = None
 ) -> list[int]:
-    """Ids of failed (dead-lettered) deliveries of a consumer and/or created in [since, until)."""
+    """Ids of failed (dead-lettered) deliveries of a consumer (its id or URL) and/or created in [since, until)."""
     query = sa.select(deliveries.c.id).where(deliveries.c.status == "failed")
     if consumer_url:
-        query = query.where(deliveries.c.url == consumer_url)
+        query = query.where(sa.or_(deliveries.c.url == consumer_url, deliveries.c.consumer_id == consumer_url))
     if since:
         query = query.where(deliveries.c.created_at >= since)
     if until:
