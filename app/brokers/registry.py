@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from app.brokers.aliceblue.spec import SPEC as ALICEBLUE
 from app.brokers.dhan.spec import SPEC as DHAN
 from app.brokers.flattrade.spec import SPEC as FLATTRADE
 from app.brokers.jainam.spec import SPEC as JAINAM
@@ -16,6 +17,8 @@ from app.brokers.kite.spec import SPEC as KITE
 from app.brokers.spec import BrokerSpec, FeedSpec, status_word
 
 SPECS: tuple[BrokerSpec, ...] = (KITE, DHAN, FLATTRADE, JAINAM)
+# Issue #19 (helper alice): AliceBlue and Kotak Neo.
+SPECS += (ALICEBLUE,)
 
 BY_NAME: dict[str, BrokerSpec] = {spec.name: spec for spec in SPECS}
 #: Broker names as they appear in URLs and events.
