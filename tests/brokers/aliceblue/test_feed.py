@@ -212,3 +212,29 @@ def test_a_feed_not_enabled_is_said_and_retried_not_called_a_refusal(build):
     fake, state = asyncio.run(scenario())
     assert state["state"] != "auth_failed" and "not enabled" in state["last_error"]
     assert fake.handshakes == 0 and fake.token_requests >= 2
+
+
+def test_an_account_added_as_data_connects_with_its_own_client_id_and_session(build):
+    """Per account: the account's client id is the userId, its day's session the bearer (Account.variables)."""
+    other_session = "aliceblue-second-account-session-99zz"
+
+    async def scenario():
+        async with FakeAliceBlueSocket(other_session, "912444") as fake:
+            services = build(**alice_env(fake, ALICEBLUE_SESSION="", ALICEBLUE_USER_ID=""))
+            account = services.accounts.create("aliceblue", "912444", session_token=other_session)
+            stop = asyncio.Event()
+            connector = AliceBlueConnector(services, stop, account=services.accounts.get(account.id, secrets=True))
+            task = asyncio.ensure_future(connector.run())
+            try:
+                session = await fake.wait_sessions(1)
+                await fake.push(order(norenordno="24070600002000", actid="912444", uid="912444"))
+                state = await wait_state(services, connector.status_name, "an event", lambda s: s.get("events") == 1)
+            finally:
+                stop.set()
+                await asyncio.wait_for(task, 10)
+            return fake, session, state, connector
+
+    fake, session, state, connector = asyncio.run(scenario())
+    assert connector.status_name.startswith("aliceblue:acc_")
+    assert session.first == f'{{"orderToken":"{fake.issued[0]}","userId":"912444"}}'
+    assert other_session not in json.dumps(state)
