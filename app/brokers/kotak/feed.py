@@ -3,7 +3,7 @@
 1. Connect to `wss://<baseUrl host>/realtime` (the session's baseUrl; KOTAK_WS_URL when it names none).
 2. Send `{"type":"cn","Authorization":<token>,"Sid":<sid>,"src":"WEB"}`. Kotak's own client sends it as JSON;
    its doc asks for the same keys unquoted (`{type:cn,Authorization:…}`). KOTAK_LOGIN_FORM picks one; unset, JSON
-   is tried and, when it goes unacknowledged, the raw form once.
+   is tried first and each unacknowledged attempt switches form, until one is acknowledged (then it is kept).
 3. The ack `{"ak":"ok","type":"cn",…}` must come within KOTAK_ACK_SECONDS: a socket that stays open without ever
    authenticating looks like a quiet market, so a missing ack drops the connection (reconnect); an ack that is not
    `ok` is a refusal. An order frame before the ack also proves the login (and is kept).
@@ -46,7 +46,8 @@ class KotakConnector(FeedConnector):
         self.ack_seconds = min(self.variables["KOTAK_ACK_SECONDS"], self.settings.login_timeout * ACK_SHARE)
         configured = self.variables["KOTAK_LOGIN_FORM"]
         self.login_form = configured or "json"
-        self.other_form_to_try = "" if configured else "raw"
+        #: True once the form is known: pinned by KOTAK_LOGIN_FORM, or acknowledged once.
+        self.form_known = bool(configured)
 
     async def url(self) -> str:
         """The realtime socket of the session's baseUrl; a session that cannot be read is a refusal."""
@@ -73,11 +74,11 @@ class KotakConnector(FeedConnector):
             detail = (
                 f"no cn ack within {self.ack_seconds:g} s of the {self.login_form} login: open, never authenticated"
             )
-            if self.other_form_to_try:
-                self.login_form, self.other_form_to_try = self.other_form_to_try, ""
+            if not self.form_known:
+                self.login_form = "raw" if self.login_form == "json" else "json"
                 raise FeedDisconnected(f"{detail}; reconnecting with the {self.login_form} form") from None
             raise FeedDisconnected(detail) from None
-        self.other_form_to_try = ""  # this form works: a later missing ack is not the form's fault
+        self.form_known = True  # this form works: a later missing ack is not the form's fault
 
     async def _await_ack(self, ws: ClientConnection) -> None:
         """Read until the `cn` answer (ok, or a refusal) or an order frame; other frames are handled as usual."""

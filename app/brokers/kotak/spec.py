@@ -82,7 +82,7 @@ SPEC = BrokerSpec(
         Variable("KOTAK_ACK_SECONDS", "10", doc="how long the cn login may go unacknowledged", kind=SECONDS),
         Variable(
             "KOTAK_LOGIN_FORM",
-            doc="json or raw; unset tries json, then raw once",
+            doc="json or raw; unset alternates from json until one is acked",
             kind=CHOICE,
             choices=("", "json", "raw"),
         ),

@@ -13,7 +13,7 @@ from app.brokers.kotak.feed import KotakConnector
 from app.config import load_config
 from app.events import OrderStatus
 from app.exceptions import PostbackPayloadError
-from tests.brokers.kotak.fake_socket import FakeKotakStream
+from tests.brokers.kotak.fake_socket import FakeKotakStream, parse_login
 from tests.brokers.kotak.samples import ORDER_FRAME, POSITION_FRAME, order
 from tests.support.fakes.harness import ServiceBuilder, api_client, feed_state, running, wait_state
 from tests.support.helpers import run_pipeline
@@ -174,7 +174,7 @@ def test_login_ack_heartbeat_and_an_orders_life_persisted(build, admin_headers):
     assert rejected["reason"] == "RMS:Margin Exceeds"
 
 
-def test_a_socket_that_never_acks_is_caught_and_the_raw_form_tried_once(build):
+def test_a_socket_that_never_acks_is_caught_and_the_raw_form_tried(build):
     """Open but silent after the JSON login: dropped at the ack deadline, dialled again with the doc's raw form."""
 
     async def scenario():
@@ -208,6 +208,21 @@ def test_a_socket_that_never_acks_at_all_is_never_called_connected(build):
     fake, state = asyncio.run(scenario())
     assert not state.get("connected_at") and state["state"] != "auth_failed"
     assert "no cn ack within 0.2 s" in state["last_error"] and len(fake.sessions) >= 2
+    assert {parse_login(s.first)[0] for s in fake.sessions if s.first} == {"json"}  # pinned: never the other form
+
+
+def test_unpinned_the_form_alternates_until_one_is_acknowledged(build):
+    """Neither form acked: json, raw, json... each dropped at the deadline, none ever called connected."""
+
+    async def scenario():
+        async with FakeKotakStream(TOKEN, SID, accepts=()) as fake:
+            services = build(**kotak_env(fake, KOTAK_ACK_SECONDS="0.2"))
+            async with running(KotakConnector, services):
+                await fake.wait_sessions(3, timeout=15)
+                return fake, feed_state(services, "kotak")
+
+    fake, state = asyncio.run(scenario())
+    assert fake.logins[:3] == ["json", "raw", "json"] and not state.get("connected_at")
 
 
 def test_a_refused_session_stops_and_is_never_logged(build, caplog):
