@@ -12,13 +12,14 @@ from typing import Any
 from app.brokers.dhan.spec import SPEC as DHAN
 from app.brokers.firstock.spec import SPEC as FIRSTOCK
 from app.brokers.flattrade.spec import SPEC as FLATTRADE
+from app.brokers.fyers.spec import SPEC as FYERS
 from app.brokers.jainam.spec import SPEC as JAINAM
 from app.brokers.kite.spec import SPEC as KITE
 from app.brokers.shoonya.spec import SPEC as SHOONYA
 from app.brokers.spec import BrokerSpec, FeedSpec, status_word
 from app.brokers.zebu.spec import SPEC as ZEBU
 
-SPECS: tuple[BrokerSpec, ...] = (KITE, DHAN, FLATTRADE, JAINAM)
+SPECS: tuple[BrokerSpec, ...] = (KITE, DHAN, FLATTRADE, JAINAM, FYERS)
 # The rest of the Noren family beside Flattrade (docs/brokers.md §5).
 SPECS += (SHOONYA, ZEBU, FIRSTOCK)
 
