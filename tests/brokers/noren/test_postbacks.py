@@ -82,3 +82,19 @@ def test_family_status_words(env, broker, word, filled, status, modified):
     payload = dict(postback_samples(broker)[0], status=word, qty="100", fillshares=filled)
     event = adapter_for(env, broker).event_from_payload(payload, source="websocket", received_at=RECEIVED)
     assert (event.status, event.modified) == (status, modified)
+
+
+@pytest.mark.parametrize("broker", BROKERS)
+def test_an_accounts_own_postback_url_takes_its_orders_and_refuses_anothers(db_services, db_client, broker):
+    """Per account: the account's own path token lets in its orders (also by its trading account id, the `account`
+    credential) and refuses a body naming another account with 403 (docs/interface.md "Accounts")."""
+    sample = postback_samples(broker)[0]
+    client_id = str(sample.get("uid") or sample.get("userId"))
+    account = db_services.accounts.create(broker, client_id, credentials={"account": client_id + "X"})
+    token = db_services.accounts.new_postback_token(account.id)
+    url = f"/postbacks/{broker}/{token}"
+    ours = dict(sample, actid=client_id + "X")
+    assert db_client.post(url, data=json.dumps(ours), content_type="application/json").status_code == 202
+    theirs = dict(sample, uid="ZZ0001", actid="ZZ0001", norenordno="1" + str(sample.get("norenordno", "")))
+    refused = db_client.post(url, data=json.dumps(theirs), content_type="application/json")
+    assert refused.status_code == 403 and "another account" in refused.get_json()["error"]
