@@ -11,16 +11,21 @@ from typing import Any
 
 from app.brokers.aliceblue.spec import SPEC as ALICEBLUE
 from app.brokers.dhan.spec import SPEC as DHAN
+from app.brokers.firstock.spec import SPEC as FIRSTOCK
 from app.brokers.flattrade.spec import SPEC as FLATTRADE
 from app.brokers.fyers.spec import SPEC as FYERS
 from app.brokers.jainam.spec import SPEC as JAINAM
 from app.brokers.kite.spec import SPEC as KITE
 from app.brokers.kotak.spec import SPEC as KOTAK
+from app.brokers.shoonya.spec import SPEC as SHOONYA
 from app.brokers.spec import BrokerSpec, FeedSpec, status_word
+from app.brokers.zebu.spec import SPEC as ZEBU
 
 SPECS: tuple[BrokerSpec, ...] = (KITE, DHAN, FLATTRADE, JAINAM, FYERS)
 # Issue #19 (helper alice): AliceBlue and Kotak Neo.
 SPECS += (ALICEBLUE, KOTAK)
+# The rest of the Noren family beside Flattrade (docs/brokers.md §5).
+SPECS += (SHOONYA, ZEBU, FIRSTOCK)
 
 BY_NAME: dict[str, BrokerSpec] = {spec.name: spec for spec in SPECS}
 #: Broker names as they appear in URLs and events.

@@ -75,6 +75,11 @@ def test_brokers_say_what_each_account_needs(db_client):
     assert brokers["dhan"]["login"] == "paste" and brokers["dhan"]["postback"] == "path_token"
     assert brokers["dhan"]["account_id_required"] is True
     assert brokers["flattrade"]["account_id_required"] is True  # its login is a redirect, but NOREN_USER_ID names it
+    shoonya = brokers["shoonya"]  # logs in by itself (QuickAuth) with its TOTP credentials (docs/brokers.md §5)
+    assert shoonya["login"] == "totp" and shoonya["account_id_required"] is True
+    names = [c["name"] for c in shoonya["credentials"]]
+    assert names[:4] == ["password", "totp_secret", "vendor_code", "api_secret"]
+    assert "api_key" in [c["name"] for c in brokers["firstock"]["credentials"]]
     assert db_client.get("/api/brokers").status_code == 401
 
 

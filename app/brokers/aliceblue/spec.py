@@ -1,12 +1,12 @@
 """AliceBlue's declaration: Noren-shaped webhooks, the `aliceblue` order-notify feed, its book (docs/brokers.md §12).
 
 AliceBlue's order frames and webhooks carry Noren's keys and words (docs/brokers.md §12), so the status words are
-the Noren family's (app/brokers/flattrade/spec.py), taken from there rather than written twice.
+the Noren family's (app/brokers/noren/family.py), taken from there rather than written twice.
 """
 
 from __future__ import annotations
 
-from app.brokers.flattrade.spec import SPEC as NOREN
+from app.brokers.noren.family import KEY_FIELDS, MODIFY_STATUSES, STATUS_MAP
 from app.brokers.spec import (
     PATH_TOKEN,
     REDIRECT,
@@ -34,8 +34,8 @@ SPEC = BrokerSpec(
     # Webhooks are unsigned (docs/brokers.md §12): the path token gates them.
     postback=PATH_TOKEN,
     # Noren's words (OPEN, NEW, TRIGGER PENDING, REPLACED, COMPLETE, REJECTED, CANCELLED ...): docs/brokers.md §12.
-    status_map=dict(NOREN.status_map),
-    modify_statuses=NOREN.modify_statuses,
+    status_map=dict(STATUS_MAP),
+    modify_statuses=MODIFY_STATUSES,
     rest="app.brokers.aliceblue.rest:AliceBlueClient",
     feeds=(FEED,),
     variables=(
@@ -64,7 +64,7 @@ SPEC = BrokerSpec(
             "ALICEBLUE_LOGIN_URL", "https://ant.aliceblueonline.com", doc="AliceBlue's login page (?appcode=)", kind=URL
         ),
     ),
-    key_fields=NOREN.key_fields,
+    key_fields=KEY_FIELDS,
     docs="docs/brokers.md §12",
     postback_summary="AliceBlue webhook: Noren keys (norenordno, status, reporttype, fillshares ...)",
     # The client id is the account id; the day's userSession comes from AliceBlue's redirect login (§12).

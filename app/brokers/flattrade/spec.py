@@ -1,73 +1,29 @@
-"""Flattrade's (Noren) declaration: path-token postbacks, the `flattrade` feed, status words (docs/brokers.md §5)."""
+"""Flattrade's (Noren) declaration: path-token postbacks, the `flattrade` feed, its redirect login (docs/brokers.md §5).
+
+The family's shared facts (status words, keys, the feed's and the REST book's shape) are in app/brokers/noren/family.py;
+Flattrade's own are below: its PiConnect URLs, the NOREN_* variable names it has always had, a socket that tries the
+`a` login form first and acknowledges no subscription, `pcode` for the product, and its redirect login.
+"""
 
 from __future__ import annotations
 
-from app.brokers.spec import (
-    CHOICE,
-    PATH_TOKEN,
-    REDIRECT,
-    SECONDS,
-    URL,
-    AccountSpec,
-    BrokerSpec,
-    Credential,
-    FeedSpec,
-    Variable,
-)
+from app.brokers.noren.family import FRAME_A, FRAME_C, NorenBroker, broker_spec
+from app.brokers.spec import REDIRECT, URL, AccountSpec, Credential, Variable
 
-#: The Noren order socket: login, subscribe, heartbeat (docs/brokers.md §5.1).
-FEED = FeedSpec(
-    "flattrade",
-    "app.brokers.flattrade.feed:FlattradeConnector",
-    "NOREN_WS_URL",
-    required=("NOREN_USER_ID", "NOREN_TOKEN"),
-    secret_variables=("NOREN_TOKEN",),
-)
-
-SPEC = BrokerSpec(
+BROKER = NorenBroker(
     name="flattrade",
-    adapter="app.brokers.flattrade.adapter:FlattradeAdapter",
-    postback=PATH_TOKEN,
-    # docs/brokers.md §5.1 (documented and Firstock words), §5.3 and §10 (REJECT, New, Replaced, title-case Open).
-    status_map={
-        "ORDER ACK": "PENDING",
-        "ORDER PENDING": "PENDING",
-        "PENDING": "PENDING",
-        "AMO OPEN": "PENDING",
-        # A modified AMO is still waiting for the market, like AMO OPEN; the flag marks the modify.
-        "AMO MODIFIED": "PENDING",
-        "OPEN": "OPEN",
-        "NEW": "OPEN",  # the exchange accepted the new order (reporttype New comes with OPEN) [inferred]
-        "REPLACED": "OPEN",  # a modify acknowledged by the exchange: the order is live
-        "TRIGGER PENDING": "TRIGGER_PENDING",
-        "COMPLETE": "FILLED",
-        "CANCELED": "CANCELLED",
-        "CANCELLED": "CANCELLED",
-        "AMO CANCELED": "CANCELLED",
-        "AMO CANCELLED": "CANCELLED",
-        "REJECTED": "REJECTED",
-        "REJECT": "REJECTED",
-    },
-    modify_statuses=frozenset({"AMO MODIFIED", "REPLACED"}),
-    rest="app.brokers.flattrade.rest:FlattradeClient",
-    feeds=(FEED,),
-    variables=(
-        Variable("NOREN_USER_ID", doc="the Noren user id (feed and REST)"),
-        Variable("NOREN_ACCOUNT_ID", doc="the account id when it differs from the user id"),
-        Variable("NOREN_TOKEN", secret=True, doc="the session token (feed and REST)"),
-        Variable(
-            "NOREN_LOGIN_MODE",
-            doc="a (accesstoken) or c (susertoken); unset tries a, then c",
-            kind=CHOICE,
-            choices=("", "a", "c"),
-        ),
-        Variable("NOREN_HEARTBEAT_SECONDS", "30", doc="heartbeat period", kind=SECONDS),
-        Variable(
-            "NOREN_WS_URL", "wss://piconnect.flattrade.in/PiConnectWSAPI/", doc="Flattrade's order socket", kind=URL
-        ),
-        Variable(
-            "NOREN_API_URL", "https://piconnect.flattrade.in/PiConnectAPI", doc="REST base for the order book", kind=URL
-        ),
+    title="Flattrade",
+    prefix="NOREN",
+    ws_url="wss://piconnect.flattrade.in/PiConnectWSAPI/",
+    api_url="https://piconnect.flattrade.in/PiConnectAPI",
+    login_forms=(FRAME_A, FRAME_C),
+    subscribe_ack=False,
+    product_key="pcode",
+)
+
+SPEC = broker_spec(
+    BROKER,
+    extra=(
         Variable("FLATTRADE_AUTH_URL", "https://auth.flattrade.in", doc="Flattrade's login page (?app_key=)", kind=URL),
         Variable(
             "FLATTRADE_TOKEN_URL",
@@ -76,19 +32,6 @@ SPEC = BrokerSpec(
             kind=URL,
         ),
     ),
-    key_fields=(
-        "norenordno",
-        "status",
-        "reporttype (history rows: rpt)",
-        "fillshares",
-        "qty",
-        "prc",
-        "trgprc",
-        "avgprc",
-        "exch_tm (else tm)",
-    ),
-    docs="docs/brokers.md §5",
-    postback_summary="Flattrade-style postback: Noren keys or the camelCase orderUpdate shape",
     # The user id is the account id; the day's token comes from Flattrade's redirect login (docs/brokers.md §5).
     accounts=AccountSpec(
         credentials=(
@@ -104,3 +47,5 @@ SPEC = BrokerSpec(
         session_docs='docs/brokers.md "Accounts and daily logins"',
     ),
 )
+#: The Noren order socket: login, subscribe, heartbeat (docs/brokers.md §5.1).
+FEED = SPEC.feeds[0]

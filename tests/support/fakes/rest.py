@@ -293,15 +293,18 @@ class FakeDhanRest(FakeRestBroker):
 
 
 class FakeNorenRest(FakeRestBroker):
-    """Noren (Flattrade PiConnect): POST /OrderBook, POST /SingleOrdHist (newest first), form jData/jKey."""
+    """Noren (Flattrade PiConnect, Shoonya and Zebu NorenWClientTP): POST /OrderBook, POST /SingleOrdHist (newest
+    first), form jData/jKey; `prefix` is the deployment's path (docs/brokers.md §5.4)."""
 
     prefix = "/PiConnectAPI"
     book_path = "/OrderBook"
     huge_wrap = (b"[", b"]")
 
-    def __init__(self, uid: str, token: str) -> None:
+    def __init__(self, uid: str, token: str, prefix: str | None = None) -> None:
         super().__init__()
         self.uid, self.token = uid, token
+        if prefix is not None:
+            self.prefix = prefix
 
     def answer(self, method, path, headers, body):
         form = parse_qs(body.decode())
@@ -336,6 +339,62 @@ class FakeNorenRest(FakeRestBroker):
                 return 200, {"stat": "Not_Ok", "emsg": 'Error Occurred : 5 "no data"'}
             return 200, [dict(row, stat="Ok") for row in reversed(rows)]  # newest first, as Noren sends
         return 404, {"stat": "Not_Ok", "emsg": "no such API"}
+
+
+#: Firstock's camelCase names of the Noren row keys (the inverse of app/brokers/noren/rest.py's renaming).
+NOREN_TO_FIRSTOCK = {
+    "norenordno": "orderNumber",
+    "uid": "userId",
+    "exch": "exchange",
+    "tsym": "tradingSymbol",
+    "qty": "quantity",
+    "prc": "price",
+    "prd": "product",
+    "trantype": "transactionType",
+    "prctyp": "priceType",
+    "ret": "retention",
+    "fillshares": "fillShares",
+    "avgprc": "averagePrice",
+    "rejreason": "rejectReason",
+    "exchordid": "exchangeOrderId",
+    "exch_tm": "exchangeTime",
+    "norentm": "orderTime",
+    "rpt": "reportType",
+}
+
+
+class FakeFirstockRest(FakeRestBroker):
+    """Firstock V1: POST /orderBook and /singleOrderHistory with a JSON body {"userId","jKey"[,"orderNumber"]},
+    answered {"status":"success","data":[...]} with camelCase rows (docs/brokers.md §5.4)."""
+
+    prefix = "/V1"
+    book_path = "/orderBook"
+
+    def __init__(self, uid: str, token: str) -> None:
+        super().__init__()
+        self.uid, self.token = uid, token
+
+    def answer(self, method, path, headers, body):
+        try:
+            request = json.loads(body.decode())
+        except ValueError:
+            return 400, {"status": "failed", "error": {"message": "invalid JSON"}}
+        if request.get("userId") != self.uid or request.get("jKey") != self.token or self.expired:
+            self.auth_failures += 1
+            return 200, {"status": "failed", "message": "invalid jKey"}
+        if path == f"{self.prefix}/orderBook":
+            return 200, {"status": "success", "data": [_firstock_row(row) for row in self.book()]}
+        if path == f"{self.prefix}/singleOrderHistory":
+            rows = self.history(str(request.get("orderNumber")))
+            if rows is None:
+                return 200, {"status": "failed", "message": "No Data"}
+            return 200, {"status": "success", "data": [_firstock_row(row) for row in reversed(rows)]}
+        return 404, {"status": "failed", "message": "no such API"}
+
+
+def _firstock_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A Noren row as Firstock spells it."""
+    return {NOREN_TO_FIRSTOCK.get(key, key): value for key, value in row.items() if key != "actid"}
 
 
 def kite_order(

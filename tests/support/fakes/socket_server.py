@@ -85,6 +85,9 @@ class FakeSocketBroker:
     async def handle(self, session: Session, message: str | bytes) -> None:
         """Answer one message from the connector."""
 
+    async def on_open(self, session: Session) -> None:
+        """Greet a connection before reading from it (a broker that answers the handshake's credentials)."""
+
     # Test controls:
 
     @property
@@ -177,6 +180,7 @@ class FakeSocketBroker:
         session = Session(path=ws.request.path, headers=ws.request.headers, ws=ws)
         self.sessions.append(session)
         try:
+            await self.on_open(session)
             async for message in ws:
                 session.messages.append((time.monotonic(), message))
                 await self.handle(session, message)

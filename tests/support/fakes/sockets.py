@@ -11,6 +11,8 @@ from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from app.brokers.flattrade.spec import BROKER as FLATTRADE
+from app.brokers.noren.family import FRAME_A, FRAME_C, QUERY, NorenBroker
 from tests.support.fakes.socket_server import FakeSocketBroker, Session
 
 
@@ -58,27 +60,59 @@ class FakeDhanWebSocket(FakeSocketBroker):
 
 
 class FakeNorenSocket(FakeSocketBroker):
-    """Noren (Flattrade): login -> ck/ak, subscribe with no ack, heartbeat -> hk (§5.1)."""
+    """A Noren OMS socket as one broker of the family declares it (docs/brokers.md §5; Flattrade unless told):
+    the `a`/`c` login frame -> `ak`/`ck` (or the credentials in the query -> `{"status": ...}`, Firstock), the
+    subscription acked with `{"t":"ok"}` where the broker acks it, heartbeat -> `hk`."""
 
-    path = "/PiConnectWSAPI/"
-
-    def __init__(self, uid: str, token: str) -> None:
+    def __init__(self, uid: str, token: str, broker: NorenBroker | None = None) -> None:
         super().__init__()
         self.uid = uid
         self.token = token
+        self.broker = broker or FLATTRADE
+        self.path = urlsplit(self.broker.ws_url).path or "/"
+        #: Login forms this deployment knows; another form is answered NOT_OK ("unknown request").
+        self.known_forms = {FRAME_A, FRAME_C}
+        #: False: the subscription is never acknowledged, even where the broker acks it.
+        self.ack_subscriptions = True
+
+    def _query_login_ok(self, session: Session) -> bool:
+        """Firstock: the user id and token in the socket URL's query."""
+        query = parse_qs(urlsplit(session.path).query)
+        return query.get("userId") == [self.uid] and query.get("jKey") == [self.token]
+
+    async def on_open(self, session: Session) -> None:
+        if self.broker.login_forms[0] != QUERY:
+            return
+        if self._query_login_ok(session) and not self.refuse_login:
+            await session.ws.send(json.dumps({"status": "success", "message": "Authentication successful"}))
+        else:
+            await session.ws.send(json.dumps({"status": "failed", "message": "unauthenticated"}))
 
     async def handle(self, session: Session, message: str | bytes) -> None:
         frame = json.loads(message)
         kind = frame.get("t")
         if kind in ("c", "a"):
             given = frame.get("susertoken") if kind == "c" else frame.get("accesstoken")
-            ok = frame.get("uid") == self.uid and given == self.token
+            ok = frame.get("uid") == self.uid and given == self.token and kind in self.known_forms
             answer = {"t": kind + "k", "s": "OK"}
             if not ok:
-                answer = {"t": kind + "k", "s": "NOT_OK", "emsg": "Invalid Session Key"}
+                emsg = "Invalid Session Key" if kind in self.known_forms else "unknown request"
+                answer = {"t": kind + "k", "s": "NOT_OK", "emsg": emsg}
             await session.ws.send(json.dumps(answer))
+        elif kind == "o" and self.broker.subscribe_ack and self.ack_subscriptions:
+            await session.ws.send(json.dumps({"t": "ok"}))
         elif kind == "h":
             await session.ws.send(json.dumps({"t": "hk"}))
+
+    def order_frame(self, update: dict) -> dict:
+        """An order update as this broker frames it: `t:"om"`, or Firstock's feed frame without `t`; the product
+        under the broker's key."""
+        frame = dict(update)
+        if self.broker.product_key != "prd" and "prd" in frame:
+            frame[self.broker.product_key] = frame.pop("prd")
+        if self.broker.subscribes:
+            frame = {"t": "om", **frame}
+        return frame
 
 
 class FakeJainamSocket(FakeSocketBroker):

@@ -1,0 +1,12 @@
+"""Zebu's order book: the Noren family's client (app/brokers/noren/rest.py) in its dialect (docs/brokers.md §5.4)."""
+
+from __future__ import annotations
+
+from app.brokers.noren.rest import NorenClient
+from app.brokers.zebu.spec import BROKER
+
+
+class ZebuClient(NorenClient):
+    """OrderBook and SingleOrdHist of Zebu."""
+
+    family = BROKER
