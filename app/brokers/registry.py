@@ -9,13 +9,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from app.brokers.angel.spec import SPEC as ANGEL
 from app.brokers.dhan.spec import SPEC as DHAN
 from app.brokers.flattrade.spec import SPEC as FLATTRADE
 from app.brokers.jainam.spec import SPEC as JAINAM
 from app.brokers.kite.spec import SPEC as KITE
 from app.brokers.spec import BrokerSpec, FeedSpec, status_word
 
-SPECS: tuple[BrokerSpec, ...] = (KITE, DHAN, FLATTRADE, JAINAM)
+SPECS: tuple[BrokerSpec, ...] = (KITE, DHAN, FLATTRADE, JAINAM, ANGEL)
 
 BY_NAME: dict[str, BrokerSpec] = {spec.name: spec for spec in SPECS}
 #: Broker names as they appear in URLs and events.
