@@ -64,7 +64,7 @@ def test_brokers_say_what_each_account_needs(db_client):
     answer = db_client.get("/api/brokers", headers=AUTH)
     assert answer.status_code == 200
     brokers = {b["name"]: b for b in answer.get_json()["brokers"]}
-    assert set(brokers) == {"kite", "dhan", "flattrade", "jainam"}
+    assert set(brokers) >= {"kite", "dhan", "flattrade", "jainam", "angel"}
     kite = brokers["kite"]
     assert kite["login"] == "redirect" and kite["postback"] == "signed" and kite["account_id_required"] is False
     names = [c["name"] for c in kite["credentials"]]
@@ -73,6 +73,9 @@ def test_brokers_say_what_each_account_needs(db_client):
     assert brokers["dhan"]["login"] == "paste" and brokers["dhan"]["postback"] == "path_token"
     assert brokers["dhan"]["account_id_required"] is True
     assert brokers["flattrade"]["account_id_required"] is True  # its login is a redirect, but NOREN_USER_ID names it
+    angel = brokers["angel"]  # logs in by itself from the client code, PIN and TOTP secret (docs/brokers.md)
+    assert angel["login"] == "totp" and angel["account_id_required"] is True
+    assert [c["name"] for c in angel["credentials"]] == ["api_key", "pin", "totp_secret", "access_token"]
     assert db_client.get("/api/brokers").status_code == 401
 
 
