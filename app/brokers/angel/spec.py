@@ -83,8 +83,6 @@ SPEC = BrokerSpec(
         Variable("ANGEL_CLIENT_CODE", doc="the Angel One client code (feed, REST and the TOTP login)"),
         Variable("ANGEL_API_KEY", secret=True, doc="the SmartAPI app's API key (X-PrivateKey; feed and REST)"),
         Variable("ANGEL_JWT_TOKEN", secret=True, doc="the day's jwtToken (feed and REST)"),
-        Variable("ANGEL_PIN", secret=True, doc="the client's PIN (the TOTP login)"),
-        Variable("ANGEL_TOTP_SECRET", secret=True, doc="the base32 TOTP secret shown when TOTP was enabled"),
         Variable(
             "ANGEL_WS_URL", "wss://tns.angelone.in/smart-order-update", doc="Angel's order-status socket", kind=URL
         ),
@@ -113,8 +111,10 @@ SPEC = BrokerSpec(
     accounts=AccountSpec(
         credentials=(
             Credential("api_key", "ANGEL_API_KEY", doc="the SmartAPI app's API key"),
-            Credential("pin", "ANGEL_PIN", doc="the client's PIN, for the daily login"),
-            Credential("totp_secret", "ANGEL_TOTP_SECRET", doc="the TOTP secret (base32) shown when TOTP was enabled"),
+            # The PIN and TOTP secret are an added account's only: the environment's account does not log in by
+            # itself (its day's ANGEL_JWT_TOKEN is set by hand), so they have no variable.
+            Credential("pin", doc="the client's PIN, for the daily login"),
+            Credential("totp_secret", doc="the TOTP secret (base32) shown when TOTP was enabled"),
         ),
         account_variable="ANGEL_CLIENT_CODE",
         session_variable="ANGEL_JWT_TOKEN",
