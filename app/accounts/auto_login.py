@@ -8,7 +8,8 @@ passed (the daily rollover). A due account is logged in through its broker's `To
 is stored (`set_session`: its feed reconnects within 10 s) and a reconciliation asked for. Generic: a later Noren
 QuickAuth broker declares the same two fields and needs nothing here.
 
-Failures back off per account (BACKOFF_BASE doubling to BACKOFF_MAX, kept in Redis so every worker sees it), and so
+Failures back off per account (BACKOFF_BASE doubling to BACKOFF_MAX, kept in Redis so every worker sees it; after the
+broker refused the credentials, only until they are given again: a digest tells new ones from the refused), and so
 does a session that the broker refused again within SHORT_SESSION of our login (a loop of login, refusal, login
 would otherwise hammer the broker and can lock the account). Trouble is announced once per session through
 `login_needed(..., automatic=True)`: at once when the broker refused the credentials (a wrong PIN or TOTP secret
@@ -18,6 +19,9 @@ lets one of them log it in at a time.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
 import threading
 import time
@@ -106,7 +110,7 @@ def attempt(services: Services, account: Account, flow: str) -> Outcome | None:
     key = AUTO_LOGIN_PREFIX + account.id
     record = {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
     clock = time.time()
-    if clock < float(record.get("next_at") or 0):
+    if clock < float(record.get("next_at") or 0) and not _credentials_changed(services, account, record):
         return None
     if not client.set(key + ":lock", "1", nx=True, ex=LOCK_SECONDS):
         return None
@@ -116,15 +120,36 @@ def attempt(services: Services, account: Account, flow: str) -> Outcome | None:
         client.delete(key + ":lock")
 
 
+def _credentials_changed(services: Services, account: Account, record: dict[str, str]) -> bool:
+    """After the broker refused the credentials: True once they were given again (the backoff is then over)."""
+    refused = record.get("refused_credentials")
+    if not refused:
+        return False
+    try:
+        current = credentials_digest(services.accounts.get(account.id, secrets=True))
+    except (AccountNotFound, CredentialsUnreadable):
+        return False
+    if hmac.compare_digest(current, refused):
+        return False
+    services.redis.hset(AUTO_LOGIN_PREFIX + account.id, mapping={"failures": 0, "refused_credentials": ""})
+    return True
+
+
+def credentials_digest(account: Account) -> str:
+    """A digest of an account's credentials (read with secrets): tells new ones from the refused ones, holds none."""
+    return hashlib.sha256(json.dumps(account.credentials, sort_keys=True).encode()).hexdigest()
+
+
 def _login(services: Services, account: Account, flow: str, record: dict[str, str], clock: float) -> Outcome:
     """The login proper, with its bookkeeping: failures, the next allowed time, the notice."""
-    failures = int(record.get("failures") or 0)
+    failures = int(services.redis.hget(AUTO_LOGIN_PREFIX + account.id, "failures") or 0)
     last_login = float(record.get("last_login") or 0)
     refused_soon = account.session.state in (SessionState.REFUSED, SessionState.EXPIRED) and (
         0 < clock - last_login < SHORT_SESSION
     )
     if refused_soon:
         failures += 1  # the session our last login made was refused at once: it counts as a failure
+    full: Account | None = None
     try:
         full = services.accounts.get(account.id, secrets=True)
         login: TotpLogin = load(flow)(services.config)
@@ -135,10 +160,13 @@ def _login(services: Services, account: Account, flow: str, record: dict[str, st
             account.id, result.token, expires_at=result.expires_at, account_ref=result.user_id
         )
     except (LoginRefused, CredentialsUnreadable, AccountExists) as exc:
-        return _failed(services, account, failures + 1, str(exc), transient=getattr(exc, "transient", False))
+        transient = getattr(exc, "transient", False)
+        refused = credentials_digest(full) if full is not None and not transient else ""
+        return _failed(services, account, failures + 1, str(exc), transient=transient, refused=refused)
     except AccountNotFound:
         return Outcome(account.id, False, "the account was removed")
     _save(services, account, failures=failures if refused_soon else 0, clock=clock, last_login=clock)
+    services.redis.hset(AUTO_LOGIN_PREFIX + account.id, "refused_credentials", "")
     if refused_soon and failures >= NOTICE_AFTER:
         why = f"the broker keeps refusing the automatic login's sessions ({failures} in a row)"
         login_needed(services.redis, services.config, updated, why, automatic=True)
@@ -147,11 +175,15 @@ def _login(services: Services, account: Account, flow: str, record: dict[str, st
     return Outcome(account.id, True)
 
 
-def _failed(services: Services, account: Account, failures: int, error: str, *, transient: bool) -> Outcome:
-    """Record a failed login: on the account (the Accounts page shows it), the backoff, and the notice when due."""
+def _failed(
+    services: Services, account: Account, failures: int, error: str, *, transient: bool, refused: str = ""
+) -> Outcome:
+    """Record a failed login: on the account (the Accounts page shows it), the backoff (over early once credentials
+    the broker refused are given again), and the notice when due."""
     message = f"automatic login failed: {error}"[:500]
     log.warning("%s: %s (failure %d)", account.describe(), message, failures)
     _save(services, account, failures=failures, clock=time.time())
+    services.redis.hset(AUTO_LOGIN_PREFIX + account.id, "refused_credentials", refused)
     try:
         services.accounts.note_error(account.id, message)
     except AccountNotFound:

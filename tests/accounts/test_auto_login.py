@@ -218,3 +218,24 @@ def test_the_worker_runs_the_automatic_login_beside_the_expiry_watcher(svc, fake
     finally:
         stop.set()
     assert len(fake.logins) == 2
+
+
+def test_new_credentials_end_the_backoff_of_refused_ones(svc, fake):
+    """A wrong PIN fixed on the Accounts page (PATCH credentials) is tried at the next pass, not after the backoff."""
+    account = add(svc, pin="0000")
+    assert [o.ok for o in auto_login.run_pass(svc)] == [False]
+    assert auto_login.run_pass(svc) == []  # backing off
+    svc.accounts.update(account.id, credentials={"label_only": None})  # nothing changed: still backing off
+    assert auto_login.run_pass(svc) == []
+    svc.accounts.update(account.id, credentials={"pin": PIN})
+    assert [o.ok for o in auto_login.run_pass(svc)] == [True]
+    assert backoff(svc, account.id)["failures"] == "0" and len(fake.logins) == 2
+    assert "0000" not in json.dumps(backoff(svc, account.id)) and PIN not in json.dumps(backoff(svc, account.id))
+
+
+def test_transient_failures_wait_even_with_the_same_credentials(svc, fake):
+    account = add(svc)
+    fake.login_fail_next = [503]
+    assert [o.ok for o in auto_login.run_pass(svc)] == [False]
+    svc.accounts.update(account.id, label="renamed")
+    assert auto_login.run_pass(svc) == [] and len(fake.logins) == 1
