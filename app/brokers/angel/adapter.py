@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import pre_load
-
 from app.brokers.angel.spec import SPEC, STATUS_CODES
 from app.brokers.base import BrokerAdapter, BrokerSchema, by_quantity, code_from, pending_from
 from app.brokers.spec import status_word
@@ -26,8 +24,9 @@ from app.wire.keys import canonical_keys
 
 #: "19-Dec-2023 09:18:10" in IST on the socket, the book and the details API (docs/brokers.md §9.3).
 ANGEL_TIME_FORMATS = ("%d-%b-%Y %H:%M:%S",)
-#: The schema's key for the envelope's `order-status` code once the envelope is unwrapped.
-CODE_KEY = "_angelcode"
+#: The schema's key for the envelope's `order-status` code once the envelope is unwrapped (already folded: the base
+#: folds the row's keys again).
+CODE_KEY = "envelopecode"
 #: The socket's connect acknowledgement (docs/brokers.md §9.2): never an order update.
 CONNECT_ACK = "AB00"
 
@@ -42,7 +41,7 @@ _STATUS_REQUIRED = "missing: an Angel One order update carries orderstatus or st
 
 
 class AngelOrderSchema(BrokerSchema):
-    """The order row (docs/brokers.md §9.3), from whichever envelope it came in."""
+    """The order row (docs/brokers.md §9.3), as `order_row` takes it out of whichever envelope it came in."""
 
     order_id = LenientStr(data_key="orderid", required=True, error_messages={"required": _ORDER_ID_REQUIRED})
     status = LenientCode(data_key="orderstatus", required=True, error_messages={"required": _STATUS_REQUIRED})
@@ -66,27 +65,6 @@ class AngelOrderSchema(BrokerSchema):
     exchange_update_time = LenientStr(data_key="exchorderupdatetime")
     exchange_time = LenientStr(data_key="exchtime")
 
-    @pre_load
-    def unwrap(self, data: Any, **kwargs: Any) -> Any:
-        """The row out of the socket's envelope (or a `data` wrapper); the status word out of status when needed."""
-        if not isinstance(data, dict):
-            return data
-        row, code, user = _unwrapped(data)
-        if blank_to_none(row.get("orderstatus")) is None:
-            word = blank_to_none(row.get("status"))
-            if word is None and code is not None and code.upper() in STATUS_CODES:
-                word = code
-            row.pop("orderstatus", None)
-            if word is not None:
-                row["orderstatus"] = word
-        if code is not None:
-            row[CODE_KEY] = code
-        if user is not None and blank_to_none(row.get("clientcode")) is None:
-            row["clientcode"] = user
-        if blank_to_none(row.get("orderid")) is None:
-            row.pop("orderid", None)  # a blank id counts as missing
-        return row
-
 
 class AngelAdapter(BrokerAdapter):
     """Angel One signs nothing (docs/brokers.md §9.1): the secret path token is the gate."""
@@ -95,6 +73,10 @@ class AngelAdapter(BrokerAdapter):
     # decide PARTIALLY_FILLED and FILLED (docs/brokers.md §2).
     spec = SPEC
     schema = AngelOrderSchema()
+
+    def validate(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The row out of its envelope first, so the schema has no hook and loads compiled (app/wire/loader.py)."""
+        return super().validate(order_row(payload))
 
     def normalize(self, data: dict[str, Any], raw: Any, *, source: str, received_at: str) -> OrderEvent:
         """One event shape for the socket, the postback and the book (docs/brokers.md §9.3)."""
@@ -136,6 +118,26 @@ class AngelAdapter(BrokerAdapter):
     def is_modification(self, broker_status: str, code: str | None) -> bool:
         """A modify word or code (docs/brokers.md §9.4): the flag, and the row's figures are stale."""
         return broker_status in self.MODIFY_STATUSES or (code is not None and code in self.MODIFY_STATUSES)
+
+
+def order_row(payload: dict[str, Any]) -> dict[str, Any]:
+    """The order row, keys folded, out of the socket's envelope (or a `data` wrapper), with the envelope's code and
+    user-id under the row's names, and the status word out of `status` (or the code) when `orderstatus` is blank."""
+    row, code, user = _unwrapped(canonical_keys(payload))
+    if blank_to_none(row.get("orderstatus")) is None:
+        word = blank_to_none(row.get("status"))
+        if word is None and code is not None and code.upper() in STATUS_CODES:
+            word = code
+        row.pop("orderstatus", None)
+        if word is not None:
+            row["orderstatus"] = word
+    if code is not None:
+        row[CODE_KEY] = code
+    if user is not None and blank_to_none(row.get("clientcode")) is None:
+        row["clientcode"] = user
+    if blank_to_none(row.get("orderid")) is None:
+        row.pop("orderid", None)  # a blank id is reported as missing, with the word that says where it goes
+    return row
 
 
 def _unwrapped(data: dict[str, Any]) -> tuple[dict[str, Any], str | None, str | None]:
