@@ -48,7 +48,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: How often due accounts are looked for; an account added without a token logs in within this.
+#: How often due accounts are looked for (one query per TOTP broker); an account added without a token logs in
+#: within this.
 PASS_SECONDS = 5.0
 #: The first wait after a failure, doubled per failure up to BACKOFF_MAX.
 BACKOFF_BASE = 30.0
@@ -96,11 +97,12 @@ def run_pass(services: Services, now: datetime | None = None) -> list[Outcome]:
         return []
     now = now or utcnow()
     outcomes = []
-    for account in services.accounts.list():
-        if account.broker in flows and not account.read_only and is_due(account, now):
-            outcome = attempt(services, account, flows[account.broker])
-            if outcome is not None:
-                outcomes.append(outcome)
+    for broker, flow in flows.items():
+        for account in services.accounts.list(broker=broker):  # the TOTP brokers' rows only
+            if is_due(account, now):
+                outcome = attempt(services, account, flow)
+                if outcome is not None:
+                    outcomes.append(outcome)
     return outcomes
 
 
@@ -220,14 +222,12 @@ def watch(services: Services) -> list[Outcome]:
 
 
 def start_auto_login(services: Services, stop: threading.Event) -> threading.Thread:
-    """Run `watch` every PASS_SECONDS until `stop` is set (the first pass at once: a worker that starts after the
-    rollover logs its accounts in without waiting)."""
+    """Run `watch` every PASS_SECONDS until `stop` is set (the first pass one period after start-up, as the expiry
+    watcher's, while the processes started beside it settle)."""
 
     def loop() -> None:
-        while not stop.is_set():
+        while not stop.wait(PASS_SECONDS):
             watch(services)
-            if stop.wait(PASS_SECONDS):
-                return
 
     thread = threading.Thread(target=loop, name="auto-login", daemon=True)
     thread.start()
