@@ -224,3 +224,24 @@ def test_the_ack_and_garbled_frames_are_no_orders():
     with pytest.raises(ValueError):
         connector_frames(None, "[1, 2]")
     assert connector_frames(None, json.dumps(load_fixture("angel_ws_open.json")))[0]["order-status"] == "AB01"
+
+
+def test_an_update_before_the_ack_is_taken(build):
+    """The ack is documented first; an order frame that comes before it is an update all the same."""
+
+    class EarlyUpdate(FakeAngelSocket):
+        async def _handler(self, ws):
+            await ws.send(
+                json.dumps({"user-id": CLIENT, "status-code": "200", "order-status": "AB01", "orderData": ROW})
+            )
+            await super()._handler(ws)
+
+    async def scenario():
+        async with EarlyUpdate(CLIENT, {TOKEN}) as fake:
+            services = build(**angel_env(fake))
+            async with running(AngelConnector, services):
+                ready = lambda s: s.get("events") == 1 and s.get("connected")  # noqa: E731
+                return await wait_state(services, "angel", "one event, then connected", ready)
+
+    state = asyncio.run(scenario())
+    assert state["invalid"] == 0
