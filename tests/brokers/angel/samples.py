@@ -6,7 +6,8 @@ Sources (docs/brokers.md §9):
   its `user-id` the client code of the capture below.
 - `angel_ws_open.json`: a live AB01 frame captured by a public Go client of the socket (verbatim) [3rd].
 - `angel_details_complete.json`: a details-API answer for a complete order, from a public integration [3rd].
-- `angel_details_rejected.json`: the individual-order answer in the official smartapi-java SDK's tests [doc].
+- `angel_details_rejected.json`: the individual-order answer a SmartAPI Java client's unit tests build (the repository
+  behind the excerpt was not identified; its style is smartapi-java's) [3rd].
 """
 
 from __future__ import annotations
