@@ -27,8 +27,6 @@ from app.reconcile import request_reconcile
 PING_PAYLOAD = b"ping"
 #: The ack's `status-code` when the connection is accepted.
 ACCEPTED = "200"
-#: Angel allows 3 connections per client code; one account's reconnects never need more than one at a time.
-CONNECTIONS_PER_CLIENT = 3
 
 
 class AngelConnector(FeedConnector):
