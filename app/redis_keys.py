@@ -17,6 +17,7 @@ __all__ = [
     "ALERTS_STREAM",
     "ALERTS_WATERMARK_KEY",
     "ALIVE_PREFIX",
+    "AUTO_LOGIN_PREFIX",
     "CLAIM_DUE",
     "CONSUMERS_KEY",
     "CONSUMER_TESTS_KEY",
@@ -183,6 +184,9 @@ DEV_SIGNIN_PREFIX = "oh:dev-signin:"
 #: A redirect login in progress (app/accounts/login.py): `<prefix><browser session digest>:<state>`, and the latest
 #: one per broker for brokers that send no state back, `<prefix><browser session digest>:latest:<broker>`.
 LOGIN_STATE_PREFIX = "oh:login:"
+#: The automatic (TOTP) login of an account (app/accounts/auto_login.py): `<prefix><account id>` a hash of its
+#: failures and when it may try next, `<prefix><account id>:lock` held while one process logs it in.
+AUTO_LOGIN_PREFIX = "oh:autologin:"
 #: /readyz's write check, one key per host and process.
 READY_KEY_PREFIX = "oh:readyz:"
 #: Pub/sub channel of stored order changes, from the worker to the web's stream hub (see live_channel).

@@ -13,6 +13,10 @@ opens. Environment accounts have no known expiry (their token's start is unknown
 At LOGIN_REMINDER_IST on weekdays (default 08:45, 30 minutes before NSE opens), and for the hour after it,
 every account added as data with its feed or reconciliation on whose session is not active is announced
 once that day: the 06:00 alert may have come while the trader slept.
+
+Beside the watcher runs the automatic login (app/accounts/auto_login.py): an account of a TOTP broker (Angel One)
+whose session ends or is refused logs in again by itself, so its expiry is marked here but not announced (its
+automatic login announces when it cannot log in).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import TYPE_CHECKING
 import redis
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.accounts.auto_login import start_auto_login
 from app.accounts.expiry import IST
 from app.accounts.model import Account, SessionState
 from app.accounts.notices import login_needed, login_reminder, session_expiring
@@ -101,7 +106,8 @@ def watch(services: Services, now: datetime | None = None) -> None:
 
 
 def start_session_watcher(services: Services, stop: threading.Event) -> threading.Thread:
-    """Run `watch` every WATCH_SECONDS until `stop` is set."""
+    """Run `watch` every WATCH_SECONDS until `stop` is set, and the automatic logins beside it (their own thread)."""
+    start_auto_login(services, stop)
 
     def loop() -> None:
         while not stop.wait(WATCH_SECONDS):

@@ -9,7 +9,8 @@ Then the broker's own login class (app/brokers/<name>/login.py) exchanges the co
 account gets its new session (`store.set_session`) and a reconciliation is asked for (docs/accounts.md,
 docs/brokers.md "Accounts and daily logins").
 
-A TOTP broker (Angel One) logs in without a browser: `TotpLogin.login` is its hook; none is built yet.
+A TOTP broker (Angel One) logs in without a browser: `TotpLogin.login` is its hook, which the automatic login
+(app/accounts/auto_login.py) calls at each rollover and whenever the session is found expired or refused.
 """
 
 from __future__ import annotations
@@ -49,10 +50,15 @@ MAX_MESSAGE = 200
 class LoginRefused(Exception):
     """A login step refused; `str()` is safe to show (never a secret) and says what to do."""
 
-    def __init__(self, message: str, status: int = 400, account: Account | None = None) -> None:
+    def __init__(
+        self, message: str, status: int = 400, account: Account | None = None, *, transient: bool = False
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.account = account
+        #: True when trying again later may succeed (the broker did not answer, or answered 429/5xx); False when
+        #: the broker refused what it was given (app/accounts/auto_login.py then says so at once).
+        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,7 @@ class BrokerLogin:
 
 
 class TotpLogin:
-    """A broker that logs in by itself with a TOTP secret (Angel One): the service calls `login` each morning."""
+    """A broker that logs in by itself with a TOTP secret (Angel One): app/accounts/auto_login.py calls `login`."""
 
     broker = ""
 

@@ -2,6 +2,8 @@
 
 The alert key names the account and its session revision, so the feeds process, a reconciliation run and the
 expiry watcher that all notice one dead token queue one line between them (app/alerts `announce` is once per key).
+An account that logs in by itself (a TOTP broker's, app/accounts/auto_login.py) is not announced for a dead token:
+its automatic login tries first and announces (`automatic=True`) only when it cannot log in.
 """
 
 from __future__ import annotations
@@ -10,11 +12,15 @@ import redis
 
 from app.accounts.model import Account
 from app.alerts import announce, settings_from
+from app.brokers.spec import TOTP
 from app.config import Config
 
 
-def login_needed(client: redis.Redis, config: Config, account: Account, why: str) -> bool:
-    """`login needed: kite AB1234 (token expired)`; True when this call queued it."""
+def login_needed(client: redis.Redis, config: Config, account: Account, why: str, *, automatic: bool = False) -> bool:
+    """`login needed: kite AB1234 (token expired)`; True when this call queued it. For an account that logs in by
+    itself only the automatic login's own notice (`automatic=True`) is queued."""
+    if logs_in_by_itself(account) and not automatic:
+        return False
     key = f"login_needed:{account.id}:{account.session.revision}"
     return announce(client, settings_from(config), "login_needed", key, f"login needed: {account.describe()} ({why})")
 
@@ -31,3 +37,9 @@ def login_reminder(client: redis.Redis, config: Config, account: Account, day: s
     key = f"login_reminder:{account.id}:{day}"
     text = f"login needed before the market opens: {account.describe()} (session {account.session.state})"
     return announce(client, settings_from(config), "login_needed", key, text)
+
+
+def logs_in_by_itself(account: Account) -> bool:
+    """An account added as data whose broker declares a TOTP login flow: the service keeps its session itself."""
+    spec = account.spec
+    return not account.read_only and spec.login == TOTP and bool(spec.login_flow)

@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from app.brokers.aliceblue.spec import SPEC as ALICEBLUE
+from app.brokers.angel.spec import SPEC as ANGEL
 from app.brokers.dhan.spec import SPEC as DHAN
 from app.brokers.firstock.spec import SPEC as FIRSTOCK
 from app.brokers.flattrade.spec import SPEC as FLATTRADE
@@ -21,11 +22,19 @@ from app.brokers.shoonya.spec import SPEC as SHOONYA
 from app.brokers.spec import BrokerSpec, FeedSpec, status_word
 from app.brokers.zebu.spec import SPEC as ZEBU
 
-SPECS: tuple[BrokerSpec, ...] = (KITE, DHAN, FLATTRADE, JAINAM, FYERS)
-# Issue #19 (helper alice): AliceBlue and Kotak Neo.
-SPECS += (ALICEBLUE, KOTAK)
-# The rest of the Noren family beside Flattrade (docs/brokers.md §5).
-SPECS += (SHOONYA, ZEBU, FIRSTOCK)
+SPECS: tuple[BrokerSpec, ...] = (
+    KITE,
+    DHAN,
+    FLATTRADE,
+    SHOONYA,
+    ZEBU,
+    FIRSTOCK,
+    JAINAM,
+    ANGEL,
+    FYERS,
+    ALICEBLUE,
+    KOTAK,
+)
 
 BY_NAME: dict[str, BrokerSpec] = {spec.name: spec for spec in SPECS}
 #: Broker names as they appear in URLs and events.

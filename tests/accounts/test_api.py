@@ -80,6 +80,9 @@ def test_brokers_say_what_each_account_needs(db_client):
     names = [c["name"] for c in shoonya["credentials"]]
     assert names[:4] == ["password", "totp_secret", "vendor_code", "api_secret"]
     assert "api_key" in [c["name"] for c in brokers["firstock"]["credentials"]]
+    angel = brokers["angel"]  # logs in by itself from the client code, PIN and TOTP secret (docs/brokers.md)
+    assert angel["login"] == "totp" and angel["account_id_required"] is True
+    assert [c["name"] for c in angel["credentials"]] == ["api_key", "pin", "totp_secret", "access_token"]
     assert db_client.get("/api/brokers").status_code == 401
 
 

@@ -260,6 +260,7 @@ def test_api_lists_each_account_and_requests_every_account_of_a_broker(svc, fake
     listed = web.get("/api/reconcile", headers=AUTH).get_json()
     assert [b["broker"] for b in listed["brokers"]] == list(CLIENTS) and listed["count"] == len(CLIENTS)
     assert list(CLIENTS)[:3] == ["kite", "dhan", "flattrade"]
+    assert "angel" in CLIENTS
     by_name = {entry["name"]: entry for entry in listed["accounts"]}
     entry = by_name[a.reconcile_name]
     assert (entry["account"], entry["account_id"], entry["configured"], entry["runs"]) == (a.id, "1100001", True, 1)
