@@ -1,8 +1,5 @@
 """Shoonya, Zebu and Firstock accounts log in by themselves through the generic automatic (TOTP) login, against the
 fake login API: a missing session becomes the broker's susertoken; a wrong password is refused, not retried at once.
-
-The automatic login (the auto_login module of app/accounts/) is built on branch h-angel: until it is merged these
-tests are skipped; merged, they run as they are.
 """
 
 from __future__ import annotations
@@ -10,6 +7,7 @@ from __future__ import annotations
 import pyotp
 import pytest
 
+from app.accounts import auto_login
 from app.accounts.model import SessionState
 from app.brokers.firstock.spec import BROKER as FIRSTOCK
 from app.brokers.noren.family import FIRSTOCK_LOGIN, NorenBroker
@@ -19,8 +17,6 @@ from app.config import load_config
 from app.services import Services, set_services
 from tests.support.env import make_env
 from tests.support.fakes.noren_login import FakeNorenLogin, NorenUser, noren_login_server
-
-auto_login = pytest.importorskip("app.accounts.auto_login", reason="the automatic login is on branch h-angel")
 
 BROKERS = (SHOONYA, ZEBU, FIRSTOCK)
 USER = NorenUser("AL0505", "Pass@2026-auto", pyotp.random_base32(), "AL0505_U", "auto-api-secret-5a4b3c")
