@@ -1,8 +1,9 @@
 // The blotter's Consumers page (docs/frontend.md, "Consumers"): every destination of forwarded events with its
 // filters, counts, last error and latency; add one (its whsec_ secret shown this once, with a copy button),
 // switch it on and off, rotate its secret, send it a test event, replay a window to it, remove it.
-// Loaded before blotter.js, whose helpers (el, api, toast, when, blank, visible, STATUS_LABEL) it uses once the
-// page runs; blotter.js calls setupConsumers() and, on #consumers, showConsumers().
+// Loaded after accounts.js (its fact()) and before blotter.js, whose helpers (el, api, toast, when, visible,
+// STATUS_LABEL) it uses once the page runs; blotter.js calls setupConsumers(), showConsumers() on #consumers and
+// fillDeliveryConsumers() on #deliveries.
 // Test hooks (fixed, docs/interface.md "Consumers"): each consumer's card carries data-consumer="<id>".
 "use strict";
 
@@ -106,7 +107,11 @@ function setupConsumers() {
       const box = document.getElementById("con-secret");
       if (data.secret) {
         box.replaceChildren(secretPanel(data.secret, `The signing secret of ${consumerName(data)}`,
-          "Copy it into your consumer now: you will not see it again.", () => { box.hidden = true; box.replaceChildren(); }));
+          "Copy it into your consumer now: you will not see it again.", () => {
+            box.hidden = true;
+            box.replaceChildren();
+            document.getElementById("con-type").focus();
+          }));
         box.hidden = false;
         box.querySelector("button").focus();
       }
@@ -170,18 +175,33 @@ function showConsumers() {
 
 async function loadConsumers(force) {
   const list = document.getElementById("consumers");
-  // A refresh never throws away a secret being read or a field being used.
-  if (!force && list.querySelector(".secret-once, :focus")) return;
+  // A refresh never throws away a secret being read or a field being typed in.
+  if (!force && list.querySelector(".secret-once, input:focus")) return;
   try {
     const { data } = await api("/api/consumers");
     consumerList = data.consumers;
     const typed = replayValues(list);
+    const focused = focusedControl(list);
     list.replaceChildren(...consumerList.map(consumerCard));
     restoreReplayValues(list, typed);
+    if (focused) refocus(list, ...focused);
     document.getElementById("no-consumers").hidden = consumerList.length > 0;
   } catch (failure) {
     toast(failure.message, true);
   }
+}
+
+function focusedControl(list) {
+  // [consumer id, aria-label] of the control that has the focus, so a keyboard user keeps their place.
+  const active = document.activeElement;
+  if (!active || !list.contains(active) || !active.getAttribute("aria-label")) return null;
+  return [active.closest("[data-consumer]").dataset.consumer, active.getAttribute("aria-label")];
+}
+
+function refocus(list, id, label) {
+  const card = [...list.querySelectorAll("[data-consumer]")].find((c) => c.dataset.consumer === id);
+  const control = card && [...card.querySelectorAll("[aria-label]")].find((c) => c.getAttribute("aria-label") === label);
+  if (control) control.focus();
 }
 
 function replayValues(list) {
@@ -322,7 +342,7 @@ async function rotateSecret(c, name, button) {
     card.querySelector(".outcome").replaceChildren();
     card.append(secretPanel(data.secret, `The new signing secret of ${name}`,
       "Copy it now: you will not see it again. For 24 hours every delivery is signed with the old secret too, so switch your consumer to this one before then.",
-      () => loadConsumers(true)));
+      () => loadConsumers(true).then(() => refocus(document.getElementById("consumers"), c.id, button.getAttribute("aria-label")))));
     card.querySelector(".secret-once button").focus();
   } catch (failure) {
     say(c, failure.message, true);
