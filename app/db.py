@@ -91,7 +91,9 @@ accounts = sa.Table(
     sa.UniqueConstraint("broker", "account_id", name="uq_accounts_broker_account"),
 )
 
-#: Forward consumers (from FORWARD_URLS); a 410 Gone disables one.
+#: Forward consumers: added as data (source "api", app/consumers/store.py), or a FORWARD_URLS entry that a 410
+#: Gone disabled (source "environment"). `url` is an http consumer's URL, else a description of its destination
+#: (`rq://<queue>/<function>`, `redis-stream://<stream>`); `secret` and `previous_secret` are Fernet tokens.
 consumers = sa.Table(
     "consumers",
     metadata,
@@ -99,6 +101,21 @@ consumers = sa.Table(
     sa.Column("url", sa.Text, nullable=False),
     sa.Column("disabled_at", sa.DateTime(timezone=True)),
     sa.Column("disabled_reason", sa.Text),
+    sa.Column("source", sa.String(16), nullable=False, server_default="environment"),
+    sa.Column("type", sa.String(16), nullable=False, server_default="http"),
+    sa.Column("queue", sa.String(200)),
+    sa.Column("function", sa.String(200)),
+    sa.Column("stream", sa.String(200)),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("filters", sa.JSON),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("secret", sa.LargeBinary),
+    sa.Column("previous_secret", sa.LargeBinary),
+    sa.Column("previous_secret_until", sa.DateTime(timezone=True)),
+    sa.Column("secret_rotated_at", sa.DateTime(timezone=True)),
+    sa.Column("revision", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("created_at", sa.DateTime(timezone=True)),
+    sa.Column("updated_at", sa.DateTime(timezone=True)),
 )
 
 #: One delivery per (event, consumer): pending -> delivered | failed (dead letter).
@@ -120,6 +137,7 @@ deliveries = sa.Table(
     sa.Column("last_status_code", sa.Integer),
     sa.Column("last_error", sa.Text),
     sa.UniqueConstraint("event_id", "consumer_id", name="uq_deliveries_event_consumer"),
+    sa.Index("ix_deliveries_consumer_status", "consumer_id", "status"),
 )
 
 #: Every forward attempt: time, status code, latency, error.

@@ -19,6 +19,8 @@ __all__ = [
     "ALIVE_PREFIX",
     "CLAIM_DUE",
     "CONSUMERS_KEY",
+    "CONSUMER_TESTS_KEY",
+    "CONSUMER_TEST_PREFIX",
     "DEAD_STREAM",
     "DEDUP_PREFIX",
     "DEV_SIGNIN_PREFIX",
@@ -40,6 +42,7 @@ __all__ = [
     "STATS_KEY",
     "STREAM",
     "alive_key",
+    "consumer_test_key",
     "due_key",
     "feed_lease_key",
     "feed_status_key",
@@ -90,6 +93,18 @@ RETENTION_PERIOD_KEY = "oh:retention:lease"
 def due_key(consumer_id: str) -> str:
     """The due set of one forward consumer."""
     return DUE_PREFIX + consumer_id
+
+
+#: List of test deliveries asked for (POST /api/consumers/<id>/test), JSON {"consumer_id", "event"}: a worker's
+#: forwarder pops and sends each once (docs/consumers.md "Test").
+CONSUMER_TESTS_KEY = "oh:consumers:tests"
+#: Prefix of each consumer's last test result (a hash, kept a day).
+CONSUMER_TEST_PREFIX = "oh:consumers:test:"
+
+
+def consumer_test_key(consumer_id: str) -> str:
+    """The last test delivery's result of one consumer."""
+    return CONSUMER_TEST_PREFIX + consumer_id
 
 
 # Reconciliation (docs/reconcile.md).

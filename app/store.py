@@ -19,9 +19,7 @@ stays 1, 2, 3 ... without gaps or repeats.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +28,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from app.db import consumers, deliveries, events, orders, raw_postbacks, utcnow
+from app.consumers.model import consumer_id
+from app.consumers.routes import configured_consumers
+from app.db import deliveries, events, orders, raw_postbacks, utcnow
 from app.state import OrderState, apply_event
 
 
@@ -65,42 +65,11 @@ class StoredBatch:
     states: dict[tuple[str, str], dict] = field(default_factory=dict)
 
 
+__all__ = ["Conflict", "NewDelivery", "QueuedEvent", "StoredBatch", "consumer_id", "persist_batch", "raw_body"]
+
+
 class Conflict(Exception):
     """Another worker stored an event of the same order at the same time; retry the batch whole."""
-
-
-def consumer_id(url: str) -> str:
-    """A stable short id for a FORWARD_URLS entry."""
-    return "c_" + hashlib.sha256(url.encode()).hexdigest()[:16]
-
-
-#: Which consumers are disabled, read at most once a second per process: the query was ~300 us of a
-#: one-event batch's ~2.3 ms (bench/profile_worker.py). A 410 seen by this process, and
-#: forward-enable run in it, reset it at once; another process sees the change within CONSUMERS_TTL.
-CONSUMERS_TTL = 1.0
-_consumers_cache: dict[tuple[str, ...], tuple[float, list[tuple[str, str, str | None]]]] = {}
-_DISABLED = sa.select(consumers.c.id, consumers.c.disabled_reason).where(
-    consumers.c.id.in_(sa.bindparam("ids", expanding=True)), consumers.c.disabled_at.is_not(None)
-)
-
-
-def forget_consumers() -> None:
-    """Drop the cached consumer states (after disabling or enabling one)."""
-    _consumers_cache.clear()
-
-
-def configured_consumers(conn: Connection, urls: tuple[str, ...]) -> list[tuple[str, str, str | None]]:
-    """(id, url, why it is disabled or None) of every consumer in FORWARD_URLS."""
-    if not urls:
-        return []
-    cached = _consumers_cache.get(urls)
-    if cached is not None and time.monotonic() - cached[0] < CONSUMERS_TTL:
-        return cached[1]
-    ids = {consumer_id(url): url for url in urls}
-    disabled = {row.id: row.disabled_reason or "disabled" for row in conn.execute(_DISABLED, {"ids": list(ids)})}
-    found = [(cid, url, disabled.get(cid)) for cid, url in ids.items()]
-    _consumers_cache[urls] = (time.monotonic(), found)
-    return found
 
 
 def persist_batch(
@@ -262,10 +231,11 @@ def _save_states(conn: Connection, states: dict[tuple[str, str], OrderState], ex
 
 
 def _create_deliveries(conn: Connection, new_events: list[dict], urls: tuple[str, ...], now) -> list[NewDelivery]:
-    """One delivery per new event and consumer, in the same transaction as the event; returns the pending ones.
+    """One delivery per new event and consumer whose filters it passes, in the same transaction as the event;
+    returns the pending ones.
 
     A consumer disabled by a 410 still gets its rows, dead-lettered at once, so nothing is silently
-    dropped: after `forward-enable` they can be redriven.
+    dropped: after it is enabled again they can be redriven.
     """
     targets = configured_consumers(conn, urls)
     if not targets:
@@ -273,18 +243,21 @@ def _create_deliveries(conn: Connection, new_events: list[dict], urls: tuple[str
     rows = [
         {
             "event_id": event["id"],
-            "consumer_id": cid,
-            "url": url,
-            "status": "failed" if disabled else "pending",
+            "consumer_id": route.id,
+            "url": route.url,
+            "status": "failed" if route.disabled else "pending",
             "attempts": 0,
             "created_at": now,
             "updated_at": now,
-            "next_attempt_at": None if disabled else now,
-            "last_error": f"not attempted: consumer disabled ({disabled})" if disabled else None,
+            "next_attempt_at": None if route.disabled else now,
+            "last_error": f"not attempted: consumer disabled ({route.disabled})" if route.disabled else None,
         }
         for event in new_events
-        for cid, url, disabled in targets
+        for route in targets
+        if route.filters.matches(event)
     ]
+    if not rows:
+        return []
     returned = conn.execute(
         deliveries.insert().returning(
             deliveries.c.id,

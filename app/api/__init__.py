@@ -7,6 +7,7 @@ from flask import Flask
 from app.api import (
     accounts,
     brokers,
+    consumers,
     deliveries,
     errors,
     feeds,
@@ -32,6 +33,7 @@ def register(app: Flask) -> None:
     app.register_blueprint(reconcile.bp)
     app.register_blueprint(accounts.bp)
     app.register_blueprint(brokers.bp)
+    app.register_blueprint(consumers.bp)
     app.register_blueprint(metrics.bp)
     # The blotter's live stream (docs/frontend.md).
     app.register_blueprint(stream.bp)

@@ -66,7 +66,7 @@ def _deliveries_query() -> sa.Select:
         query = query.where(deliveries.c.event_id == event_id)
     consumer = query_text("consumer")
     if consumer:
-        query = query.where(deliveries.c.url == consumer)
+        query = query.where(_of_consumer(consumer))
     order = query_text("order", ascii_only=False)
     if order:
         broker, sep, order_id = order.partition("/")
@@ -141,7 +141,7 @@ def bulk_redrive():
         return error_response(400, f"unknown fields {unknown}; use consumer, since, until, dry_run")
     consumer, dry_run = payload.get("consumer"), payload.get("dry_run", False)
     if consumer is not None and (not isinstance(consumer, str) or not consumer.isascii() or not consumer):
-        return error_response(400, "consumer must be the consumer's URL as listed in FORWARD_URLS")
+        return error_response(400, "consumer must be a consumer's id (GET /api/consumers) or its URL")
     if not isinstance(dry_run, bool):
         return error_response(400, "dry_run must be true or false")
     try:
@@ -153,7 +153,7 @@ def bulk_redrive():
         return error_response(400, "name consumer and/or since (redriving everything needs since)")
     query = sa.select(deliveries.c.id).where(deliveries.c.status == "failed")
     if consumer:
-        query = query.where(deliveries.c.url == consumer)
+        query = query.where(_of_consumer(consumer))
     if since:
         query = query.where(deliveries.c.created_at >= as_db_time(since))
     if until:
@@ -163,7 +163,8 @@ def bulk_redrive():
         if consumer and not dry_run:
             disabled = conn.execute(
                 sa.select(consumers.c.disabled_reason).where(
-                    consumers.c.url == consumer, consumers.c.disabled_at.is_not(None)
+                    sa.or_(consumers.c.url == consumer, consumers.c.id == consumer),
+                    consumers.c.disabled_at.is_not(None),
                 )
             ).first()
             if disabled is not None:
@@ -176,6 +177,11 @@ def bulk_redrive():
         for i in range(0, len(ids), REDRIVE_BATCH)
     )
     return jsonify(count=done, dry_run=False), 202
+
+
+def _of_consumer(consumer: str):
+    """Deliveries of a consumer named by its id (GET /api/consumers) or by its URL (as FORWARD_URLS lists it)."""
+    return sa.or_(deliveries.c.consumer_id == consumer, deliveries.c.url == consumer)
 
 
 def redrive_deliveries(engine: sa.Engine, client, ids: list[int]) -> int:
@@ -227,6 +233,7 @@ def _delivery(row, attempts: list[dict]) -> dict:
         "id": row.id,
         "event_id": row.event_id,
         "consumer": row.url,
+        "consumer_id": row.consumer_id,
         "status": row.status,
         "attempts": row.attempts,
         "created_at": _iso(row.created_at),

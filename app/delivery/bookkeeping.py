@@ -14,12 +14,12 @@ from typing import Any
 import redis
 import sqlalchemy as sa
 
+from app.consumers.routes import forget_consumers
 from app.db import consumers, deliveries, delivery_attempts, events, raw_postbacks, utcnow
 from app.delivery.policy import Outcome, host_and_port, next_delay
 from app.delivery.schedule import make_due, schedule_now
 from app.rawlog import with_raw
 from app.redis_keys import STATS_KEY, due_key
-from app.store import forget_consumers
 
 log = logging.getLogger(__name__)
 
