@@ -325,7 +325,7 @@ async function sendTest(c, name, button) {
   button.disabled = true;
   try {
     await api(`/api/consumers/${encodeURIComponent(c.id)}/test`, { method: "POST" });
-    say(c, `A test event (marked "test": true) was sent to ${name}; its delivery shows under Deliveries.`);
+    say(c, `A test event (marked "test": true, never stored) was sent to ${name}.`);
   } catch (failure) {
     say(c, failure.message, true);
   }
