@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +27,13 @@ from app.api.accounts import (
     unreconcilable,
 )
 from app.config import load_config
+from app.consumers.input import BadInput as BadConsumer
+from app.consumers.input import consumer_change, new_consumer
+from app.consumers.model import HTTP, Consumer
+from app.consumers.probe import last_test, request_test
+from app.consumers.replay import TooMany, replay
+from app.consumers.secrets import SecretUnreadable
+from app.consumers.store import ConsumerNotFound, ConsumerStore, ReadOnly, consumer_views
 from app.crypto import SecretKeyUnavailable
 from app.db import make_engine, upgrade
 from app.delivery import enable_consumer, failed_ids, redrive_many
@@ -60,6 +68,7 @@ def register_cli(app: Flask) -> None:
     """Attach the commands to the app."""
     _register_prune(app)
     app.cli.add_command(accounts_group)
+    app.cli.add_command(consumers_group)
 
     @app.cli.command("db-upgrade")
     def db_upgrade() -> None:
@@ -317,6 +326,198 @@ def accounts_postback_token(account_id: str) -> None:
         raise click.ClickException(refusal)
     token = services.accounts.new_postback_token(account.id)
     click.echo(postback_url(services.config, account, token))
+
+
+#: The columns of `consumers list`: (header, the view's value).
+CONSUMER_COLUMNS: tuple[tuple[str, Any], ...] = (
+    ("id", lambda v: v["id"]),
+    ("type", lambda v: v["type"]),
+    ("destination", lambda v: v.get("url") or v.get("stream") or f"{v.get('queue')} {v.get('function')}"),
+    ("source", lambda v: v["source"]),
+    ("enabled", lambda v: "on" if v["enabled"] else "off"),
+    ("filters", lambda v: " ".join(f"{k}={','.join(x)}" for k, x in v["filters"].items() if x)),
+    ("delivered", lambda v: v["counts"]["delivered"]),
+    ("pending", lambda v: v["counts"]["pending"]),
+    ("failed", lambda v: v["counts"]["failed"]),
+    ("p50_ms", lambda v: v["latency_ms"]["p50"]),
+    ("last_error", lambda v: v["last_error"]),
+)
+
+
+class ConsumersGroup(AppGroup):
+    """Every consumers command answers a refusal with one line, exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; known refusals become click errors."""
+        try:
+            return super().invoke(ctx)
+        except (BadConsumer, ReadOnly, TooMany, SecretKeyUnavailable, SecretUnreadable) as exc:
+            raise click.ClickException(str(exc)) from None
+        except ConsumerNotFound as exc:
+            raise click.ClickException(f"no consumer {exc.args[0]!r}: `flask consumers list` shows them") from None
+
+
+@click.group("consumers", cls=ConsumersGroup)
+def consumers_group() -> None:
+    """Consumers: list, add, change, remove, rotate a secret, send a test event, replay a window."""
+
+
+def _consumer_store() -> ConsumerStore:
+    """The consumers of the app's services."""
+    services = current_app.extensions["orderhook"]
+    return ConsumerStore(services.config, services.engine)
+
+
+def _comma_list(value: str | None) -> list[str]:
+    """A comma list as a list (nothing: everything)."""
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
+def _filter_options_given(
+    brokers: str | None, accounts: str | None, statuses: str | None, sources: str | None
+) -> dict | None:
+    """The filter options as the API's object, or None when none was given."""
+    given = {"brokers": brokers, "accounts": accounts, "statuses": statuses, "sources": sources}
+    if all(value is None for value in given.values()):
+        return None
+    return {name: _comma_list(value) for name, value in given.items()}
+
+
+def filter_options(command):
+    """--brokers, --accounts, --statuses, --sources (comma lists; empty: everything)."""
+    for name, example in (
+        ("sources", "postback,websocket"),
+        ("statuses", "FILLED,REJECTED"),
+        ("accounts", "AB1234"),
+        ("brokers", "kite,dhan"),
+    ):
+        command = click.option(f"--{name}", help=f"Only these {name}, comma-separated (e.g. {example}).")(command)
+    return command
+
+
+@consumers_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="The views as JSON (what GET /api/consumers answers).")
+def consumers_list(as_json: bool) -> None:
+    """Every consumer, the environment's (read-only) first, with its delivery counts."""
+    views = consumer_views(current_app.extensions["orderhook"].engine, _consumer_store().list())
+    if as_json:
+        click.echo(json.dumps({"consumers": views}, indent=2))
+        return
+    rows = [[header for header, _ in CONSUMER_COLUMNS]]
+    rows += [["-" if (value := get(v)) in (None, "") else str(value) for _, get in CONSUMER_COLUMNS] for v in views]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(CONSUMER_COLUMNS))]
+    click.echo("\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows))
+
+
+@consumers_group.command("add")
+@click.argument("kind", metavar="TYPE", type=click.Choice(["http", "rq", "redis_stream"]))
+@click.option("--url", help="http: where to POST.")
+@click.option("--queue", help="rq: the queue your `rq worker` drains.")
+@click.option("--function", help="rq: the dotted path of your function (e.g. strategy.on_order).")
+@click.option("--stream", help="redis_stream: the stream to XADD to.")
+@click.option("--description", default="", help="What it is for.")
+@click.option("--disabled", is_flag=True, help="Add it switched off.")
+@filter_options
+def consumers_add(kind: str, url, queue, function, stream, description, disabled, brokers, accounts, statuses, sources):
+    """Add a consumer; an http consumer's secret is printed this once."""
+    payload: dict[str, Any] = {"type": kind, "description": description, "enabled": not disabled}
+    for name, value in (("url", url), ("queue", queue), ("function", function), ("stream", stream)):
+        if value is not None:
+            payload[name] = value
+    chosen = _filter_options_given(brokers, accounts, statuses, sources)
+    if chosen is not None:
+        payload["filters"] = chosen
+    made, secret = _consumer_store().create(**new_consumer(payload))
+    click.echo(f"added {made.id} ({made.type} {made.target})")
+    if made.type == HTTP:
+        click.echo(f"secret (shown this once): {secret}")
+
+
+@consumers_group.command("change")
+@click.argument("cid", metavar="ID")
+@click.option("--url", help="http: a new URL (pending deliveries go there too).")
+@click.option("--description", help="What it is for.")
+@click.option("--enable/--disable", "enabled", default=None, help="Switch it on or off.")
+@filter_options
+def consumers_change(cid: str, url, description, enabled, brokers, accounts, statuses, sources):
+    """Change a consumer's URL, description, filters (the lists given replace all four) or switch."""
+    store = _consumer_store()
+    consumer = store.writable(cid)
+    payload: dict[str, Any] = {}
+    if url is not None:
+        payload["url"] = url
+    if description is not None:
+        payload["description"] = description
+    if enabled is not None:
+        payload["enabled"] = enabled
+    chosen = _filter_options_given(brokers, accounts, statuses, sources)
+    if chosen is not None:
+        payload["filters"] = chosen
+    changed = store.update(consumer.id, **consumer_change(consumer, payload))
+    click.echo(f"changed {changed.id}: {'on' if changed.sending else 'off'}, {changed.type} {changed.target}")
+
+
+@consumers_group.command("remove")
+@click.argument("cid", metavar="ID")
+@click.option("--yes", is_flag=True, help="Do not ask.")
+def consumers_remove(cid: str, yes: bool) -> None:
+    """Remove a consumer; its pending deliveries end as failed."""
+    store = _consumer_store()
+    consumer = store.writable(cid)
+    if not yes:
+        click.confirm(f"remove {consumer.id} ({consumer.type} {consumer.target})?", abort=True)
+    ended = store.delete(consumer.id, current_app.extensions["orderhook"].redis)
+    click.echo(f"removed {consumer.id}; {ended} pending deliveries ended as failed")
+
+
+@consumers_group.command("rotate")
+@click.argument("cid", metavar="ID")
+def consumers_rotate(cid: str) -> None:
+    """A new secret for an http consumer (printed this once); the old one also signs for 24 h."""
+    store = _consumer_store()
+    consumer: Consumer = store.writable(cid)
+    if consumer.type != HTTP:
+        raise click.ClickException(f"only http consumers are signed; {consumer.id} is {consumer.type}")
+    click.echo(f"new secret (shown this once; the old one also signs for 24 h): {store.rotate(consumer.id)}")
+
+
+@consumers_group.command("test")
+@click.argument("cid", metavar="ID")
+@click.option("--wait", default=15.0, show_default=True, help="Seconds to wait for a worker's outcome (0: none).")
+def consumers_test(cid: str, wait: float) -> None:
+    """Send one test event ("test": true, never stored) and print what the consumer answered."""
+    services = current_app.extensions["orderhook"]
+    consumer = _consumer_store().get(cid)
+    event = request_test(services.redis, consumer)
+    click.echo(f"test delivery {event['id']} queued for {consumer.id}")
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        result = last_test(services.redis, consumer.id)
+        if result and result.get("event_id") == event["id"]:
+            outcome = "delivered" if result.get("ok") else f"failed: {result.get('error')}"
+            click.echo(f"{outcome} ({result.get('latency_ms')} ms)")
+            if not result.get("ok"):
+                raise SystemExit(1)
+            return
+        time.sleep(0.2)
+    if wait:
+        raise click.ClickException(f"no worker sent it within {wait:g} s: is the worker running?")
+
+
+@consumers_group.command("replay")
+@click.argument("cid", metavar="ID")
+@click.option(
+    "--since", required=True, type=ISO_TIME, help=f"Events stored at or after this time ({IsoTime.EXAMPLES})."
+)
+@click.option("--until", type=ISO_TIME, help="Events stored before this time (no zone = UTC).")
+def consumers_replay(cid: str, since: datetime, until: datetime | None) -> None:
+    """Deliver every stored event of [since, until) that passes its filters again, with their original ids."""
+    services = current_app.extensions["orderhook"]
+    consumer = _consumer_store().get(cid)
+    if until is not None and until <= since:
+        raise click.UsageError("--until must be after --since")
+    count = replay(services.engine, services.redis, consumer, since, until)
+    click.echo(f"{count} events replayed to {consumer.id}")
 
 
 def main(argv: list[str]) -> int:

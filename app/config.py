@@ -166,6 +166,12 @@ class DeliverySettings:
     parallel: int = setting("FORWARD_PARALLEL", integer(1), "16", "connections per consumer per worker process")
     lane_capacity: int = setting("FORWARD_LANE_CAPACITY", integer(1), "512", "deliveries a consumer's lane holds")
     scan_ms: int = setting("FORWARD_SCAN_MS", integer(1), "50", "how often (ms) due retries are claimed")
+    stream_maxlen: int = setting(
+        "CONSUMER_STREAM_MAXLEN",
+        integer(100),
+        "10000",
+        "entries a redis_stream consumer's stream keeps (XADD MAXLEN ~), docs/consumers.md",
+    )
 
 
 def _lease_seconds(raw: str) -> float:

@@ -21,16 +21,22 @@ import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import redis
+from standardwebhooks.webhooks import Webhook
 
+from app.consumers.directory import ConsumerDirectory
+from app.consumers.model import API, REDIS_STREAM, RQ, Consumer
+from app.consumers.probe import record_test, take_tests
 from app.delivery import DeliveryTry, Outcome, claim_due, fail_all, load_tries, record_outcomes, resync_pending
 from app.delivery.schedule import consumer_ids
 from app.rawlog import with_raw
-from app.redis_keys import RESYNC_PERIOD_KEY, due_key
+from app.redis_keys import CONSUMERS_KEY, RESYNC_PERIOD_KEY, due_key
 from app.store import StoredBatch, consumer_id
-from workers.sending import ConsumerSender
+from app.times import utc_iso
+from workers.sending import ConsumerSender, RqSender, StreamSender
 from workers.signing import event_body, signing_keys
 
 if TYPE_CHECKING:
@@ -41,18 +47,27 @@ _GONE = object()  # not sent: the consumer answered 410 Gone after the delivery 
 _CANCELLED = object()  # not sent: the process is stopping (the claim lapses; it is retried)
 
 RESYNC_SECONDS = 30.0
+#: What the forwarder does with a consumer's deliveries (Forwarder.state_of).
+SEND, HOLD, GONE = "send", "hold", "gone"
+Sender = ConsumerSender | RqSender | StreamSender
+
+
+def _destination(consumer: Consumer) -> tuple:
+    """Where a consumer's deliveries go (a change means a new sender)."""
+    return (consumer.type, consumer.url, consumer.queue, consumer.function, consumer.stream)
 
 
 class Lane:
     """One consumer's deliveries in this process: a bounded backlog, sent concurrently, recorded as they end."""
 
-    def __init__(self, forwarder: Forwarder, cid: str, url: str) -> None:
-        self.forwarder, self.cid, self.url = forwarder, cid, url
+    def __init__(self, forwarder: Forwarder, consumer: Consumer) -> None:
+        self.forwarder, self.cid, self.consumer = forwarder, consumer.id, consumer
+        self.url = consumer.target
         config = forwarder.services.config
         self.timeout = config.forward_timeout
         self.parallel = forwarder.parallel
         self.capacity = forwarder.capacity
-        self.sender = ConsumerSender(url, forwarder.signers, self.timeout, self.parallel)
+        self.sender = forwarder.sender_for(consumer)
         self.where = self.sender.where  # for logs: a consumer URL may carry a token
         # Recording waits for the database (SQLite: for the write lock); sending goes on meanwhile.
         self.recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="record")
@@ -63,6 +78,23 @@ class Lane:
         self.finished: list[tuple[DeliveryTry, object]] = []
         self.drain_queued = False
         self.gone_at = 0.0
+
+    def refresh(self, consumer: Consumer) -> None:
+        """The consumer changed (its URL or destination, or its secrets): send what comes next accordingly.
+
+        A new destination gets a new sender; attempts queued on the old one are cancelled (their claims lapse
+        and they are sent to the new one), those under way end where they started.
+        """
+        if consumer is self.consumer:
+            return
+        old = self.consumer
+        self.consumer, self.url = consumer, consumer.target
+        if _destination(old) != _destination(consumer):
+            previous, self.sender = self.sender, self.forwarder.sender_for(consumer)
+            self.where = self.sender.where
+            previous.close()
+        elif old.secrets != consumer.secrets:
+            self.sender.signers = self.forwarder.signers_for(consumer)
 
     def reserve(self, wanted: int) -> tuple[int, float]:
         """Room for up to `wanted` deliveries: (how many, for how many seconds to claim them)."""
@@ -175,19 +207,54 @@ class Forwarder:
         self.capacity = capacity or config.delivery.lane_capacity
         self.signers = signing_keys(config.forward_secret) if config.forward_secret else []
         self.urls = {consumer_id(url): url for url in config.forward_urls}
+        self.directory = ConsumerDirectory(config, services.engine)
         self.lanes: dict[str, Lane] = {}
         self._lock = threading.Lock()
         self._last_resync = 0.0
 
-    def lane(self, cid: str, url: str) -> Lane:
-        """The consumer's lane (made on first use)."""
+    def sender_for(self, consumer: Consumer) -> Sender:
+        """How this consumer's deliveries are sent: by HTTP, or written to the service's Redis."""
+        client = self.services.redis
+        if consumer.type == RQ:
+            return RqSender(client, consumer.queue or "", consumer.function or "", consumer.id, self.parallel)
+        if consumer.type == REDIS_STREAM:
+            maxlen = self.services.config.delivery.stream_maxlen
+            return StreamSender(client, consumer.stream or "", maxlen, self.parallel)
+        return ConsumerSender(
+            consumer.url or "",
+            self.signers_for(consumer),
+            self.services.config.forward_timeout,
+            self.parallel,
+            unsigned_refused=consumer.source == API,
+        )
+
+    def signers_for(self, consumer: Consumer) -> list[Webhook]:
+        """The keys that sign this consumer's deliveries: its own (both during a rotation), or FORWARD_SECRET's."""
+        if consumer.read_only:
+            return self.signers
+        return signing_keys(" ".join(consumer.secrets)) if consumer.secrets else []
+
+    def lane(self, cid: str) -> Lane | None:
+        """The consumer's lane (made on first use, brought up to date with the consumer); None when no consumer
+        has that id (any more)."""
+        consumer = self.directory.get(cid)
+        if consumer is None:
+            return None
         lane = self.lanes.get(cid)
         if lane is None:
             with self._lock:
                 lane = self.lanes.get(cid)
                 if lane is None:
-                    lane = self.lanes[cid] = Lane(self, cid, url)
+                    lane = self.lanes[cid] = Lane(self, consumer)
+        lane.refresh(consumer)
         return lane
+
+    def state_of(self, cid: str) -> str:
+        """`send`, `hold` (switched off, or not known yet: its deliveries wait, due) or `gone` (removed)."""
+        consumer = self.directory.get(cid)
+        if consumer is None:
+            return GONE if self.directory.loaded else HOLD
+        return SEND if consumer.enabled else HOLD
 
     # Fresh deliveries of a stored batch:
 
@@ -209,7 +276,11 @@ class Forwarder:
         now = time.time()
         handoffs, scores = [], {}
         for cid, tries in per_consumer.items():
-            lane = self.lane(cid, tries[0].url)
+            state = self.state_of(cid)
+            lane = self.lane(cid) if state == SEND else None
+            if lane is None:  # switched off or removed since the batch was routed: due now, the scan decides
+                scores[cid] = {str(t.id): now for t in tries}
+                continue
             taken, visibility = lane.reserve(len(tries))
             members = {str(t.id): now + visibility for t in tries[:taken]}
             members.update({str(t.id): now for t in tries[taken:]})
@@ -223,8 +294,15 @@ class Forwarder:
     def scan(self) -> int:
         """Claim what is due for every consumer whose lane has room; returns how many were handed on."""
         client = self.services.redis
+        self.send_tests()
         handed = 0
         for cid in set(consumer_ids(client)) | set(self.urls):
+            state = self.state_of(cid)
+            if state == HOLD:
+                continue
+            if state == GONE:
+                self._end_removed(cid)
+                continue
             lane = self.lanes.get(cid)
             room, visibility = lane.reserve(self.capacity) if lane else (self.capacity, 0.0)
             if room <= 0:
@@ -257,12 +335,15 @@ class Forwarder:
         if stale:
             services.redis.zrem(due_key(cid), *[str(i) for i in stale])
         if tries and lane is None:
-            lane = self.lane(cid, tries[0].url)
+            lane = self.lane(cid)
+            if lane is None:  # removed meanwhile: the next scan ends its deliveries
+                return 0
             with lane.lock:
                 lane.backlog += len(tries)
             reserved = len(tries)
         if lane is None:
             return 0
+        lane.refresh(self.directory.get(cid) or lane.consumer)
         lane.release(reserved - len(tries))
         if not tries:
             return 0
@@ -272,6 +353,54 @@ class Forwarder:
             return 0
         lane.take(tries)
         return len(tries)
+
+    def _end_removed(self, cid: str) -> None:
+        """A removed consumer's deliveries that were still made or due (routed before its removal reached this
+        process) end as failed, and its lane closes."""
+        client = self.services.redis
+        ids = [int(raw) for raw in client.zrange(due_key(cid), 0, 999)]
+        if ids:
+            fail_all(self.services.engine, client, cid, ids, "consumer removed")
+        else:
+            client.srem(CONSUMERS_KEY, cid)
+        with self._lock:
+            lane = self.lanes.pop(cid, None)
+        if lane is not None:
+            lane.close()
+
+    # Test deliveries (app/consumers/probe.py):
+
+    def send_tests(self) -> int:
+        """Send the test deliveries asked for, each once on its consumer's sender; the outcome is kept a day."""
+        client = self.services.redis
+        requests = take_tests(client)
+        for cid, event in requests:
+            lane = self.lane(cid)
+            if lane is None:
+                record_test(client, cid, {"event_id": event.get("id"), "ok": False, "error": "no such consumer"})
+                continue
+            item = DeliveryTry(0, str(event.get("id")), cid, lane.url, 0, 0, event_body(event))
+            future = lane.sender.pool.submit(lane.sender.attempt, item)
+            future.add_done_callback(functools.partial(self._tested, cid, item.event_id))
+        return len(requests)
+
+    def _tested(self, cid: str, event_id: str, future) -> None:
+        """Keep a test delivery's outcome."""
+        if future.cancelled():
+            return
+        outcome: Outcome = future.result()
+        result = {
+            "event_id": event_id,
+            "ok": outcome.ok,
+            "status_code": outcome.status_code,
+            "error": outcome.error,
+            "latency_ms": round(outcome.latency_ms, 1),
+            "sent_at": utc_iso(datetime.fromtimestamp(outcome.started_at or time.time(), UTC)),
+        }
+        try:
+            record_test(self.services.redis, cid, result)
+        except redis.RedisError:
+            log.warning("could not keep the outcome of consumer %s's test delivery", cid)
 
     def resync_now_and_then(self) -> None:
         """Every RESYNC_SECONDS, one process (the first to SET NX the period's key) resyncs pending deliveries."""

@@ -1,4 +1,5 @@
-"""HTTP sending: one keep-alive connection pool and a few sending threads per consumer.
+"""Sending: HTTP over one keep-alive connection pool and a few threads per consumer; rq and redis_stream
+consumers written to the service's Redis (docs/consumers.md "Destinations").
 
 Each consumer has its own `requests` HTTPAdapter (a urllib3 pool of `parallel` connections) and its
 own threads, so a consumer that answers slowly or not at all only ever holds its own. An attempt has
@@ -15,6 +16,7 @@ port only: a consumer URL may carry a token in its path or query string (docs/pi
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -24,8 +26,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.client import RemoteDisconnected
 
+import redis
 import requests
 from requests.structures import CaseInsensitiveDict
+from rq import Queue
+from rq.exceptions import DuplicateJobError
 from standardwebhooks.webhooks import Webhook
 from urllib3.exceptions import HTTPError, NameResolutionError, ProtocolError
 from urllib3.util import Timeout
@@ -42,10 +47,17 @@ MAX_ANSWER_BYTES = 64 * 1024
 
 
 class ConsumerSender:
-    """Sends deliveries to one consumer concurrently over kept-alive connections."""
+    """Sends deliveries to one consumer concurrently over kept-alive connections.
 
-    def __init__(self, url: str, signers: list[Webhook], timeout: float, parallel: int) -> None:
+    `signers` may be replaced while it runs (a rotated secret); `unsigned_refused`: a consumer added as data
+    whose secret could not be read is never sent to unsigned (each attempt fails, and is retried).
+    """
+
+    def __init__(
+        self, url: str, signers: list[Webhook], timeout: float, parallel: int, *, unsigned_refused: bool = False
+    ) -> None:
         self.url, self.signers, self.timeout, self.parallel = url, signers, timeout, parallel
+        self.unsigned_refused = unsigned_refused
         self.where = host_and_port(url)
         self.adapter = DeadlineAdapter(pool_connections=1, pool_maxsize=parallel, max_retries=0)
         self.deadlines = DeadlineWatch()
@@ -60,6 +72,9 @@ class ConsumerSender:
         and retry)."""
         started_at = time.time()
         started = time.perf_counter()
+        if self.unsigned_refused and not self.signers:
+            error = "not sent: the consumer's secret could not be read (FEEDS_SECRET_KEY changed?); rotate it"
+            return Outcome(None, _ms(started), error, None, started_at)
         with self.deadlines.bound(self.timeout) as deadline:
             try:
                 code, retry_after = self._post(item, started_at)
@@ -119,6 +134,96 @@ class ConsumerSender:
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.adapter.close()
         self.deadlines.close()
+
+
+class RqSender:
+    """Enqueues deliveries as RQ jobs on the service's Redis: queue `queue`, calling `function` by name (the
+    service never imports it) with the event dict, job id `<event id>-<consumer id>` (docs/consumers.md "rq").
+
+    RQ 2.12 takes job ids of letters, digits, `_` and `-` only (rq/job.py JOB_ID_PATTERN), hence the `-`.
+    `unique=True` makes RQ refuse a job id that exists (its Lua check and save are one step,
+    rq/scripts.py save_unique_job): a retried enqueue of a job already there counts as delivered and never
+    makes a second job. A finished job is deleted at once (result_ttl=0), so a replay enqueues it again.
+    """
+
+    def __init__(self, client: redis.Redis, queue_name: str, function: str, consumer_id: str, parallel: int) -> None:
+        self.function, self.consumer_id = function, consumer_id
+        self.where = f"rq queue {queue_name}"
+        self.queue = Queue(queue_name, connection=client)
+        self.signers: list[Webhook] = []
+        self.pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="enqueue")
+
+    def attempt(self, item: DeliveryTry) -> Outcome:
+        """One enqueue; never raises."""
+        started_at = time.time()
+        started = time.perf_counter()
+        try:
+            self.queue.enqueue_call(
+                self.function,
+                args=(json.loads(item.body),),
+                job_id=rq_job_id(item.event_id, self.consumer_id),
+                description=f"orderhook event {item.event_id}",
+                result_ttl=0,
+                unique=True,
+            )
+        except DuplicateJobError:
+            pass  # enqueued before (the outcome was not recorded): the job is there once
+        except redis.RedisError as exc:
+            return Outcome(None, _ms(started), redis_failure(exc, self.where), None, started_at)
+        except Exception as exc:  # noqa: BLE001 - never let one delivery stall the consumer's queue
+            log.exception("enqueueing a delivery failed unexpectedly")
+            return Outcome(
+                None, _ms(started), f"could not enqueue on {self.where} ({type(exc).__name__})", None, started_at
+            )
+        return Outcome(None, _ms(started), None, None, started_at, delivered=True)
+
+    def close(self) -> None:
+        """Stop the threads."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+class StreamSender:
+    """Appends deliveries to a Redis stream: `XADD <stream> MAXLEN ~ <cap> * id <event id> event <JSON>`
+    (docs/consumers.md "redis_stream"). At least once: a retry after a lost outcome appends the event again,
+    with the same `id` field."""
+
+    def __init__(self, client: redis.Redis, stream: str, maxlen: int, parallel: int) -> None:
+        self.client, self.stream, self.maxlen = client, stream, maxlen
+        self.where = f"stream {stream}"
+        self.signers: list[Webhook] = []
+        self.pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="xadd")
+
+    def attempt(self, item: DeliveryTry) -> Outcome:
+        """One XADD; never raises."""
+        started_at = time.time()
+        started = time.perf_counter()
+        try:
+            self.client.xadd(
+                self.stream, {"id": item.event_id, "event": item.body}, maxlen=self.maxlen, approximate=True
+            )
+        except redis.RedisError as exc:
+            return Outcome(None, _ms(started), redis_failure(exc, self.where), None, started_at)
+        return Outcome(None, _ms(started), None, None, started_at, delivered=True)
+
+    def close(self) -> None:
+        """Stop the threads."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def rq_job_id(event_id: str, consumer_id: str) -> str:
+    """The RQ job id of an event for a consumer (the same on every retry and replay)."""
+    return f"{event_id}-{consumer_id}"
+
+
+def redis_failure(exc: redis.RedisError, where: str) -> str:
+    """A Redis destination's failure as a sentence (Redis's own reply for a refusal such as WRONGTYPE)."""
+    if isinstance(exc, redis.ResponseError):
+        return f"Redis refused the write to {where}: {str(exc)[:200]}"
+    if isinstance(exc, redis.TimeoutError):
+        return f"Redis did not answer the write to {where} in time"
+    if isinstance(exc, redis.ConnectionError):
+        return f"could not reach Redis for {where}"
+    return f"could not write to {where} ({type(exc).__name__})"
 
 
 def _body(response: requests.Response) -> Iterator[bytes]:

@@ -18,11 +18,11 @@ from app.api.auth import require_admin
 from app.api.orders import BadQuery, as_db_time, parse_time
 from app.api.responses import error_response
 from app.consumers.input import BadInput, consumer_change, new_consumer
-from app.consumers.model import HTTP, Consumer, view
+from app.consumers.model import HTTP, Consumer
 from app.consumers.probe import last_test, request_test
 from app.consumers.replay import TooMany, replay
 from app.consumers.secrets import SecretUnreadable
-from app.consumers.store import ConsumerNotFound, ConsumerStore, ReadOnly, consumer_stats, where
+from app.consumers.store import ConsumerNotFound, ConsumerStore, ReadOnly, consumer_views, where
 from app.crypto import SecretKeyUnavailable
 
 log = logging.getLogger(__name__)
@@ -171,8 +171,7 @@ def replay_window(cid: str):
 
 def views(found: list[Consumer]) -> list[dict[str, Any]]:
     """The consumers' views with their delivery figures."""
-    stats = consumer_stats(_services().engine, [c.id for c in found])
-    return [view(c, stats.get(c.id)) for c in found]
+    return consumer_views(_services().engine, found)
 
 
 def _body() -> dict[str, Any]:

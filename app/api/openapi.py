@@ -218,6 +218,102 @@ ACCOUNT_PATHS: dict[str, Any] = {
     },
 }
 
+CONSUMER_ID = _path(
+    "consumer_id", {"type": "string", "maxLength": 32}, "the consumer's id (`con_…`, or `c_…` for FORWARD_URLS)"
+)
+
+
+def _consumer_operation(summary: str, ok: str, answer: dict[str, Any], *refusals: int, **extra: Any) -> dict[str, Any]:
+    """One /api/consumers operation: its answer `ok` and refusals (503 also for a broken FEEDS_SECRET_KEY)."""
+    return {
+        "tags": ["consumers"],
+        "summary": summary,
+        "security": ADMIN,
+        **extra,
+        "responses": {ok: answer, **_errors(*ADMIN_ERRORS, *refusals)},
+    }
+
+
+CONSUMER_PATHS: dict[str, Any] = {
+    "/api/consumers": {
+        "get": _consumer_operation(
+            "every consumer, the environment's (FORWARD_URLS, read-only) first; never a secret",
+            "200",
+            _json(_ref("ConsumerList"), "the consumers"),
+        ),
+        "post": _consumer_operation(
+            "add a consumer (http, rq or redis_stream) with filters; an http consumer's secret is shown this once",
+            "201",
+            _json(_ref("NewConsumerAnswer"), "added"),
+            403,
+            413,
+            415,
+            requestBody=_body("NewConsumer"),
+        ),
+    },
+    "/api/consumers/{consumer_id}": {
+        "get": _consumer_operation(
+            "one consumer", "200", _json(_ref("Consumer"), "the consumer"), parameters=[CONSUMER_ID]
+        ),
+        "patch": _consumer_operation(
+            "change description, filters, enabled or (http) url",
+            "200",
+            _json(_ref("Consumer"), "changed"),
+            403,
+            409,
+            413,
+            415,
+            parameters=[CONSUMER_ID],
+            requestBody=_body("ConsumerChange"),
+        ),
+        "delete": _consumer_operation(
+            "remove a consumer: its pending deliveries end as failed",
+            "204",
+            {"description": "removed"},
+            403,
+            409,
+            parameters=[CONSUMER_ID],
+        ),
+    },
+    "/api/consumers/{consumer_id}/secret": {
+        "post": _consumer_operation(
+            "a new secret (shown this once); for 24 h deliveries are signed under the old one too",
+            "200",
+            _json(_ref("ConsumerSecret"), "the new secret"),
+            403,
+            409,
+            parameters=[CONSUMER_ID],
+        )
+    },
+    "/api/consumers/{consumer_id}/test": {
+        "post": _consumer_operation(
+            'one test delivery now (an event with "test": true, never stored as an order)',
+            "202",
+            _json(_ref("ConsumerTestQueued"), "queued for a worker"),
+            403,
+            parameters=[CONSUMER_ID],
+        ),
+        "get": _consumer_operation(
+            "the last test delivery's outcome (kept a day)",
+            "200",
+            _json(_ref("ConsumerTestResult"), "the outcome"),
+            parameters=[CONSUMER_ID],
+        ),
+    },
+    "/api/consumers/{consumer_id}/replay": {
+        "post": _consumer_operation(
+            "deliver every stored event of [since, until) that passes the filters again, with its original webhook-id",
+            "202",
+            _json(_ref("ReplayQueued"), "how many events"),
+            403,
+            413,
+            415,
+            parameters=[CONSUMER_ID],
+            requestBody=_body("Replay"),
+        )
+    },
+}
+
 PATHS: dict[str, Any] = {
     **_postback_paths(),
     "/healthz": {
@@ -402,6 +498,7 @@ PATHS: dict[str, Any] = {
         },
     },
     **ACCOUNT_PATHS,
+    **CONSUMER_PATHS,
 }
 
 NULLABLE_STRING = {"type": ["string", "null"]}
@@ -687,6 +784,145 @@ SCHEMAS: dict[str, Any] = {
         "required": ["postback_url"],
         "additionalProperties": False,
         "properties": {"postback_url": {"type": "string"}},
+    },
+    "ConsumerFilters": {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "an absent or empty list matches everything",
+        "properties": {
+            name: {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 128}, "maxItems": 500}
+            for name in ("brokers", "accounts", "statuses", "sources")
+        },
+    },
+    "Consumer": {
+        "type": "object",
+        "description": 'a consumer as shown: never a secret (docs/consumers.md "The view")',
+        "required": [
+            "id",
+            "type",
+            "description",
+            "filters",
+            "enabled",
+            "source",
+            "created_at",
+            "counts",
+            "last_error",
+            "last_error_at",
+            "latency_ms",
+            "disabled_reason",
+            "secret_rotated_at",
+            "previous_secret_until",
+        ],
+        "properties": {
+            "id": {"type": "string"},
+            "type": {"enum": ["http", "rq", "redis_stream"]},
+            "url": {"type": "string"},
+            "queue": {"type": "string"},
+            "function": {"type": "string"},
+            "stream": {"type": "string"},
+            "description": {"type": "string"},
+            "filters": {
+                "type": "object",
+                "required": ["brokers", "accounts", "statuses", "sources"],
+                "properties": {
+                    name: {"type": "array", "items": {"type": "string"}}
+                    for name in ("brokers", "accounts", "statuses", "sources")
+                },
+            },
+            "enabled": {"type": "boolean"},
+            "source": {"enum": ["api", "environment"]},
+            "created_at": NULLABLE_STRING,
+            "counts": {
+                "type": "object",
+                "required": ["delivered", "pending", "failed"],
+                "properties": {name: {"type": "integer"} for name in ("delivered", "pending", "failed")},
+            },
+            "last_error": NULLABLE_STRING,
+            "last_error_at": NULLABLE_STRING,
+            "latency_ms": {
+                "type": "object",
+                "required": ["p50", "p99"],
+                "properties": {"p50": {"type": ["number", "null"]}, "p99": {"type": ["number", "null"]}},
+            },
+            "disabled_reason": NULLABLE_STRING,
+            "secret_rotated_at": NULLABLE_STRING,
+            "previous_secret_until": NULLABLE_STRING,
+        },
+    },
+    "NewConsumerAnswer": {
+        "allOf": [
+            _ref("Consumer"),
+            {"type": "object", "properties": {"secret": {"type": "string", "pattern": "^whsec_"}}},
+        ]
+    },
+    "ConsumerList": {
+        "type": "object",
+        "required": ["consumers"],
+        "properties": {"consumers": {"type": "array", "items": _ref("Consumer")}},
+    },
+    "NewConsumer": {
+        "type": "object",
+        "required": ["type"],
+        "description": "by type: http needs url; rq needs queue and function; redis_stream needs stream",
+        "properties": {
+            "type": {"enum": ["http", "rq", "redis_stream"]},
+            "url": {"type": "string", "format": "uri", "maxLength": 2000},
+            "queue": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$"},
+            "function": {"type": "string", "maxLength": 200},
+            "stream": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$"},
+            "description": {"type": "string", "maxLength": 500},
+            "filters": _ref("ConsumerFilters"),
+            "enabled": {"type": "boolean", "default": True},
+        },
+    },
+    "ConsumerChange": {
+        "type": "object",
+        "additionalProperties": False,
+        "minProperties": 1,
+        "properties": {
+            "description": {"type": "string", "maxLength": 500},
+            "filters": _ref("ConsumerFilters"),
+            "enabled": {"type": "boolean"},
+            "url": {"type": "string", "format": "uri", "maxLength": 2000},
+        },
+    },
+    "ConsumerSecret": {
+        "type": "object",
+        "required": ["secret"],
+        "additionalProperties": False,
+        "properties": {"secret": {"type": "string", "pattern": "^whsec_"}},
+    },
+    "ConsumerTestQueued": {
+        "type": "object",
+        "required": ["event_id", "status"],
+        "properties": {"event_id": {"type": "string"}, "status": {"const": "queued"}},
+    },
+    "ConsumerTestResult": {
+        "type": "object",
+        "required": ["event_id", "ok"],
+        "properties": {
+            "event_id": {"type": ["string", "null"]},
+            "ok": {"type": "boolean"},
+            "status_code": {"type": ["integer", "null"]},
+            "error": NULLABLE_STRING,
+            "latency_ms": {"type": ["number", "null"]},
+            "sent_at": NULLABLE_STRING,
+        },
+    },
+    "Replay": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["since"],
+        "properties": {
+            "since": {"type": "string", "format": "date-time"},
+            "until": {"type": ["string", "null"], "format": "date-time"},
+        },
+    },
+    "ReplayQueued": {
+        "type": "object",
+        "required": ["events"],
+        "additionalProperties": False,
+        "properties": {"events": {"type": "integer"}},
     },
     "LoginFrameInfo": {
         "type": "object",

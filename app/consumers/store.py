@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from app.config import Config
 from app.consumers.filters import Filters, stored_filters
-from app.consumers.model import API, ENVIRONMENT, HTTP, ID_PREFIX, Consumer, consumer_id, destination_text
+from app.consumers.model import API, ENVIRONMENT, HTTP, ID_PREFIX, Consumer, consumer_id, destination_text, view
 from app.consumers.routes import forget_consumers
 from app.consumers.secrets import ROTATION_HOURS, decrypt, encrypt, new_secret
 from app.db import as_utc, consumers, deliveries, events, utcnow
@@ -92,7 +92,7 @@ class ConsumerStore:
         found = environment_consumers(self.config, environment)
         if not secrets:
             found = [replace(c, secrets=()) for c in found]
-        return found + [self._consumer(row, secrets=secrets) for row in rows if row.source == API]
+        return found + [self.consumer_from_row(row, secrets=secrets) for row in rows if row.source == API]
 
     def get(self, cid: str, *, secrets: bool = False) -> Consumer:
         """One consumer by id (the environment's too); ConsumerNotFound."""
@@ -103,7 +103,7 @@ class ConsumerStore:
             row = conn.execute(sa.select(consumers).where(consumers.c.id == cid, consumers.c.source == API)).first()
         if row is None:
             raise ConsumerNotFound(cid)
-        return self._consumer(row, secrets=secrets)
+        return self.consumer_from_row(row, secrets=secrets)
 
     def writable(self, cid: str) -> Consumer:
         """The consumer when it may be changed; ConsumerNotFound, or ReadOnly for the environment's."""
@@ -240,7 +240,7 @@ class ConsumerStore:
 
     # Rows
 
-    def _consumer(self, row: Any, *, secrets: bool) -> Consumer:
+    def consumer_from_row(self, row: Any, *, secrets: bool) -> Consumer:
         """A table row as a Consumer (its secrets decrypted when asked)."""
         now = utcnow()
         until = as_utc(row.previous_secret_until)
@@ -277,6 +277,12 @@ def _forget() -> None:
 
 
 # Figures for the view
+
+
+def consumer_views(engine: sa.Engine, found: list[Consumer]) -> list[dict[str, Any]]:
+    """The consumers' views with their delivery figures (what the API and the CLI show)."""
+    stats = consumer_stats(engine, [c.id for c in found])
+    return [view(c, stats.get(c.id)) for c in found]
 
 
 def consumer_stats(engine: sa.Engine, ids: list[str], now: datetime | None = None) -> dict[str, dict[str, Any]]:

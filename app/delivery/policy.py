@@ -14,18 +14,20 @@ MAX_RETRY_AFTER = 24 * 3600.0
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one attempt did; `started_at` is the Unix time the request was sent."""
+    """What one attempt did; `started_at` is the Unix time the request was sent; `delivered`: a Redis
+    destination (rq, redis_stream) took it (no status code there)."""
 
     status_code: int | None
     latency_ms: float
     error: str | None
     retry_after: float | None = None
     started_at: float | None = None
+    delivered: bool = False
 
     @property
     def ok(self) -> bool:
         """2xx is success; anything else (3xx included: redirects are not followed) is a failure."""
-        return self.status_code is not None and 200 <= self.status_code < 300
+        return self.delivered or (self.status_code is not None and 200 <= self.status_code < 300)
 
     @property
     def gone(self) -> bool:

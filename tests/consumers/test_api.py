@@ -212,3 +212,30 @@ def test_replay_refusals(client):
     assert _post(client, path, {"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}).status_code == 400
     assert _post(client, path, {"since": "2026-01-01T00:00:00Z", "x": 1}).status_code == 400
     assert _post(client, path, {"since": "2026-01-01T00:00:00Z"}).json == {"events": 0}
+
+
+def test_deliveries_are_listed_and_redriven_by_consumer_id(db_client, db_services):
+    made = _post(db_client, "/api/consumers", {"type": "http", "url": "https://a.example/1"}).json
+    with db_services.engine.begin() as conn:
+        conn.execute(
+            deliveries.insert(),
+            [
+                {
+                    "event_id": f"evt_{i}",
+                    "consumer_id": cid,
+                    "url": url,
+                    "status": "failed",
+                    "attempts": 1,
+                    "created_at": utcnow(),
+                    "updated_at": utcnow(),
+                }
+                for i, (cid, url) in enumerate([(made["id"], "https://a.example/1"), ("c_other", "https://o.example")])
+            ],
+        )
+    for name in (made["id"], "https://a.example/1"):
+        listed = db_client.get("/api/deliveries", query_string={"consumer": name}, headers=AUTH).json["deliveries"]
+        assert [(d["consumer_id"], d["consumer"]) for d in listed] == [(made["id"], "https://a.example/1")]
+    counted = _post(db_client, "/api/deliveries/redrive", {"consumer": made["id"], "dry_run": True}).json
+    assert counted == {"count": 1, "dry_run": True}
+    done = _post(db_client, "/api/deliveries/redrive", {"consumer": made["id"]})
+    assert done.status_code == 202 and done.json["count"] == 1

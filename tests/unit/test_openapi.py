@@ -42,6 +42,19 @@ CONTRACT = POSTBACKS | {
     ("post", "/api/accounts/{account_id}/reconcile"),
     ("post", "/api/accounts/{account_id}/postback-token"),
 }
+#: docs/interface.md "Consumers".
+CONSUMERS = {
+    ("get", "/api/consumers"),
+    ("post", "/api/consumers"),
+    ("get", "/api/consumers/{consumer_id}"),
+    ("patch", "/api/consumers/{consumer_id}"),
+    ("delete", "/api/consumers/{consumer_id}"),
+    ("post", "/api/consumers/{consumer_id}/secret"),
+    ("post", "/api/consumers/{consumer_id}/test"),
+    ("get", "/api/consumers/{consumer_id}/test"),
+    ("post", "/api/consumers/{consumer_id}/replay"),
+}
+CONTRACT |= CONSUMERS
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 #: Operations whose valid requests the schema cannot fully express (a broker's checksum or path token, a
 #: 703-byte frame, an opaque cursor, "consumer and/or since"): for them a schema-valid request may rightly
@@ -60,6 +73,9 @@ NOT_EXPRESSIBLE = POSTBACKS | {
     ("put", "/api/accounts/{account_id}/session"),
     ("post", "/api/accounts/{account_id}/reconcile"),
     ("post", "/api/accounts/{account_id}/postback-token"),
+    # A consumer's destination rules (a dotted function path, a URL with a host, names the service keeps) and
+    # a generated id naming no consumer (404) are beyond the schema; every other check holds.
+    *(CONSUMERS - {("get", "/api/consumers")}),
 }
 
 
@@ -104,6 +120,7 @@ def test_every_answer_conforms_and_none_is_a_server_error(app, method, path, mod
         .replace("{broker}", "kite")
         .replace("{order_id}", "1")
         .replace("{account_id}", "acc_1")
+        .replace("{consumer_id}", "con_1")
     )
     try:
         app.url_map.bind("localhost").match(probe.replace("{delivery_id}", "1"), method=method.upper())
