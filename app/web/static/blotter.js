@@ -608,7 +608,7 @@ function deliveryList(deliveries, emptyText, reload) {
     const card = el("article", { class: `delivery state-${d.status}`, "data-delivery": d.status === "failed" ? String(d.id) : null },
       el("header", {},
         el("span", { class: `badge d-${d.status}`, text: d.status }),
-        el("span", { class: "consumer", text: d.consumer }),
+        el("span", { class: "consumer", text: deliveryConsumer(d) }), // consumers.js
         el("span", { class: "muted small", text: `delivery ${d.id} · event ${d.event_id} · ${d.attempts} attempt(s)` }),
         nextTry(d)),
       d.last_error ? el("p", { class: "reason", text: d.last_error }) : null,
@@ -656,8 +656,7 @@ function loadDeliveries() {
 
 function showDeliveries(consumer) {
   deliveriesOf = consumer;
-  fillDeliveryConsumers(consumer); // consumers.js
-  loadDeliveries();
+  fillDeliveryConsumers(consumer).finally(loadDeliveries); // consumers.js: the consumers' names first
 }
 
 async function loadPending() {
@@ -675,10 +674,12 @@ async function loadFailed() {
   try {
     const { data } = await api(deliveriesQuery("failed"));
     box.replaceChildren(deliveryList(data.deliveries, "No failed deliveries.", loadDeliveries));
+    // Retry all: one of the consumers with failed deliveries, by id (or by URL for a delivery without one).
     const select = document.getElementById("redrive-consumer");
-    const chosen = select.value;
-    select.replaceChildren(...[...new Set(data.deliveries.map((d) => d.consumer))].sort().map((url) => el("option", { value: url, text: url })));
-    if (chosen) select.value = chosen;
+    const chosen = select.value || deliveriesOf;
+    const named = new Map(data.deliveries.map((d) => [d.consumer_id || d.consumer, deliveryConsumer(d)]));
+    select.replaceChildren(...[...named].sort((a, b) => a[1].localeCompare(b[1])).map(([value, name]) => el("option", { value, text: visible(name) })));
+    if (chosen && named.has(chosen)) select.value = chosen;
   } catch (failure) {
     box.textContent = visible(failure.message);
   }

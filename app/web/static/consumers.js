@@ -321,15 +321,41 @@ function enabledSwitch(c, name) {
   return el("label", { class: "switch" }, input, el("span", { text: "Enabled" }));
 }
 
+const TEST_WAIT_MS = 30_000; // how long the card waits for a test delivery's outcome before it stops asking
+
 async function sendTest(c, name, button) {
   button.disabled = true;
+  let sent;
   try {
-    await api(`/api/consumers/${encodeURIComponent(c.id)}/test`, { method: "POST" });
-    say(c, `A test event (marked "test": true, never stored) was sent to ${name}.`);
+    ({ data: sent } = await api(`/api/consumers/${encodeURIComponent(c.id)}/test`, { method: "POST" }));
+    say(c, `A test event (marked "test": true, never stored) was sent to ${name}; waiting for its answer…`);
   } catch (failure) {
     say(c, failure.message, true);
   }
   button.disabled = false;
+  if (sent && sent.event_id) awaitTest(c, name, sent.event_id);
+}
+
+async function awaitTest(c, name, eventId) {
+  // The worker keeps the test delivery's outcome (GET /api/consumers/<id>/test): say it once it is there.
+  const deadline = Date.now() + TEST_WAIT_MS;
+  while (Date.now() < deadline) {
+    await new Promise((done) => setTimeout(done, 1000));
+    if ((outcomes.get(c.id) || [""])[0].indexOf("waiting for its answer") < 0) return; // another action since
+    let result;
+    try {
+      ({ data: result } = await api(`/api/consumers/${encodeURIComponent(c.id)}/test`, { allow: [404] }));
+    } catch {
+      continue;
+    }
+    if (result.event_id !== eventId) continue;
+    const answer = result.status_code ? `HTTP ${result.status_code}` : "";
+    const took = typeof result.latency_ms === "number" ? ` in ${Math.round(result.latency_ms)} ms` : "";
+    if (result.ok) say(c, `The test event reached ${name}${answer ? `: ${answer}` : ""}${took}.`);
+    else say(c, `The test event did not reach ${name}: ${[answer, result.error].filter(Boolean).join(" · ") || "no answer"}${took}.`, true);
+    return;
+  }
+  say(c, `The test event was sent to ${name}; no outcome within ${TEST_WAIT_MS / 1000} s (a worker sends it).`);
 }
 
 async function rotateSecret(c, name, button) {
@@ -401,4 +427,11 @@ async function fillDeliveryConsumers(chosen) {
   select.replaceChildren(el("option", { value: "", text: "All consumers" }), ...options);
   if (chosen && !consumerList.some((c) => c.id === chosen)) select.append(el("option", { value: chosen, text: visible(`${chosen} (removed)`) }));
   select.value = chosen || "";
+}
+
+function deliveryConsumer(d) {
+  // A delivery's consumer by its name when the page knows it (its description and destination), else its URL.
+  const c = consumerList.find((known) => known.id === d.consumer_id);
+  if (!c) return d.consumer;
+  return c.description ? `${c.description} · ${destination(c)}` : destination(c);
 }
