@@ -251,6 +251,16 @@ def test_rq_and_stream_consumers_hostile_text_and_deliveries_by_consumer(web, re
     card(page, stream["id"]).get_by_text("1 delivered").wait_for(timeout=30_000)
     card(page, rq["id"]).get_by_text("1 delivered").wait_for(timeout=30_000)
 
+    # By keyboard: from the journal's switch, Tab reaches Send test and Enter sends one (an XADD: no HTTP status).
+    card(page, stream["id"]).get_by_role("switch", name="Enabled: journal").focus()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.getAttribute('aria-label')") == "Send test to journal"
+    page.keyboard.press("Enter")
+    card(page, stream["id"]).locator(".outcome").filter(has_text="The test event reached journal in").wait_for(
+        timeout=60_000
+    )
+    assert redis_client.xlen("user-orders") == 2
+
     def failed(consumer: str) -> list[dict]:
         params = {"status": "failed", "consumer": consumer}
         return requests.get(f"{web.base}/api/deliveries", params=params, headers=AUTH, timeout=10).json()["deliveries"]
@@ -268,6 +278,8 @@ def test_rq_and_stream_consumers_hostile_text_and_deliveries_by_consumer(web, re
     delivery = failed(env["id"])[0]
     card(page, env["id"]).get_by_role("link", name=re.compile("Deliveries of")).click()
     page.locator(f'[data-delivery="{delivery["id"]}"]').wait_for(timeout=30_000)
+    named = page.locator(f'[data-delivery="{delivery["id"]}"] .consumer').inner_text()
+    assert named == f"{env['description']} · {env['url']}"  # by its name, as on its card
     chooser = page.get_by_label("Show the deliveries of")
     wait_until(lambda: chooser.input_value() == env["id"], 30, message="the link did not choose its consumer")
     chooser.select_option(rq["id"])
