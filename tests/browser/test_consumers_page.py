@@ -24,7 +24,7 @@ AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 ZONE = "Asia/Kolkata"  # the page's time zone: replay windows are typed in local time
 OPEN = {"status": "OPEN", "filled_quantity": 0, "pending_quantity": 1, "average_price": 0}
 #: The worker reads the consumers at most once a second (docs/consumers.md, "Changes without a restart"): a
-#: postback sent sooner after a change may be routed by the table from before it.
+#: postback sent sooner after a change may be routed (and signed) by the table from before it.
 ROUTES_SECONDS = 2.5
 #: A browser without the Clipboard API (or a page not allowed to use it): Copy falls back to the selection.
 NO_CLIPBOARD_API = "Object.defineProperty(Navigator.prototype, 'clipboard', { get: () => undefined });"
@@ -61,6 +61,19 @@ def one(web, **match) -> dict:
 
 def card(page, cid: str):
     return page.locator(f'[data-consumer="{cid}"]')
+
+
+def said(web, page, cid: str, text: str, *, error: bool = False, timeout: float = 60) -> None:
+    """Until the card says `text` in answer to its last action (as an error or not); else fail with what it says."""
+    line = card(page, cid).locator(".outcome")
+
+    def says() -> bool:
+        return text in line.inner_text() and ("error" in line.get_attribute("class").split()) == error
+
+    try:
+        wait_until(says, timeout, interval=0.25)
+    except AssertionError:
+        raise AssertionError(f"the card of {cid} says {line.inner_text()!r}, not {text!r}\n{web.logs()}") from None
 
 
 def local_input(moment: datetime) -> str:
@@ -147,8 +160,7 @@ def test_http_consumer_secret_once_filters_disable_rotate_test_replay_remove(web
 
     # A test event, signed under its secret, and the page says it was sent.
     mine.get_by_role("button", name="Send test to User A's endpoint").click()
-    reached = mine.locator(".outcome").filter(has_text="The test event reached User A's endpoint: HTTP 200")
-    reached.wait_for(timeout=60_000)
+    said(web, page, made["id"], "The test event reached User A's endpoint: HTTP 200")
     wait_until(lambda: any(r["json"].get("test") is True for r in hook.requests), 30, message=web.logs())
     tested = next(r for r in hook.requests if r["json"].get("test") is True)
     assert signed_under(secret, tested)
@@ -159,6 +171,7 @@ def test_http_consumer_secret_once_filters_disable_rotate_test_replay_remove(web
     rotated = reveal_secret(page)
     assert rotated != secret
     card(page, made["id"]).get_by_text("the old one signs too until").wait_for(timeout=30_000)
+    time.sleep(ROUTES_SECONDS)  # a worker follows a new secret within a second too
     before = len(hook.requests)
     card(page, made["id"]).get_by_role("button", name="Send test to User A's endpoint").click()
     wait_until(lambda: len(hook.requests) > before, 30, message=web.logs())
@@ -182,7 +195,7 @@ def test_http_consumer_secret_once_filters_disable_rotate_test_replay_remove(web
     replaying = card(page, made["id"])
     replaying.get_by_label("Replay User A's endpoint from").fill(local_input(started))
     replaying.get_by_role("button", name="Replay to User A's endpoint").click()
-    replaying.locator(".outcome").filter(has_text="2 events queued").wait_for(timeout=30_000)
+    said(web, page, made["id"], "2 events queued")
     wait_until(
         lambda: sum(r["json"].get("order_id") == "CONS-FILLED" for r in hook.requests) == 2, 30, message=web.logs()
     )
@@ -196,7 +209,22 @@ def test_http_consumer_secret_once_filters_disable_rotate_test_replay_remove(web
     replaying.get_by_label("Replay User A's endpoint from").fill(local_input(started))
     replaying.get_by_label("Replay User A's endpoint until (optional)").fill(local_input(started - timedelta(hours=1)))
     replaying.get_by_role("button", name="Replay to User A's endpoint").click()
-    replaying.locator(".outcome.error").filter(has_text="until must be after since").wait_for(timeout=30_000)
+    said(web, page, made["id"], "until must be after since", error=True)
+
+    # Changed in place, while everything runs: open orders too, under a new description.
+    changing = card(page, made["id"])
+    changing.locator("details.change summary").click()
+    form = changing.get_by_role("form", name="Change User A's endpoint")
+    assert form.get_by_label("filled", exact=True).is_checked()  # it opens with what the consumer has
+    assert form.get_by_label("Accounts").input_value() == "AB1234"
+    form.get_by_label("Description").fill("User A, fills and opens")
+    form.get_by_label("open", exact=True).check()
+    form.get_by_role("button", name="Save changes").click()
+    card(page, made["id"]).locator("h3", has_text="User A, fills and opens").wait_for(timeout=30_000)
+    assert sorted(one(web, id=made["id"])["filters"]["statuses"]) == ["FILLED", "OPEN"]
+    time.sleep(ROUTES_SECONDS)
+    web.kite("CONS-OPEN-2", **OPEN)
+    wait_until(lambda: any(r["json"].get("order_id") == "CONS-OPEN-2" for r in hook.requests), 30, message=web.logs())
 
     directory = screenshot_dir(tmp_path)
     page.evaluate("window.scrollTo(0, 0)")  # the sticky header stays at the top of a full-page screenshot
@@ -204,10 +232,10 @@ def test_http_consumer_secret_once_filters_disable_rotate_test_replay_remove(web
 
     # Remove asks first; declining keeps it.
     page.once("dialog", lambda dialog: dialog.dismiss())
-    card(page, made["id"]).get_by_role("button", name="Remove User A's endpoint").click()
+    card(page, made["id"]).get_by_role("button", name="Remove User A, fills and opens").click()
     assert any(c["id"] == made["id"] for c in listed(web))
     page.once("dialog", lambda dialog: dialog.accept())
-    card(page, made["id"]).get_by_role("button", name="Remove User A's endpoint").click()
+    card(page, made["id"]).get_by_role("button", name="Remove User A, fills and opens").click()
     card(page, made["id"]).wait_for(state="detached", timeout=30_000)
     assert [c["id"] for c in listed(web)] == [env["id"]]
     assert secret not in page.content() and rotated not in page.content()
@@ -256,9 +284,7 @@ def test_rq_and_stream_consumers_hostile_text_and_deliveries_by_consumer(web, re
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.getAttribute('aria-label')") == "Send test to journal"
     page.keyboard.press("Enter")
-    card(page, stream["id"]).locator(".outcome").filter(has_text="The test event reached journal in").wait_for(
-        timeout=60_000
-    )
+    said(web, page, stream["id"], "The test event reached journal in")
     assert redis_client.xlen("user-orders") == 2
 
     def failed(consumer: str) -> list[dict]:
@@ -271,8 +297,7 @@ def test_rq_and_stream_consumers_hostile_text_and_deliveries_by_consumer(web, re
 
     # The environment's consumer can be tested (it answers 500): the card says the test did not get through.
     card(page, env["id"]).get_by_role("button", name=re.compile("Send test")).click()
-    failing = card(page, env["id"]).locator(".outcome.error").filter(has_text="did not reach")
-    failing.filter(has_text="HTTP 500").wait_for(timeout=60_000)
+    said(web, page, env["id"], f"did not reach {env['description'] or env['url']}: HTTP 500", error=True)
 
     # The Deliveries view by consumer: the environment's failed delivery, then none for the RQ consumer.
     delivery = failed(env["id"])[0]

@@ -31,19 +31,24 @@ function jsonRequest(method, body) {
 
 // ---- the add form ------------------------------------------------------------------------------
 
+let brokerNames = []; // GET /api/brokers, for the filters' checkboxes
+
+function checkbox(name, value, label, checked = false) {
+  return el("label", { class: "check" }, el("input", { type: "checkbox", name, value, checked }), el("span", { text: label }));
+}
+
 function checkboxes(boxId, name, values, label = (v) => v) {
   const box = document.getElementById(boxId);
   const legend = box.querySelector("legend");
-  box.replaceChildren(legend, ...values.map((value) => el("label", { class: "check" },
-    el("input", { type: "checkbox", name, value }), el("span", { text: label(value) }))));
+  box.replaceChildren(legend, ...values.map((value) => checkbox(name, value, label(value))));
 }
 
 async function loadFilterChoices() {
   // Brokers from GET /api/brokers, the known account ids as a hint; statuses and sources are fixed words.
-  const known = document.getElementById("con-brokers").querySelectorAll("input").length;
-  if (!known) {
+  if (!brokerNames.length) {
     const { data } = await api("/api/brokers");
-    checkboxes("con-brokers", "brokers", data.brokers.map((b) => b.name));
+    brokerNames = data.brokers.map((b) => b.name);
+    checkboxes("con-brokers", "brokers", brokerNames);
   }
   const { data } = await api("/api/accounts");
   const ids = [...new Set(data.accounts.map((a) => a.account_id).filter(Boolean))].sort();
@@ -61,12 +66,12 @@ function showTypeFields() {
   }
 }
 
-function chosenFilters(form) {
+function chosenFilters(form, accounts = document.getElementById("con-accounts")) {
   const filters = {};
   for (const name of ["brokers", "statuses", "sources"]) {
     filters[name] = [...form.querySelectorAll(`input[name="${name}"]:checked`)].map((input) => input.value);
   }
-  filters.accounts = document.getElementById("con-accounts").value.split(",").map((v) => v.trim()).filter(Boolean);
+  filters.accounts = accounts.value.split(",").map((v) => v.trim()).filter(Boolean);
   return filters;
 }
 
@@ -128,7 +133,7 @@ function setupConsumers() {
 
 function secretPanel(secret, title, note, done) {
   // A readonly field (so the fallback can select it), Copy, and Done, which drops the secret from the page.
-  const field = el("input", { type: "text", readonly: true, class: "mono", value: secret, spellcheck: "false", autocomplete: "off", "aria-label": title });
+  const field = el("input", { type: "text", readonly: true, class: "mono", value: secret, spellcheck: "false", autocomplete: "off", "aria-label": visible(title) });
   const said = el("span", { class: "small", role: "status" });
   const panel = el("div", { class: "secret-once" },
     el("strong", { text: title }),
@@ -164,8 +169,8 @@ async function copySecret(field, said) {
 // ---- the list ----------------------------------------------------------------------------------
 
 function showConsumers() {
-  loadFilterChoices().catch((failure) => toast(failure.message, true));
-  loadConsumers(true);
+  // The brokers first: each card's change form offers them.
+  loadFilterChoices().catch((failure) => toast(failure.message, true)).finally(() => loadConsumers(true));
   clearInterval(consumerTimer);
   consumerTimer = setInterval(() => {
     if (location.hash !== "#consumers") { clearInterval(consumerTimer); return; }
@@ -176,7 +181,7 @@ function showConsumers() {
 async function loadConsumers(force) {
   const list = document.getElementById("consumers");
   // A refresh never throws away a secret being read or a field being typed in.
-  if (!force && list.querySelector(".secret-once, input:focus")) return;
+  if (!force && list.querySelector(".secret-once, input:focus, details.change[open]")) return;
   try {
     const { data } = await api("/api/consumers");
     consumerList = data.consumers;
@@ -268,14 +273,16 @@ function consumerCard(c) {
     ...fact("Filters", ...filtersText(c.filters)),
     ...fact("Deliveries", ...countsText(c.counts), " · ",
       el("a", { href: `#deliveries/${encodeURIComponent(c.id)}`, "aria-label": `Deliveries of ${visible(name)}` }, "see them")),
-    ...fact("Latency, last hour", latencyText(c.latency_ms)),
+    ...fact("Latency, last hour", latencyText(c.latency_ms), el("span", { class: "muted small", text: " (received → delivered)" })),
     ...(c.last_error ? fact("Last error", el("span", { class: "reason", text: c.last_error }),
       c.last_error_at ? el("span", { class: "muted", text: ` (${when(c.last_error_at)})` }) : null) : []),
     ...(c.disabled_reason ? fact("Disabled because", el("span", { class: "reason", text: c.disabled_reason })) : []),
     ...secretFacts(c),
     ...(c.created_at ? fact("Added", when(c.created_at)) : [])));
   if (readOnly) card.append(el("p", { class: "muted small", text: "Set by FORWARD_URLS and FORWARD_SECRET: change them to change it." }));
-  card.append(consumerControls(c, name, readOnly), replayForm(c, name));
+  card.append(consumerControls(c, name, readOnly));
+  if (!readOnly) card.append(changeForm(c, name));
+  card.append(replayForm(c, name));
   const outcome = outcomes.get(c.id);
   card.append(el("p", { class: `outcome${outcome && outcome[1] ? " error" : ""}`, role: "status", text: outcome ? outcome[0] : "" }));
   return card;
@@ -321,7 +328,7 @@ function enabledSwitch(c, name) {
   return el("label", { class: "switch" }, input, el("span", { text: "Enabled" }));
 }
 
-const TEST_WAIT_MS = 30_000; // how long the card waits for a test delivery's outcome before it stops asking
+const TEST_WAIT_MS = 60_000; // how long the card waits for a test delivery's outcome before it stops asking
 
 async function sendTest(c, name, button) {
   button.disabled = true;
@@ -374,6 +381,47 @@ async function rotateSecret(c, name, button) {
     say(c, failure.message, true);
   }
   button.disabled = false;
+}
+
+function changeForm(c, name) {
+  // Its description, URL (http) and filters, changed in place (PATCH /api/consumers/<id>): events stored from
+  // then on are routed by the new ones, without a restart.
+  const f = c.filters || {};
+  const group = (key, values, label = (v) => v) => el("fieldset", { class: "checks" }, el("legend", { text: key[0].toUpperCase() + key.slice(1) }),
+    ...values.map((value) => checkbox(key, value, label(value), (f[key] || []).includes(value))));
+  const description = el("input", { type: "text", value: c.description || "", maxlength: "500", autocomplete: "off" });
+  const url = c.type === "http" ? el("input", { type: "url", value: c.url || "", required: true, autocomplete: "off", spellcheck: "false" }) : null;
+  const accounts = el("input", { type: "text", value: (f.accounts || []).join(", "), autocomplete: "off", spellcheck: "false", placeholder: "comma-separated account ids" });
+  const known = new Set([...brokerNames, ...(f.brokers || [])]);
+  const form = el("form", { class: "change-form", "aria-label": `Change ${visible(name)}` },
+    el("div", { class: "row" },
+      el("label", { class: "field wide" }, "Description", description),
+      url ? el("label", { class: "field wide" }, "URL", url) : null),
+    el("div", { class: "filter-set" },
+      group("brokers", [...known]),
+      group("statuses", Object.keys(STATUS_LABEL), (v) => STATUS_LABEL[v]),
+      group("sources", EVENT_SOURCES),
+      el("label", { class: "field wide" }, "Accounts", accounts)),
+    el("div", { class: "row" }, el("button", { type: "submit" }, "Save changes")));
+  const what = url ? "Change description, URL or filters" : "Change description or filters";
+  const details = el("details", { class: "change" }, el("summary", { "aria-label": `${what} of ${visible(name)}` }, what), form);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = { description: description.value.trim(), filters: chosenFilters(form, accounts) };
+    if (url) body.url = url.value.trim();
+    const button = form.querySelector("button");
+    button.disabled = true;
+    try {
+      await api(`/api/consumers/${encodeURIComponent(c.id)}`, jsonRequest("PATCH", body));
+      say(c, "Changed: events stored from now on are routed by the new filters.");
+      details.open = false;
+    } catch (failure) {
+      say(c, failure.message, true);
+    }
+    button.disabled = false;
+    loadConsumers(true);
+  });
+  return details;
 }
 
 function replayForm(c, name) {
