@@ -202,7 +202,9 @@ def _disabled_reason(conn, consumer_id: str) -> str | None:
 def _disabled_answer(url: str, reason: str | None):
     """409: a disabled consumer is re-enabled first, or its redriven deliveries only fail again."""
     return error_response(
-        409, f"consumer {url} is disabled ({reason}); run `flask --app wsgi forward-enable {url}` first"
+        409,
+        f"consumer {url} is disabled ({reason}); enable it first: PATCH /api/consumers/<its id> "
+        f'{{"enabled": true}}, or for a FORWARD_URLS consumer `flask --app wsgi forward-enable {url}`',
     )
 
 

@@ -334,3 +334,27 @@ def test_replay_redelivers_with_the_original_webhook_id_and_reaches_a_later_cons
     assert ids_a == [first, first]
     assert len([c for c in responses.calls if c.request.url == URL_B]) == 2
     assert [d.status for d in deliveries_of(services, a["id"])] == ["delivered"]
+
+
+@responses.activate
+def test_410_disables_a_consumer_added_as_data_until_it_is_switched_on(fwd):
+    services, client = fwd
+    responses.post(URL_A, status=410)
+    a = add(client, type="http", url=URL_A)
+    order(client, 1)
+    run_pipeline(services)
+    shown = client.get(f"/api/consumers/{a['id']}", headers=AUTH).get_json()
+    assert shown["enabled"] is False and "410" in shown["disabled_reason"]
+    assert shown["counts"]["failed"] == 1
+    order(client, 2)  # stored while disabled: dead-lettered at once, to be redriven
+    run_pipeline(services)
+    assert len(responses.calls) == 1
+    responses.replace(responses.POST, URL_A, status=200)
+    shown = patch(client, a["id"], enabled=True)
+    assert shown["enabled"] is True and shown["disabled_reason"] is None
+    redriven = client.post(
+        "/api/deliveries/redrive", data=json.dumps({"consumer": a["id"]}), headers=AUTH, content_type="application/json"
+    )
+    assert redriven.status_code == 202 and redriven.get_json()["count"] == 2
+    run_pipeline(services)
+    assert [d.status for d in deliveries_of(services, a["id"])] == ["delivered", "delivered"]
