@@ -337,3 +337,44 @@ def test_rq_and_stream_consumers_hostile_text_and_deliveries_by_consumer(web, re
     assert phone.evaluate("window.__pwned") is None
     assert Path(phone_shot).stat().st_size > 0
     context.close()
+
+
+def test_consumers_a_410_gone_disabled_say_why_and_how_to_enable_them(
+    redis_client, redis_url, sqlite_url, tmp_path, browser
+):
+    """A 410 Gone disables a consumer: the environment's card names the command that enables it again, an added
+    one's switch is off and switching it on enables it."""
+    gone = Consumer(lambda n, _req: (410, {}, 0))
+    also_gone = Consumer(lambda n, _req: (410, {}, 0))
+    web = Stack(redis_url, sqlite_url, tmp_path, FORWARD_URLS=gone.url).start()
+    try:
+        made = requests.post(
+            f"{web.base}/api/consumers",
+            json={"type": "http", "url": also_gone.url, "description": "gone too"},
+            headers=AUTH,
+            timeout=10,
+        )
+        assert made.status_code == 201, made.text
+        added = made.json()
+        time.sleep(ROUTES_SECONDS)
+        web.kite("CONS-GONE")
+        wait_until(lambda: all(c["disabled_reason"] for c in listed(web)), 60, message=web.logs())
+        env = one(web, source="environment")
+        page = browser.new_page(viewport=DESKTOP)
+        sign_in(page, web.base)
+        page.goto(web.base + "/#consumers")
+        shown = card(page, env["id"])
+        shown.wait_for(timeout=30_000)
+        assert shown.get_attribute("data-enabled") == "false" and "disabled" in shown.locator("header").inner_text()
+        assert env["disabled_reason"] in shown.locator(".facts").inner_text()
+        assert f"flask --app wsgi forward-enable {gone.url}" in shown.locator("code").inner_text()
+        switch = card(page, added["id"]).get_by_role("switch", name="Enabled: gone too")
+        assert not switch.is_checked()
+        switch.click()
+        page.locator(f'[data-consumer="{added["id"]}"][data-enabled="true"]').wait_for(timeout=30_000)
+        assert one(web, id=added["id"])["disabled_reason"] is None
+        assert card(page, added["id"]).get_by_text("Disabled because").count() == 0
+    finally:
+        web.stop()
+        gone.close()
+        also_gone.close()

@@ -280,6 +280,10 @@ function consumerCard(c) {
     ...secretFacts(c),
     ...(c.created_at ? fact("Added", when(c.created_at)) : [])));
   if (readOnly) card.append(el("p", { class: "muted small", text: "Set by FORWARD_URLS and FORWARD_SECRET: change them to change it." }));
+  if (readOnly && c.disabled_reason) {
+    // A 410 Gone disabled it: the environment's consumers are enabled again from the command line (docs/consumers.md).
+    card.append(el("p", { class: "small" }, "Enable it again with ", el("code", { class: "mono", text: `flask --app wsgi forward-enable ${c.url}` }), "."));
+  }
   card.append(consumerControls(c, name, readOnly));
   if (!readOnly) card.append(changeForm(c, name));
   card.append(replayForm(c, name));
