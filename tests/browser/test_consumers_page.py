@@ -117,8 +117,11 @@ def add(page, kind: str, description: str, **fields) -> None:
         else:
             form.get_by_label(label, exact=True).fill(value)
     form.get_by_label("Description", exact=True).fill(description)
+    result = page.locator("#con-result")
+    before = result.inner_text()  # the previous add's answer, until this one's replaces it
     form.get_by_role("button", name="Add consumer").click()
-    page.locator("#con-result").filter(has_text="Added").wait_for(timeout=30_000)
+    answered = lambda: result.inner_text() != before and "Added" in result.inner_text()  # noqa: E731
+    wait_until(answered, 30, message=f"no 'Added' after adding {description!r}")
 
 
 def test_http_consumer_secret_once_filters_disable_rotate_test_replay_remove(web, hooks, browser, tmp_path):
@@ -252,6 +255,15 @@ def test_rq_and_stream_consumers_hostile_text_and_deliveries_by_consumer(web, re
     page.goto(web.base + "/#consumers")
     env = one(web, source="environment")
     card(page, env["id"]).wait_for(timeout=30_000)
+
+    # A refusal is shown next to the form, as the API words it.
+    form = page.get_by_role("form", name="Add a consumer")
+    form.get_by_label("Type").select_option("rq")
+    form.get_by_label("Queue", exact=True).fill("orderhook-mine")
+    form.get_by_label("Function", exact=True).fill("mystrategy.on_order")
+    form.get_by_role("button", name="Add consumer").click()
+    page.locator("#con-result.error").filter(has_text="queue names starting with 'orderhook'").wait_for(timeout=30_000)
+    assert [c["id"] for c in listed(web)] == [env["id"]]
 
     # An RQ consumer whose description is hostile, and a Redis stream consumer: neither has a secret.
     add(page, "rq", HOSTILE, Queue="strategy-orders", Function="mystrategy.on_order", sources=["postback"])
