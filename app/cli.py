@@ -77,7 +77,7 @@ def register_cli(app: Flask) -> None:
         click.echo("database is at the latest revision")
 
     @app.cli.command("redrive")
-    @click.option("--consumer", "consumer_url", help="Only deliveries to this consumer URL.")
+    @click.option("--consumer", "consumer_url", help="Only deliveries to this consumer (its id or URL).")
     @click.option(
         "--since",
         type=ISO_TIME,

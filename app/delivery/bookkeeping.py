@@ -302,10 +302,10 @@ def redrive(engine: sa.Engine, client: redis.Redis, ids: list[int]) -> int:
 def failed_ids(
     engine: sa.Engine, consumer_url: str | None = None, since: datetime | None = None, until: datetime | None = None
 ) -> list[int]:
-    """Ids of failed (dead-lettered) deliveries of a consumer and/or created in [since, until)."""
+    """Ids of failed (dead-lettered) deliveries of a consumer (its id or URL) and/or created in [since, until)."""
     query = sa.select(deliveries.c.id).where(deliveries.c.status == "failed")
     if consumer_url:
-        query = query.where(deliveries.c.url == consumer_url)
+        query = query.where(sa.or_(deliveries.c.url == consumer_url, deliveries.c.consumer_id == consumer_url))
     if since:
         query = query.where(deliveries.c.created_at >= since)
     if until:

@@ -51,3 +51,27 @@ def test_test_and_replay(app, redis_client):
     replayed = run(app, "replay", cid, "--since", "2026-01-01T00:00Z")
     assert replayed.exit_code == 0 and "0 events replayed" in replayed.output
     assert run(app, "replay", cid, "--since", "2026-01-02", "--until", "2026-01-01").exit_code == 2
+
+
+def test_redrive_takes_a_consumer_id(app, services):
+    from app.db import deliveries, utcnow
+
+    cid = run(app, "add", "redis_stream", "--stream", "s").output.split()[1]
+    with services.engine.begin() as conn:
+        conn.execute(
+            deliveries.insert(),
+            [
+                {
+                    "event_id": f"evt_{n}",
+                    "consumer_id": who,
+                    "url": "redis-stream://s",
+                    "status": "failed",
+                    "attempts": 1,
+                    "created_at": utcnow(),
+                    "updated_at": utcnow(),
+                }
+                for n, who in enumerate([cid, cid, "con_other"])
+            ],
+        )
+    counted = app.test_cli_runner().invoke(args=["redrive", "--consumer", cid, "--dry-run"])
+    assert counted.exit_code == 0 and "2 failed deliveries would be redriven" in counted.output

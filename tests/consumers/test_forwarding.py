@@ -358,3 +358,42 @@ def test_410_disables_a_consumer_added_as_data_until_it_is_switched_on(fwd):
     assert redriven.status_code == 202 and redriven.get_json()["count"] == 2
     run_pipeline(services)
     assert [d.status for d in deliveries_of(services, a["id"])] == ["delivered", "delivered"]
+
+
+def test_the_rq_facts_the_rq_destination_relies_on(redis_client):
+    """RQ 2.12 (docs/delivery.md §5): a second enqueue of an id runs it twice unless `unique`; no `.` in ids."""
+    from rq.exceptions import DuplicateJobError
+    from rq.job import Job
+
+    queue = Queue("facts", connection=redis_client)
+    queue.enqueue_call("user_strategy.on_order", job_id="evt_1-con_1")
+    queue.enqueue_call("user_strategy.on_order", job_id="evt_1-con_1")
+    assert queue.job_ids == ["evt_1-con_1", "evt_1-con_1"]
+    with pytest.raises(DuplicateJobError):
+        queue.enqueue_call("user_strategy.on_order", job_id="evt_1-con_1", unique=True)
+    with pytest.raises(ValueError, match="letters, numbers, underscores and dashes"):
+        Job("evt_1.con_1", connection=redis_client)
+
+
+def test_replay_makes_deliveries_once_per_event_on_both_databases(db_services, redis_client):
+    from datetime import timedelta
+
+    from app.consumers.input import filters
+    from app.consumers.replay import replay
+    from app.db import utcnow
+    from app.redis_keys import due_key
+
+    persist_batch(db_services.engine, [_event(1, "A1"), _event(2, "B2"), _event(3, "A1", "FILLED")])
+    store = ConsumerStore(db_services.config, db_services.engine)
+    made, _ = store.create("redis_stream", stream="s", filters=filters({"accounts": ["A1"]}))
+    since = utcnow() - timedelta(minutes=5)
+    assert replay(db_services.engine, redis_client, made, since) == 2
+    rows = deliveries_of(db_services, made.id)
+    assert sorted(r.event_id[-1] for r in rows) == ["1", "3"] and {r.status for r in rows} == {"pending"}
+    with db_services.engine.begin() as conn:
+        conn.execute(deliveries.update().where(deliveries.c.consumer_id == made.id).values(status="delivered"))
+    assert replay(db_services.engine, redis_client, made, since, utcnow() + timedelta(minutes=1)) == 2
+    again = deliveries_of(db_services, made.id)
+    assert sorted(r.id for r in again) == sorted(r.id for r in rows) and {r.status for r in again} == {"pending"}
+    assert redis_client.zcard(due_key(made.id)) == 2
+    assert replay(db_services.engine, redis_client, made, utcnow() + timedelta(minutes=1)) == 0

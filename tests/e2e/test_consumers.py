@@ -152,6 +152,54 @@ def test_http_consumers_managed_while_postbacks_flow(launch):
     assert "whsec_" not in json.dumps(listed)
 
 
+def test_changes_while_a_stream_of_postbacks_flows(launch):
+    """A steady stream of postbacks (A1 and B2 in turn) while a consumer is added then removed and another is
+    switched off: every delivery verifies under its consumer's secret and passes its filters, and no change
+    is ignored once it has had time to apply."""
+    user_a, user_b, later = Consumer(), Consumer(), Consumer()
+    base, worker = launch()
+    a = api("POST", base, "/api/consumers", {"type": "http", "url": user_a.url, "filters": {"accounts": ["A1"]}}, 201)
+    b = api("POST", base, "/api/consumers", {"type": "http", "url": user_b.url, "filters": {"accounts": ["B2"]}}, 201)
+    time.sleep(CHANGE_APPLIES)
+    posted: list[tuple[float, str, str]] = []
+    stop = threading.Event()
+
+    def flow() -> None:
+        while not stop.is_set():
+            account = "A1" if len(posted) % 2 == 0 else "B2"
+            posted.append((time.monotonic(), account, send(base, account)))
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=flow)
+    thread.start()
+    try:
+        time.sleep(1.5)
+        c = api(
+            "POST", base, "/api/consumers", {"type": "http", "url": later.url, "filters": {"accounts": ["A1"]}}, 201
+        )
+        time.sleep(3)
+        api("PATCH", base, f"/api/consumers/{b['id']}", {"enabled": False})
+        b_off = time.monotonic()
+        time.sleep(1.5)
+        api("DELETE", base, f"/api/consumers/{c['id']}", expect=204)
+        c_gone = time.monotonic()
+        time.sleep(CHANGE_APPLIES + 2)
+    finally:
+        stop.set()
+        thread.join(30)
+    mine = [event_id for _, account, event_id in posted if account == "A1"]
+    wait_until(lambda: len(user_a.requests) >= len(mine), 60, message=worker.log())
+    time.sleep(1.5)
+    assert sorted(ids(user_a)) == sorted(mine)  # every A1 event, once
+    for consumer, made in ((user_a, a), (user_b, b), (later, c)):
+        for request in consumer.requests:
+            assert verify(made["secret"], request)["account_id"] == ("B2" if consumer is user_b else "A1")
+    b_ids, c_ids = set(ids(user_b)), set(ids(later))
+    assert b_ids and c_ids  # each got events while it was on
+    assert not b_ids & {e for at, acc, e in posted if acc == "B2" and at > b_off + CHANGE_APPLIES}
+    assert not c_ids & {e for at, acc, e in posted if acc == "A1" and at > c_gone + CHANGE_APPLIES}
+
+
 # The README's own code
 
 
