@@ -608,7 +608,7 @@ function deliveryList(deliveries, emptyText, reload) {
     const card = el("article", { class: `delivery state-${d.status}`, "data-delivery": d.status === "failed" ? String(d.id) : null },
       el("header", {},
         el("span", { class: `badge d-${d.status}`, text: d.status }),
-        el("span", { class: "consumer", text: d.consumer }),
+        el("span", { class: "consumer", text: deliveryConsumer(d) }), // consumers.js
         el("span", { class: "muted small", text: `delivery ${d.id} · event ${d.event_id} · ${d.attempts} attempt(s)` }),
         nextTry(d)),
       d.last_error ? el("p", { class: "reason", text: d.last_error }) : null,
@@ -640,15 +640,29 @@ function nextTry(d) {
     due ? "next try now, due since " : "next try ", el("time", { datetime: d.next_attempt_at, title: visible(d.next_attempt_at), text: when(d.next_attempt_at) }));
 }
 
+let deliveriesOf = ""; // the consumer id the Deliveries view is filtered by ("" = every consumer)
+
+function deliveriesQuery(status) {
+  // GET /api/deliveries of one status, of the chosen consumer only when one is chosen (docs/frontend.md).
+  const query = new URLSearchParams({ status, limit: "200" });
+  if (deliveriesOf) query.set("consumer", deliveriesOf);
+  return `/api/deliveries?${query}`;
+}
+
 function loadDeliveries() {
   loadFailed();
   loadPending();
 }
 
+function showDeliveries(consumer) {
+  deliveriesOf = consumer;
+  fillDeliveryConsumers(consumer).finally(loadDeliveries); // consumers.js: the consumers' names first
+}
+
 async function loadPending() {
   const box = document.getElementById("pending-deliveries");
   try {
-    const { data } = await api("/api/deliveries?status=pending&limit=200");
+    const { data } = await api(deliveriesQuery("pending"));
     box.replaceChildren(deliveryList(data.deliveries, "No deliveries waiting for a try.", loadDeliveries));
   } catch (failure) {
     box.textContent = visible(failure.message);
@@ -658,12 +672,14 @@ async function loadPending() {
 async function loadFailed() {
   const box = document.getElementById("failed-deliveries");
   try {
-    const { data } = await api("/api/deliveries?status=failed&limit=200");
+    const { data } = await api(deliveriesQuery("failed"));
     box.replaceChildren(deliveryList(data.deliveries, "No failed deliveries.", loadDeliveries));
+    // Retry all: one of the consumers with failed deliveries, by id (or by URL for a delivery without one).
     const select = document.getElementById("redrive-consumer");
-    const chosen = select.value;
-    select.replaceChildren(...[...new Set(data.deliveries.map((d) => d.consumer))].sort().map((url) => el("option", { value: url, text: url })));
-    if (chosen) select.value = chosen;
+    const chosen = select.value || deliveriesOf;
+    const named = new Map(data.deliveries.map((d) => [d.consumer_id || d.consumer, deliveryConsumer(d)]));
+    select.replaceChildren(...[...named].sort((a, b) => a[1].localeCompare(b[1])).map(([value, name]) => el("option", { value, text: visible(name) })));
+    if (chosen && named.has(chosen)) select.value = chosen;
   } catch (failure) {
     box.textContent = visible(failure.message);
   }
@@ -679,6 +695,11 @@ function redriveBody(dryRun) {
 }
 
 function setupDeliveries() {
+  document.getElementById("d-consumer").addEventListener("change", (event) => {
+    // The filter is in the address (#deliveries/<consumer id>), so a consumer's card can link to it.
+    const id = event.currentTarget.value;
+    location.hash = id ? `#deliveries/${encodeURIComponent(id)}` : "#deliveries";
+  });
   const form = document.getElementById("redrive-form");
   const go = document.getElementById("redrive-go");
   const count = document.getElementById("redrive-count");
@@ -760,7 +781,7 @@ let feedTimer = null;
 function route() {
   const hash = location.hash.replace(/^#/, "") || "orders";
   const [view, ...rest] = hash.split("/");
-  const name = ["orders", "order", "deliveries", "accounts", "feeds", "dhan-web"].includes(view) ? view : "orders";
+  const name = ["orders", "order", "deliveries", "consumers", "accounts", "feeds", "dhan-web"].includes(view) ? view : "orders";
   for (const section of document.querySelectorAll("main > section")) section.hidden = section.dataset.view !== name;
   for (const tab of document.querySelectorAll(".tabs a")) {
     if (tab.dataset.tab === (name === "order" ? "orders" : name)) tab.setAttribute("aria-current", "page");
@@ -775,10 +796,15 @@ function route() {
       toast("This order link is not valid: open the order from the list", true);
     }
   }
-  if (name === "deliveries") loadDeliveries();
+  if (name === "deliveries") {
+    let consumer = "";
+    try { consumer = decodeURIComponent(rest.join("/")); } catch { toast("This consumer link is not valid: choose the consumer from the list", true); }
+    showDeliveries(consumer);
+  }
   if (name === "feeds") { loadFeeds(); feedTimer = setInterval(loadFeeds, 5000); }
   if (name === "dhan-web") loadFrame();
   if (name === "accounts") showAccounts(); // accounts.js
+  if (name === "consumers") showConsumers(); // consumers.js
 }
 
 document.getElementById("signout").addEventListener("click", async () => {
@@ -791,6 +817,7 @@ setupOrders();
 setupDeliveries();
 setupFrame();
 setupAccounts(); // accounts.js
+setupConsumers(); // consumers.js
 window.addEventListener("hashchange", route);
 route();
 refreshView();
