@@ -41,7 +41,8 @@ def add(page, broker: str, account_id: str, label: str, **credentials: str) -> N
     for name, value in credentials.items():
         form.locator(f'[data-credential="{name}"]').fill(value)
     form.get_by_role("button", name="Add account").click()
-    page.locator("#acc-result").filter(has_text="Added").wait_for(timeout=30_000)
+    # The previous add's "Added …" is still shown: wait for this account's own.
+    page.locator("#acc-result").filter(has_text=f"Added {broker} {account_id or label}.").wait_for(timeout=30_000)
 
 
 def card(page, account_id: str):
