@@ -14,8 +14,9 @@ from app.brokers.flattrade.spec import SPEC as FLATTRADE
 from app.brokers.jainam.spec import SPEC as JAINAM
 from app.brokers.kite.spec import SPEC as KITE
 from app.brokers.spec import BrokerSpec, FeedSpec, status_word
+from app.brokers.upstox.spec import SPEC as UPSTOX
 
-SPECS: tuple[BrokerSpec, ...] = (KITE, DHAN, FLATTRADE, JAINAM)
+SPECS: tuple[BrokerSpec, ...] = (KITE, DHAN, FLATTRADE, JAINAM, UPSTOX)
 
 BY_NAME: dict[str, BrokerSpec] = {spec.name: spec for spec in SPECS}
 #: Broker names as they appear in URLs and events.
