@@ -122,6 +122,9 @@ class FakeUpstox:
     exchanges: list[dict[str, str]] = field(default_factory=list)
     authorize_requests: list[dict[str, str]] = field(default_factory=list)
     rest_requests: list[dict[str, str]] = field(default_factory=list)
+    #: The origin the browser is sent back to instead of the redirect URI's (the test's loopback web standing in for
+    #: the public PUBLIC_BASE_URL host, as a proxy in front of it would); None: the redirect URI as registered.
+    browser_origin: str | None = None
     #: Statuses the next authorize answers take (e.g. [503]).
     authorize_fail_next: list[int] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -170,6 +173,8 @@ class FakeUpstox:
         with self.lock:
             self.codes[code] = (api_key, user_id)
         query = {"code": code, **({"state": state} if state else {})}
+        if self.browser_origin:
+            redirect_uri = self.browser_origin + urlsplit(redirect_uri).path
         return f"{redirect_uri}?{urlencode(query)}"
 
     def token(self, form: dict[str, str]) -> tuple[int, dict]:
