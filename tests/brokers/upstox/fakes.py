@@ -171,7 +171,7 @@ class FakeUpstox:
         """Where a successful login sends the browser: the redirect URI with a fresh code and the state."""
         code = secrets.token_urlsafe(6)
         with self.lock:
-            self.codes[code] = (api_key, user_id)
+            self.codes[code] = (api_key, user_id or self.user_id)
         query = {"code": code, **({"state": state} if state else {})}
         if self.browser_origin:
             redirect_uri = self.browser_origin + urlsplit(redirect_uri).path
