@@ -42,17 +42,25 @@ class UpstoxConnector(FeedConnector):
     auth_hint = "log in again (Upstox tokens end at 03:30 IST), or renew UPSTOX_ACCESS_TOKEN"
 
     def load_settings(self) -> None:
-        """No settings of its own; the authorize step's outcome is tracked per attempt."""
+        """No settings of its own; the authorize step's outcome and the current URL's secrets are tracked."""
         self.authorized = False
+        self.url_secrets: set[str] = set()
 
     async def url(self) -> str:
         """A fresh authorized URL (blocking HTTP, in a thread); its code and request id are redacted everywhere."""
         self.authorized = False
         url = await asyncio.to_thread(self.authorize)
-        for _, value in parse_qsl(urlsplit(url).query):
-            self.add_secret(value)
+        self.remember_url_secrets({value for _, value in parse_qsl(urlsplit(url).query)})
         self.authorized = True
         return url
+
+    def remember_url_secrets(self, values: set[str]) -> None:
+        """Redact this URL's code and request id; the last URL's are forgotten (used up, and a process that
+        reconnects for weeks must not keep every one)."""
+        self._runtime_secrets.difference_update(self.url_secrets - values)
+        self.url_secrets = values
+        for value in values:
+            self.add_secret(value)
 
     def authorize(self) -> str:
         """GET the authorize endpoint -> data.authorized_redirect_uri; FeedAuthError when the token is refused."""

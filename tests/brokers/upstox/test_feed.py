@@ -222,3 +222,14 @@ def test_a_mute_socket_is_replaced_through_a_fresh_authorize_step(build):
     fake, sock, state = asyncio.run(scenario())
     assert len(fake.authorize_requests) >= 2 and len(set(codes(sock))) == len(sock.sessions) >= 2
     assert state["reconnects"] >= 1
+
+
+def test_only_the_current_urls_code_is_kept_for_redaction(build):
+    """Each URL's code and request id are redacted; a reconnecting process does not keep every old one."""
+    services = build(FEEDS="upstox", UPSTOX_ACCESS_TOKEN=TOKEN)
+    connector = UpstoxConnector(services, asyncio.Event())
+    connector.remember_url_secrets({"code-one-0001", "request-one-0001"})
+    assert connector.redact("x code-one-0001 y") == "x *** y"
+    connector.remember_url_secrets({"code-two-0002", "request-two-0002"})
+    assert connector.redact("code-one-0001 code-two-0002 request-two-0002") == "code-one-0001 *** ***"
+    assert connector.redact(f"Bearer {TOKEN}") == "Bearer ***"
