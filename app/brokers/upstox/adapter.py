@@ -24,6 +24,8 @@ ORDER_UPDATE = "order"
 #: `tradingsymbol`): the first non-blank one is read, so a blank first spelling never hides a filled second (§10.1).
 TWIN_KEYS = (("user_id", "userId", "userid"), ("trading_symbol", "tradingsymbol"))
 STOP_ORDER_TYPES = frozenset({"SL", "SL-M"})
+#: The one word that says an order is live at the exchange; the other words mapped to OPEN are requests in flight.
+OPEN_WORD = "OPEN"
 SIDES = frozenset({"BUY", "SELL"})
 
 
@@ -105,11 +107,13 @@ class UpstoxAdapter(BrokerAdapter):
     def _status(
         self, broker_status: str, order_type: str | None, quantity: int | None, filled: int | None
     ) -> tuple[str, bool]:
-        """Normalized status and the modified flag; a stop order being modified still waits for its trigger."""
+        """Normalized status and the modified flag; a stop order with a request in flight (modify, cancel, or one
+        refused) still waits for its trigger: only `open` itself says it was triggered (docs/brokers.md §10.3)."""
         key = status_word(broker_status)
         status = self.map_status(key) or self.unmapped_status(broker_status, quantity, filled)
         modified = key in self.MODIFY_STATUSES
-        if status == OrderStatus.OPEN and modified and (order_type or "").upper() in STOP_ORDER_TYPES and not filled:
+        stop = (order_type or "").upper() in STOP_ORDER_TYPES
+        if status == OrderStatus.OPEN and key != OPEN_WORD and stop and not filled:
             status = OrderStatus.TRIGGER_PENDING
         return by_quantity(status, quantity, filled), modified
 

@@ -104,6 +104,8 @@ def test_each_step_of_an_order_is_its_own_event(client, redis_client):
         ("modified", "SL-M", 0, OrderStatus.TRIGGER_PENDING, True),
         ("modified", "LIMIT", 4, OrderStatus.PARTIALLY_FILLED, True),
         ("not modified", "LIMIT", 0, OrderStatus.OPEN, False),
+        ("not modified", "SL", 0, OrderStatus.TRIGGER_PENDING, False),
+        ("open", "SL", 0, OrderStatus.OPEN, False),  # a triggered stop order is live at the exchange
         ("cancel pending", "LIMIT", 0, OrderStatus.OPEN, True),
         ("not cancelled", "LIMIT", 4, OrderStatus.PARTIALLY_FILLED, False),
         ("complete", "LIMIT", 10, OrderStatus.FILLED, False),
