@@ -146,12 +146,9 @@ def test_an_upstox_account_logs_in_connects_and_its_update_is_stored_and_forward
     assert order["account_id"] == USER and {e["source"] for e in order["events"]} == {"websocket"}
     assert view["session"]["state"] == "active" and view["feed_state"] == "running"
     forwarded = [request["json"] for request in consumer.requests]
-    assert [e["status"] for e in forwarded if e["order_id"] == ORDER] == [
-        "PENDING",
-        "OPEN",
-        "PARTIALLY_FILLED",
-        "FILLED",
-    ]
+    # A batch's events are forwarded concurrently (docs/pipeline.md): their arrival order is not theirs.
+    assert sorted(e["id"] for e in forwarded) == sorted(e["id"] for e in order["events"])
+    assert {e["status"] for e in forwarded} == {"PENDING", "OPEN", "PARTIALLY_FILLED", "FILLED"}
     assert {e["broker"] for e in forwarded} == {"upstox"}
     assert all(request["headers"]["webhook-signature"] == signature(request) for request in consumer.requests)
     database = Path(sqlite_url.removeprefix("sqlite:///"))
