@@ -6,17 +6,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
+import responses
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from app.accounts.model import SessionState
+from app.brokers.feed import FeedAuthError
 from app.brokers.upstox.feed import UpstoxConnector
 from app.redis_keys import ALERTS_STREAM
 from tests.brokers.upstox.fakes import FakeUpstox, FakeUpstoxSocket, upstox_server
-from tests.brokers.upstox.samples import lifecycle, order_update
-from tests.support.fakes.harness import ServiceBuilder, api_client, running, wait_state
+from tests.brokers.upstox.samples import AUTHORIZE_ANSWER, lifecycle, order_update
+from tests.support.fakes.harness import ServiceBuilder, api_client, wait_state
 from tests.support.fakes.socket_server import wait_until
 from tests.support.helpers import run_pipeline
 from workers.feeds.runner import build_supervisor
@@ -26,6 +30,24 @@ USER = "UP1234"
 AUTHORIZE = "/v2/feed/portfolio-stream-feed/authorize"
 QUICK = {"FEEDS_ACCOUNTS_POLL_SECONDS": "0.2", "FEEDS_LEASE_SECONDS": "6", "FEEDS_CONNECT_RATE": "100"}
 TELEGRAM = {"TELEGRAM_BOT_TOKEN": "123456:test-bot-token", "TELEGRAM_CHAT_ID": "42"}
+
+
+#: Seconds a connector gets to stop at the end of a test: generous, as the machine may be busy (a connection
+#: closing on a mute peer waits its close timeout).
+STOP_SECONDS = 20
+
+
+@asynccontextmanager
+async def running(services) -> AsyncIterator[UpstoxConnector]:
+    """The connector's run() as a task; stopped (and awaited, bounded) on exit."""
+    stop = asyncio.Event()
+    connector = UpstoxConnector(services, stop)
+    task = asyncio.ensure_future(connector.run())
+    try:
+        yield connector
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, STOP_SECONDS)
 
 
 @pytest.fixture
@@ -64,7 +86,7 @@ def test_authorize_step_then_an_orders_life_a_rejection_a_modification_and_a_can
             fake = FakeUpstox(socket=sock, tokens={TOKEN: USER})
             with upstox_server(fake) as http:
                 services = build(**upstox_env(http.url))
-                async with running(UpstoxConnector, services):
+                async with running(services):
                     await sock.wait_sessions(1, logged_in=False)
                     await wait_state(services, "upstox", "connected", lambda s: s.get("connected"))
                     await sock.push({"update_type": "position", "instrument_token": "NSE_EQ|INE848E01016"})
@@ -104,7 +126,7 @@ def test_every_connection_takes_a_fresh_single_use_url_and_a_used_one_is_refused
             fake = FakeUpstox(socket=sock, tokens={TOKEN: USER})
             with upstox_server(fake) as http:
                 services = build(**upstox_env(http.url))
-                async with running(UpstoxConnector, services):
+                async with running(services):
                     first = await sock.wait_sessions(1, logged_in=False)
                     await wait_state(services, "upstox", "connected", lambda s: s.get("connected"))
                     sock.drop()
@@ -134,7 +156,7 @@ def test_a_token_refused_at_the_authorize_step_stops_before_any_socket_and_is_ne
             fake = FakeUpstox(socket=sock, tokens={"some-other-token-0000": USER})
             with upstox_server(fake) as http:
                 services = build(**upstox_env(http.url))
-                async with running(UpstoxConnector, services):
+                async with running(services):
                     state = await wait_state(services, "upstox", "refused", lambda s: s.get("state") == "auth_failed")
                     await asyncio.sleep(0.5)
         return fake, sock, state
@@ -192,7 +214,7 @@ def test_a_refused_one_time_url_and_a_failing_authorize_step_are_drops_not_refus
             sock.refuse_handshakes = 1
             with upstox_server(fake) as http:
                 services = build(**upstox_env(http.url))
-                async with running(UpstoxConnector, services):
+                async with running(services):
                     await sock.wait_sessions(1, 10, logged_in=False)
                     state = await wait_state(services, "upstox", "connected", lambda s: s.get("connected"))
         return fake, sock, state
@@ -210,7 +232,7 @@ def test_a_mute_socket_is_replaced_through_a_fresh_authorize_step(build):
             fake = FakeUpstox(socket=sock, tokens={TOKEN: USER})
             with upstox_server(fake) as http:
                 services = build(**upstox_env(http.url, FEEDS_PING_SECONDS="0.3"))
-                async with running(UpstoxConnector, services):
+                async with running(services):
                     first = await sock.wait_sessions(1, logged_in=False)
                     await sock.wait_for(lambda: len(first.pings) >= 1, 5, "a ping answered")
                     sock.mute(first)
@@ -233,3 +255,37 @@ def test_only_the_current_urls_code_is_kept_for_redaction(build):
     connector.remember_url_secrets({"code-two-0002", "request-two-0002"})
     assert connector.redact("code-one-0001 code-two-0002 request-two-0002") == "code-one-0001 *** ***"
     assert connector.redact(f"Bearer {TOKEN}") == "Bearer ***"
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("status", "answer", "refused"),
+    [
+        (200, {"status": "success", "data": {"authorized_redirect_uri": "https://evil.example/feed?code=1"}}, False),
+        (200, {"status": "success", "data": {}}, False),
+        (200, {"status": "error", "errors": [{"errorCode": "UDAPI100050", "message": "Invalid token"}]}, True),
+        (200, ["not", "an", "object"], False),
+        (403, {}, True),
+        (429, {"status": "error", "errors": [{"errorCode": "UDAPI10005", "message": "Too Many Request Sent"}]}, False),
+        (500, None, False),
+    ],
+)
+def test_authorize_answers_that_are_not_a_socket_url(build, status, answer, refused):
+    """Only a success answer with a ws(s) URL connects; a refused token is a refusal, anything else a retry."""
+    url = "https://api.upstox.test" + AUTHORIZE
+    responses.get(url, status=status, json=answer) if answer is not None else responses.get(url, status=status)
+    connector = UpstoxConnector(build(FEEDS="upstox", UPSTOX_ACCESS_TOKEN=TOKEN, UPSTOX_FEED_AUTHORIZE_URL=url), None)
+    with pytest.raises(FeedAuthError if refused else ConnectionError) as caught:
+        connector.authorize()
+    assert TOKEN not in str(caught.value)
+    assert responses.calls[0].request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert responses.calls[0].request.params == {"update_types": "order"}
+
+
+@responses.activate
+def test_authorize_gives_the_documented_answers_url(build):
+    """The get-portfolio-stream-feed-authorize page's own sample answer."""
+    url = "https://api.upstox.test" + AUTHORIZE
+    responses.get(url, json=AUTHORIZE_ANSWER)
+    connector = UpstoxConnector(build(FEEDS="upstox", UPSTOX_ACCESS_TOKEN=TOKEN, UPSTOX_FEED_AUTHORIZE_URL=url), None)
+    assert connector.authorize() == AUTHORIZE_ANSWER["data"]["authorized_redirect_uri"]
