@@ -11,12 +11,13 @@ from typing import Any
 
 from app.brokers.dhan.spec import SPEC as DHAN
 from app.brokers.flattrade.spec import SPEC as FLATTRADE
+from app.brokers.fyers.spec import SPEC as FYERS
 from app.brokers.jainam.spec import SPEC as JAINAM
 from app.brokers.kite.spec import SPEC as KITE
 from app.brokers.spec import BrokerSpec, FeedSpec, status_word
 from app.brokers.upstox.spec import SPEC as UPSTOX
 
-SPECS: tuple[BrokerSpec, ...] = (KITE, DHAN, FLATTRADE, JAINAM, UPSTOX)
+SPECS: tuple[BrokerSpec, ...] = (KITE, DHAN, FLATTRADE, JAINAM, FYERS, UPSTOX)
 
 BY_NAME: dict[str, BrokerSpec] = {spec.name: spec for spec in SPECS}
 #: Broker names as they appear in URLs and events.

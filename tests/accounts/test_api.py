@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from app import create_app
 from app.brokers.feed_status import read_status
+from app.brokers.registry import SPECS
 from app.config import load_config
 from app.db import metadata
 from app.redis_keys import feed_status_key, reconcile_request_key, reconcile_status_key
@@ -64,6 +65,7 @@ def test_brokers_say_what_each_account_needs(db_client):
     answer = db_client.get("/api/brokers", headers=AUTH)
     assert answer.status_code == 200
     brokers = {b["name"]: b for b in answer.get_json()["brokers"]}
+    assert set(brokers) == {spec.name for spec in SPECS if spec.accounts is not None}
     assert {"kite", "dhan", "flattrade", "jainam"} <= set(brokers)
     kite = brokers["kite"]
     assert kite["login"] == "redirect" and kite["postback"] == "signed" and kite["account_id_required"] is False

@@ -14,12 +14,11 @@ import sqlalchemy as sa
 from app import create_app
 from app.accounts.model import SessionState
 from app.brokers import rest as client_base
-from app.brokers.registry import SPECS
 from app.config import load_config
 from app.db import events as events_table
 from app.db import orders
 from app.reconcile import request_reconcile
-from app.reconcile.clients import client_for
+from app.reconcile.clients import CLIENTS, client_for
 from app.reconcile.status import read_status
 from app.redis_keys import ALERTS_STREAM, reconcile_request_key
 from app.services import Services, set_services
@@ -259,8 +258,8 @@ def test_api_lists_each_account_and_requests_every_account_of_a_broker(svc, fake
 
     job.run_reconcile(a.reconcile_name, "test", svc)
     listed = web.get("/api/reconcile", headers=AUTH).get_json()
-    with_books = [spec.name for spec in SPECS if spec.rest]  # every broker with a REST order book, registry order
-    assert [b["broker"] for b in listed["brokers"]] == with_books and listed["count"] == len(with_books)
+    assert [b["broker"] for b in listed["brokers"]] == list(CLIENTS) and listed["count"] == len(CLIENTS)
+    assert list(CLIENTS)[:3] == ["kite", "dhan", "flattrade"]
     by_name = {entry["name"]: entry for entry in listed["accounts"]}
     entry = by_name[a.reconcile_name]
     assert (entry["account"], entry["account_id"], entry["configured"], entry["runs"]) == (a.id, "1100001", True, 1)
