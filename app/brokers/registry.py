@@ -20,6 +20,7 @@ from app.brokers.kite.spec import SPEC as KITE
 from app.brokers.kotak.spec import SPEC as KOTAK
 from app.brokers.shoonya.spec import SPEC as SHOONYA
 from app.brokers.spec import BrokerSpec, FeedSpec, status_word
+from app.brokers.upstox.spec import SPEC as UPSTOX
 from app.brokers.zebu.spec import SPEC as ZEBU
 
 SPECS: tuple[BrokerSpec, ...] = (
@@ -31,6 +32,7 @@ SPECS: tuple[BrokerSpec, ...] = (
     FIRSTOCK,
     JAINAM,
     ANGEL,
+    UPSTOX,
     FYERS,
     ALICEBLUE,
     KOTAK,

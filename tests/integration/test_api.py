@@ -49,7 +49,7 @@ def test_kite_fields_of_the_wrong_type_are_400_after_a_valid_checksum(client, re
 
 
 def test_unknown_broker_and_wrong_method_are_json(client):
-    assert_json_error(client.post("/postbacks/upstox/abc"), 404, "upstox")
+    assert_json_error(client.post("/postbacks/nosuchbroker/abc"), 404, "nosuchbroker")
     assert_json_error(client.get("/postbacks/kite"), 405)
     assert_json_error(client.get("/nowhere"), 404)
 
@@ -82,7 +82,7 @@ def test_admin_api_needs_the_bearer_token(client, header):
 def test_orders_filters_are_checked(client, admin_headers):
     assert_json_error(client.get("/api/orders?limit=0", headers=admin_headers), 400, "limit")
     assert_json_error(client.get("/api/orders?status=DONE", headers=admin_headers), 400, "status")
-    assert_json_error(client.get("/api/orders?broker=upstox", headers=admin_headers), 400, "broker")
+    assert_json_error(client.get("/api/orders?broker=nosuchbroker", headers=admin_headers), 400, "broker")
     assert_json_error(client.get("/api/orders/kite/nope", headers=admin_headers), 404, "nope")
     assert client.get("/api/orders?limit=5&status=filled", headers=admin_headers).get_json() == {
         "orders": [],

@@ -52,7 +52,7 @@ def test_postbacks_are_counted_by_broker_and_outcome(client):
     assert client.post(url, data=json.dumps(dict(DHAN, orderId="MET1"))).status_code == 200
     assert client.post(url, data=b"{broken").status_code == 400
     assert client.post("/postbacks/dhan/not-our-token-000000", data=b"{}").status_code == 404
-    assert client.post("/postbacks/upstox/abc", data=b"{}").status_code == 404
+    assert client.post("/postbacks/nosuchbroker/abc", data=b"{}").status_code == 404
     after = scrape(client)
     assert postbacks(after, "dhan", "accepted") - postbacks(before, "dhan", "accepted") == 2
     assert postbacks(after, "dhan", "duplicate") - postbacks(before, "dhan", "duplicate") == 1

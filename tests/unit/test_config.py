@@ -103,7 +103,7 @@ def test_bad_values_name_their_variable():
     with pytest.raises(ConfigurationError, match="FORWARD_RETRY_SCHEDULE"):
         load_config(dict(GOOD, FORWARD_RETRY_SCHEDULE="5,soon"))
     with pytest.raises(ConfigurationError, match="FEEDS"):
-        load_config(dict(GOOD, FEEDS="kite,upstox"))
+        load_config(dict(GOOD, FEEDS="kite,nosuchbroker"))
     with pytest.raises(ConfigurationError, match="APP_ENV"):
         load_config(dict(GOOD, APP_ENV="staging"))
 
