@@ -10,12 +10,15 @@ import math
 from typing import Any
 
 from app.brokers.dhan.spec import SPEC as DHAN
+from app.brokers.fivepaisa.spec import SPEC as FIVEPAISA
 from app.brokers.flattrade.spec import SPEC as FLATTRADE
+from app.brokers.groww.spec import SPEC as GROWW
 from app.brokers.jainam.spec import SPEC as JAINAM
 from app.brokers.kite.spec import SPEC as KITE
 from app.brokers.spec import BrokerSpec, FeedSpec, status_word
+from app.brokers.xts.spec import SPEC as XTS
 
-SPECS: tuple[BrokerSpec, ...] = (KITE, DHAN, FLATTRADE, JAINAM)
+SPECS: tuple[BrokerSpec, ...] = (KITE, DHAN, FLATTRADE, JAINAM, XTS, GROWW, FIVEPAISA)
 
 BY_NAME: dict[str, BrokerSpec] = {spec.name: spec for spec in SPECS}
 #: Broker names as they appear in URLs and events.

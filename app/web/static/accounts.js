@@ -129,6 +129,12 @@ function sessionFacts(a) {
 }
 
 function feedFacts(a) {
+  // A polled broker has no push (docs/reconcile.md "Polled order books"): its order book is read every N s instead.
+  const polled = (brokerOf(a.broker) || {}).polled_seconds;
+  if (polled) {
+    return fact("Feed", el("span", { class: `badge f-${a.reconcile ? "up" : "off"}`, "data-polled": String(polled), text: a.reconcile ? `polled every ${polled} s` : "polling off" }),
+      el("span", { class: "muted", text: " · order book read by reconciliation (no push)" }));
+  }
   const state = a.feed ? (a.feed_state || "not started") : "off";
   const good = a.feed && FEED_GOOD.has(a.feed_state) && a.feed_connected;
   const word = a.feed && a.feed_state === "running" && !a.feed_connected ? "retrying" : state.replace(/_/g, " ");
