@@ -3,8 +3,8 @@
 POST `{root}/interactive/user/session` with `appKey`, `secretKey` and `source` (form fields, as Connect.py
 `interactive_login` sends them); the answer `{"type": "success", "result": {"token", "userID", ...}}` gives the
 day's token and the userID (the account id). A refusal is `{"type": "error", "description": "..."}`. It has the
-shape app/accounts/auto_login.py drives (a TotpLogin: `login(account)`), so an account added with its app key and
-secret logs in by itself when its session is missing, expired or refused.
+shape the automatic login drives (a TotpLogin: `login(account)`; docs/brokers.md §14.4), so an account added with
+its app key and secret logs in by itself when its session is missing, expired or refused.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def token_expiry(token: str) -> datetime | None:
 def refused(message: str, *, transient: bool, status: int = 502) -> LoginRefused:
     """A LoginRefused that says whether trying later may help (read by the automatic login)."""
     error = LoginRefused(message, status=status)
-    error.transient = transient  # LoginRefused's keyword on branches that have it (app/accounts/auto_login.py)
+    error.transient = transient  # read by the automatic login (docs/brokers.md §14.4)
     return error
 
 
