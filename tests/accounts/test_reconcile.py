@@ -258,7 +258,9 @@ def test_api_lists_each_account_and_requests_every_account_of_a_broker(svc, fake
 
     job.run_reconcile(a.reconcile_name, "test", svc)
     listed = web.get("/api/reconcile", headers=AUTH).get_json()
-    assert [b["broker"] for b in listed["brokers"]] == ["kite", "dhan", "flattrade"] and listed["count"] == 3
+    # Every broker with a REST client, in registry order (more join as brokers are added).
+    assert [b["broker"] for b in listed["brokers"]][:3] == ["kite", "dhan", "flattrade"]
+    assert listed["count"] == len(listed["brokers"])
     by_name = {entry["name"]: entry for entry in listed["accounts"]}
     entry = by_name[a.reconcile_name]
     assert (entry["account"], entry["account_id"], entry["configured"], entry["runs"]) == (a.id, "1100001", True, 1)

@@ -323,7 +323,7 @@ def test_api_requests_runs_and_refuses_plainly(svc, web, redis_url, sqlite_url, 
     assert everything.status_code == 202 and everything.get_json()["requested"] == ["kite", "dhan", "flattrade"]
     assert web.post("/api/reconcile?broker=nope", headers=AUTH).status_code == 400
     listed = web.get("/api/reconcile", headers=AUTH).get_json()
-    assert {b["broker"] for b in listed["brokers"]} == {"kite", "dhan", "flattrade"}
+    assert {"kite", "dhan", "flattrade"} <= {b["broker"] for b in listed["brokers"]}  # every broker with a client
     assert all(b["runs"] == 0 and b["last_error"] is None for b in listed["brokers"])
     reconcile_broker(svc, "kite", reason="test")
     assert svc.redis.hget(reconcile_status_key("kite"), "runs") == b"1"

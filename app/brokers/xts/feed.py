@@ -32,7 +32,7 @@ from app.brokers.feed import (
     parse_json,
     with_query,
 )
-from app.brokers.xts.root import root_url
+from app.brokers.xts.root import deployment_root
 from app.brokers.xts.spec import FEED
 from app.times import utc_now_iso
 
@@ -75,7 +75,7 @@ class XtsConnector(FeedConnector):
 
     async def url(self) -> str:
         """The socket URL with the token, the user and the api type in the query (the SDKs' connection_url)."""
-        base = root_url(self.variables[self.url_variable])
+        base = deployment_root(self.variables)
         return with_query(
             base + "/",
             token=self.variables["XTS_TOKEN"],

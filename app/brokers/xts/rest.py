@@ -19,7 +19,7 @@ from app.brokers.rest import (
     sort_by_time,
 )
 from app.brokers.xts.adapter import XTS_TIME_FORMATS
-from app.brokers.xts.root import root_url
+from app.brokers.xts.root import deployment_root
 
 #: Words of an error answer that mean the token is not (or no longer) good.
 TOKEN_WORDS = ("invalid token", "token expired", "session expired", "unauthori", "logged out")
@@ -39,7 +39,7 @@ class XtsClient(OrderBookClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         try:
-            self.base_url = root_url(self.base_url)
+            self.base_url = deployment_root(self.variables)
         except ValueError as exc:
             raise BadResponse(str(exc)) from None
 

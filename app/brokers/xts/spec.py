@@ -46,6 +46,10 @@ SPEC = BrokerSpec(
             doc="the deployment's root URL (the socket and REST live under /interactive); per account: root_url",
             kind=URL,
         ),
+        Variable(
+            "XTS_ACCOUNT_ROOT_URL",
+            doc="this account's own root URL when its broker's differs (an account's root_url; blank: XTS_ROOT_URL)",
+        ),
         Variable("XTS_USER_ID", doc="the XTS userID the interactive login answers"),
         Variable("XTS_TOKEN", secret=True, doc="the interactive session token (socket and REST)"),
         Variable("XTS_SOURCE", "WEBAPI", doc="the login's source field (the SDK's WEBAPI)", kind=TEXT),
@@ -68,7 +72,7 @@ SPEC = BrokerSpec(
             Credential("secret_key", doc="the interactive API's secret key"),
             Credential(
                 "root_url",
-                "XTS_ROOT_URL",
+                "XTS_ACCOUNT_ROOT_URL",
                 secret=False,
                 doc="the broker's XTS root URL, e.g. https://ttblaze.iifl.com (else XTS_ROOT_URL)",
                 required=False,

@@ -122,3 +122,21 @@ def test_login_refusals_say_whether_to_retry(config):
 def test_token_expiry_reads_only_a_jwt():
     assert token_expiry(_jwt(1_611_496_369)) == datetime.fromtimestamp(1_611_496_369, UTC)
     assert token_expiry("not-a-jwt") is None and token_expiry("a.!!!.c") is None
+
+
+@responses.activate
+def test_an_accounts_own_root_url_is_the_one_read(config):
+    """An account added as data with `root_url` reads its own deployment (Account.variables puts it in place)."""
+    own = "https://xts.own-broker.example"
+    account = Account(id="acc_x2", broker="xts", account_id="D7730001", credentials={"root_url": own}).with_session(
+        _active(TOKEN)
+    )
+    responses.get(f"{own}/interactive/orders", json={"type": "success", "result": []})
+    assert client_for(config, account).orders() == []
+    assert responses.calls[0].request.url.startswith(own)
+
+
+def _active(token: str):
+    from app.accounts.model import Session, SessionState
+
+    return Session(token=token, state=SessionState.ACTIVE)
