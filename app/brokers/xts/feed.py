@@ -20,6 +20,7 @@ import contextlib
 import logging
 from typing import Any
 
+import engineio.asyncio_client
 import socketio
 
 from app.brokers.feed import (
@@ -46,6 +47,9 @@ IGNORED_EVENTS = ("position", "tradeConversion")
 #: socket.io's and engine.io's loggers: their DEBUG lines carry the URL with the token (docs/feeds.md).
 SOCKETIO_LOG = logging.getLogger("workers.feeds.wire.socketio")
 SOCKETIO_LOG.setLevel(logging.ERROR)
+# engineio 3.x puts its own SIGINT handler on the loop at its first connect (one that stops the loop at once),
+# replacing the feeds process's clean stop (workers/feeds/__main__.py): its flag says it is set already.
+engineio.asyncio_client.async_signal_handler_set = True
 
 
 def handshake_status(exc: BaseException) -> int | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import signal
 
 import pytest
 
@@ -265,3 +267,28 @@ def test_a_mute_socket_without_joined_is_dialled_again(build):
     state = asyncio.run(scenario())
     assert state.get("connected") in (None, "0", 0, False, "false", "False")
     assert "no 'joined' event" in state["last_error"] and int(state["reconnects"]) >= 1
+
+
+def test_the_library_leaves_the_processs_sigint_handler_alone(build):
+    """engineio 3.x would install a loop-stopping SIGINT handler at its first connect: the feeds process's own
+    (workers/feeds/__main__.py) must still be the one a Ctrl-C reaches."""
+    seen: list[int] = []
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, seen.append, signal.SIGINT)
+        try:
+            async with FakeXtsServer(TOKEN, USER) as fake:
+                services = build(**xts_env(fake))
+                async with running(XtsConnector, services):
+                    await wait_state(services, "xts", "connected", lambda s: s.get("connected"))
+                    os.kill(os.getpid(), signal.SIGINT)
+                    for _ in range(100):
+                        if seen:
+                            break
+                        await asyncio.sleep(0.02)
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+
+    asyncio.run(scenario())
+    assert seen == [signal.SIGINT]
