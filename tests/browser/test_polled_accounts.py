@@ -57,6 +57,8 @@ def test_a_polled_account_says_polled_every_n_seconds_and_its_orders_arrive(web,
         card.wait_for(timeout=30_000)
         badge = card.locator("[data-polled]")
         assert badge.inner_text() == "polled every 3 s" and badge.get_attribute("data-polled") == "3"
+        assert card.get_by_role("switch", name="Feed of groww GR0001").count() == 0  # nothing to switch
+        assert card.get_by_role("switch", name="Reconciliation of groww GR0001").count() == 1
         other = page.locator(f'[data-account="{pushed["id"]}"]')
         other.wait_for(timeout=30_000)
         assert "polled" not in other.inner_text()

@@ -166,7 +166,9 @@ function accountCard(a) {
   if (a.read_only) {
     card.append(el("p", { class: "muted small", text: "Set by this broker's environment variables: change them to change it." }));
   } else {
-    controls.append(toggle(a, "feed", "Feed"), toggle(a, "reconcile", "Reconciliation"));
+    // A polled broker has no feed to switch: its reconciliation is what follows it.
+    if (!(broker && broker.polled_seconds)) controls.append(toggle(a, "feed", "Feed"));
+    controls.append(toggle(a, "reconcile", "Reconciliation"));
     if (a.session.login === "redirect") {
       // The broker's own login page, then back here (GET /accounts/<id>/login, docs/interface.md "Accounts").
       controls.append(el("a", { class: "button", href: `/accounts/${encodeURIComponent(a.id)}/login`, "aria-label": `Log in ${visible(name)}` }, "Log in"));
