@@ -140,3 +140,30 @@ def fivepaisa_order(order_id: int, status: str, *, filled: int = 0, quantity: in
         "AveragePrice": 1500.5 if filled else 0,
     }
     return {**row, **extra}
+
+
+class FakeXtsRest(_Timed):
+    """XTS interactive REST: GET /interactive/orders (the book) and ?appOrderID= (the trail, newest first here, so
+    the client's sort by time is what puts it in order), `Authorization: <token>` bare; a wrong token is HTTP 400
+    {"type": "error", "description": "Invalid Token"} as the SDK expects (docs/brokers.md §14.3)."""
+
+    book_path = "/interactive/orders"
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    def serve(self, method, path, headers, body):
+        if headers.get("Authorization") != self.token or self.expired:
+            self.auth_failures += 1
+            return 400, {"type": "error", "code": "e-session-0002", "description": "Invalid Token", "result": {}}
+        parts = urlsplit(path)
+        if method != "GET" or parts.path != self.book_path:
+            return 404, {"type": "error", "description": "Not Found", "result": {}}
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        if "appOrderID" in query:
+            rows = self.history(query["appOrderID"])
+            if rows is None:
+                return 400, {"type": "error", "description": "Order not found", "result": {}}
+            return 200, {"type": "success", "code": "s-orders-0001", "result": rows[::-1]}
+        return 200, {"type": "success", "code": "s-orders-0001", "result": self.book()}
