@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.brokers.spec import PASTE, SECONDS, URL, AccountSpec, BrokerSpec, Variable
+from app.brokers.spec import SECONDS, TOTP, URL, AccountSpec, BrokerSpec, Credential, Variable
 
 SPEC = BrokerSpec(
     name="groww",
@@ -47,10 +47,17 @@ SPEC = BrokerSpec(
         "average_fill_price",
     ),
     docs="docs/brokers.md §15",
+    # An account added with its API key and TOTP secret logs in by itself (docs/brokers.md §15.1 "Login"); one
+    # without them has its token pasted, and is told so when it expires.
     accounts=AccountSpec(
+        credentials=(
+            Credential("api_key", doc="the Trade API key of the TOTP flow (Groww: Trade API keys)", required=False),
+            Credential("totp_secret", doc="the base32 TOTP secret shown with that key", required=False),
+        ),
         account_variable="GROWW_CLIENT_ID",
         session_variable="GROWW_ACCESS_TOKEN",
-        login=PASTE,
+        login=TOTP,
+        login_flow="app.brokers.groww.login:GrowwLogin",
         # Groww's access tokens end at 06:00 IST the next day (docs/brokers.md §15.1).
         rollover_ist="06:00",
         session_docs="docs/brokers.md §15.1",
