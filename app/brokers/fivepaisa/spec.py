@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.brokers.spec import PASTE, SECONDS, URL, AccountSpec, BrokerSpec, Credential, Variable
+from app.brokers.spec import SECONDS, TOTP, URL, AccountSpec, BrokerSpec, Credential, Variable
 
 SPEC = BrokerSpec(
     name="fivepaisa",
@@ -55,12 +55,24 @@ SPEC = BrokerSpec(
         "BrokerOrderTime",
     ),
     docs="docs/brokers.md §15",
+    # The client code is the account id; with its TOTP secret, PIN and the app's keys an account logs in by itself
+    # (docs/brokers.md §15.2 "Login"), else its token is pasted. The access token's JWT exp ends the session.
     accounts=AccountSpec(
-        credentials=(Credential("app_key", "FIVEPAISA_APP_KEY", doc="the app's user key (head.key of each request)"),),
+        credentials=(
+            Credential("app_key", "FIVEPAISA_APP_KEY", doc="the app's user key (head.key of each request)"),
+            Credential("encryption_key", doc="the app's encryption key (EncryKey)", required=False),
+            Credential("user_id", doc="the app's user id (UserId), not the client code", required=False),
+            Credential("pin", doc="the account's 5paisa PIN", required=False),
+            Credential("totp_secret", doc="the base32 TOTP secret of the account's authenticator", required=False),
+            Credential("email", secret=False, doc="the login e-mail, if not the client code", required=False),
+        ),
         account_variable="FIVEPAISA_CLIENT_CODE",
         session_variable="FIVEPAISA_ACCESS_TOKEN",
-        login=PASTE,
-        rollover_ist="06:00",
+        login=TOTP,
+        login_flow="app.brokers.fivepaisa.login:FivepaisaLogin",
+        # A captured access token's exp is 23:59:59 IST of its day (docs/brokers.md §15.2): a pasted one ends at
+        # midnight IST; a login's own token says its exp, which is used instead.
+        rollover_ist="00:00",
         session_docs="docs/brokers.md §15.2",
         poll_variable="FIVEPAISA_POLL_SECONDS",
     ),

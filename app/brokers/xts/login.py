@@ -9,31 +9,15 @@ its app key and secret logs in by itself when its session is missing, expired or
 
 from __future__ import annotations
 
-import base64
-import json
-from datetime import UTC, datetime
-
 import requests
 
 from app.accounts.login import EXCHANGE_TIMEOUT, LoginRefused, LoginResult, TotpLogin, safe_message
 from app.accounts.model import Account
+from app.brokers.tokens import jwt_expiry
 from app.brokers.xts.root import root_url
 from app.config import Config
 
 LOGIN_PATH = "/interactive/user/session"
-
-
-def token_expiry(token: str) -> datetime | None:
-    """The `exp` of the session token's JWT payload (read, not verified: it only says when to log in again)."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        padded = parts[1] + "=" * (-len(parts[1]) % 4)
-        exp = json.loads(base64.urlsafe_b64decode(padded)).get("exp")
-        return datetime.fromtimestamp(float(exp), UTC) if isinstance(exp, int | float) else None
-    except (ValueError, TypeError, AttributeError, OverflowError, OSError):
-        return None
 
 
 def refused(message: str, *, transient: bool, status: int = 502) -> LoginRefused:
@@ -72,7 +56,7 @@ class XtsLogin(TotpLogin):
         token = result.get("token")
         if answer.status_code == 200 and str(body.get("type", "")).lower() == "success" and isinstance(token, str):
             user_id = str(result.get("userID") or account.account_id or "")
-            return LoginResult(token=token, user_id=user_id, expires_at=token_expiry(token))
+            return LoginResult(token=token, user_id=user_id, expires_at=jwt_expiry(token))
         why = safe_message(body.get("description") or f"HTTP {answer.status_code}", app_key, secret_key)
         transient = answer.status_code == 429 or answer.status_code >= 500 or not body
         raise refused(f"XTS refused the login: {why}", transient=transient)

@@ -13,7 +13,8 @@ import responses
 from app.accounts.login import LoginRefused
 from app.accounts.model import Account
 from app.brokers import rest as client_base
-from app.brokers.xts.login import XtsLogin, token_expiry
+from app.brokers.tokens import jwt_expiry as token_expiry
+from app.brokers.xts.login import XtsLogin
 from app.config import load_config
 from app.reconcile.clients import AuthExpired, OrderNotFound, client_for
 from tests.brokers.xts.samples import order
