@@ -98,8 +98,10 @@ def test_a_change_arrives_as_reconcile_within_the_poll_period_and_an_unchanged_b
     finally:
         stop.set()
         fake.close()
-    gaps = [b - a for a, b in zip(fake.times, fake.times[1:], strict=False)]
-    assert all(gap >= 0.9 * MIN_POLL_SECONDS for gap in gaps), gaps  # never faster than the period
+    # Never faster than the period: runs start at least 0.95 periods apart (a run's request may start late, so
+    # single gaps can shrink; the count over the whole span cannot exceed the span's periods).
+    span = fake.times[-1] - fake.times[0]
+    assert len(fake.times) <= span / (0.95 * MIN_POLL_SECONDS) + 2, (len(fake.times), span)
 
 
 def test_a_refused_token_is_reported_and_the_account_not_polled_harder(build):
