@@ -29,10 +29,12 @@ from redis.lock import Lock
 from app.accounts.directory import all_accounts
 from app.accounts.model import Account
 from app.accounts.store import AccountNotFound
+from app.brokers.registry import BY_NAME
 from app.db import utcnow
 from app.reconcile import request_reconcile
 from app.reconcile.clients import account_ready, configured_brokers
 from app.reconcile.engine import Scope, claim_holders, reconcile_account, reconcile_broker
+from app.reconcile.polling import poll_seconds
 from app.reconcile.status import RunResult
 from app.redis_keys import (
     reconcile_lock_key,
@@ -144,7 +146,9 @@ class Scheduler:
         #: Client ids of each broker's accounts added as data (reconciled or not): not the environment's to look at.
         self.others: dict[str, frozenset[str]] = {}
         now = time.monotonic()
-        self.next_periodic = {broker: now + self.interval for broker in self.brokers}
+        #: Polled brokers (docs/reconcile.md "Polled order books"): broker -> seconds between its accounts' runs.
+        self.polled = {spec: seconds for spec in BY_NAME if (seconds := poll_seconds(services.config, spec))}
+        self.next_periodic = {broker: now + self.interval_of(broker) for broker in self.brokers}
         self.next_unconfirmed = {broker: now + UNCONFIRMED_RETRY_SECONDS for broker in self.brokers}
         self.due_claims: dict[str, float] = {}
         #: Runs this scheduler owes an account that just appeared ("start-up", "added").
@@ -156,6 +160,10 @@ class Scheduler:
         self.revisions: dict[str, tuple[int, int]] | None = None
         #: Where the next tick starts looking, so that when runs are capped every account gets its turn.
         self.turn = 0
+
+    def interval_of(self, name: str) -> float:
+        """Seconds between an account's periodic runs: its broker's poll period when polled, else the interval."""
+        return self.polled.get(name.partition(":")[0], self.interval)
 
     @property
     def names(self) -> list[str]:
@@ -241,7 +249,7 @@ class Scheduler:
         now = time.monotonic()
         for name in wanted.keys() - self.accounts.keys():
             self.owed[name] = "start-up" if first else "added"
-            self.next_periodic[name] = now + self.interval * random.uniform(0.95, 1.05)
+            self.next_periodic[name] = now + self.interval_of(name) * random.uniform(0.95, 1.05)
             self.next_unconfirmed[name] = now + UNCONFIRMED_RETRY_SECONDS
             log.info("reconciliation of %s scheduled", name)
         for name in self.accounts.keys() - wanted.keys():
@@ -272,8 +280,8 @@ class Scheduler:
             return requested
         if name in self.owed and not self.running(name):
             return self.owed.pop(name)
-        if self.interval and now >= self.next_periodic.get(name, now + 1):
-            return "periodic"
+        if self.interval_of(name) and now >= self.next_periodic.get(name, now + 1):
+            return "poll" if name.partition(":")[0] in self.polled else "periodic"
         if name in self.due_claims and now >= self.due_claims[name]:
             return "confirm postback"
         if now >= self.next_unconfirmed.get(name, now + 1):
@@ -310,9 +318,10 @@ class Scheduler:
     def launch(self, name: str, reason: str) -> None:
         """Run the account's job in its own thread; schedule the next periodic run."""
         now = time.monotonic()
-        if self.interval:
+        interval = self.interval_of(name)
+        if interval:
             # A little jitter, so several accounts (and several worker machines) do not fire together.
-            self.next_periodic[name] = now + self.interval * random.uniform(0.95, 1.05)
+            self.next_periodic[name] = now + interval * random.uniform(0.95, 1.05)
         if reason == "confirm postback":
             self.due_claims.pop(name, None)
         kwargs = {} if name in self.accounts else {"others": self.others.get(name, frozenset())}

@@ -1,4 +1,5 @@
-"""GET /api/brokers: what an account of each broker needs, so the Accounts page renders its add form per broker.
+"""GET /api/brokers: what an account of each broker needs, so the Accounts page renders its add form per broker,
+and, for a polled broker (docs/reconcile.md "Polled order books"), how often its accounts' books are read.
 
 Derived from each broker's `AccountSpec` (app/brokers/<name>/spec.py), the one place that says what credentials
 a broker needs (docs/accounts.md "API"). Only brokers that take accounts are listed.
@@ -8,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 
 from app.accounts.model import SESSION_CREDENTIAL
 from app.api.account_input import account_id_required
 from app.api.auth import require_admin
 from app.brokers.registry import SPECS
 from app.brokers.spec import BrokerSpec
+from app.reconcile.polling import poll_seconds
 
 bp = Blueprint("brokers", __name__, url_prefix="/api/brokers")
 
@@ -23,7 +25,9 @@ bp = Blueprint("brokers", __name__, url_prefix="/api/brokers")
 @require_admin
 def list_brokers():
     """Every broker that takes accounts: its login kind, postback kind, whether account_id is needed, credentials."""
-    return jsonify(brokers=[broker_view(spec) for spec in SPECS if spec.accounts is not None])
+    config = current_app.extensions["orderhook"].config
+    views = [dict(broker_view(spec), polled_seconds=poll_seconds(config, spec.name)) for spec in SPECS if spec.accounts]
+    return jsonify(brokers=views)
 
 
 def broker_view(spec: BrokerSpec) -> dict[str, Any]:

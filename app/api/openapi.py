@@ -677,6 +677,7 @@ SCHEMAS: dict[str, Any] = {
             "postback": {"enum": ["signed", "path_token", None]},
             "account_id_required": {"type": "boolean"},
             "credentials": {"type": "array", "items": _ref("Credential")},
+            "polled_seconds": NULLABLE_NUMBER,
         },
     },
     "BrokerList": {

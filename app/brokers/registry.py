@@ -13,14 +13,17 @@ from app.brokers.aliceblue.spec import SPEC as ALICEBLUE
 from app.brokers.angel.spec import SPEC as ANGEL
 from app.brokers.dhan.spec import SPEC as DHAN
 from app.brokers.firstock.spec import SPEC as FIRSTOCK
+from app.brokers.fivepaisa.spec import SPEC as FIVEPAISA
 from app.brokers.flattrade.spec import SPEC as FLATTRADE
 from app.brokers.fyers.spec import SPEC as FYERS
+from app.brokers.groww.spec import SPEC as GROWW
 from app.brokers.jainam.spec import SPEC as JAINAM
 from app.brokers.kite.spec import SPEC as KITE
 from app.brokers.kotak.spec import SPEC as KOTAK
 from app.brokers.shoonya.spec import SPEC as SHOONYA
 from app.brokers.spec import BrokerSpec, FeedSpec, status_word
 from app.brokers.upstox.spec import SPEC as UPSTOX
+from app.brokers.xts.spec import SPEC as XTS
 from app.brokers.zebu.spec import SPEC as ZEBU
 
 SPECS: tuple[BrokerSpec, ...] = (
@@ -36,6 +39,9 @@ SPECS: tuple[BrokerSpec, ...] = (
     FYERS,
     ALICEBLUE,
     KOTAK,
+    XTS,
+    GROWW,
+    FIVEPAISA,
 )
 
 BY_NAME: dict[str, BrokerSpec] = {spec.name: spec for spec in SPECS}

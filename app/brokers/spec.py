@@ -80,6 +80,15 @@ class AccountSpec:
     session_hours: float | None = None
     #: The broker's docs on the session's lifetime (docs/brokers.md section).
     session_docs: str = ""
+    #: A *polled* broker (its push cannot be used): the variable (SECONDS) holding how often each of its accounts'
+    #: order books is read; every change then arrives with source "reconcile" (docs/reconcile.md "Polled order
+    #: books"). "" for a broker reconciled only every RECONCILE_INTERVAL_SECONDS and on demand.
+    poll_variable: str = ""
+
+    @property
+    def polled(self) -> bool:
+        """True when this broker's accounts are polled instead of pushed to."""
+        return bool(self.poll_variable)
 
     def credential(self, name: str) -> Credential | None:
         """A declared credential by name, or None."""

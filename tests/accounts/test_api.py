@@ -67,6 +67,9 @@ def test_brokers_say_what_each_account_needs(db_client):
     brokers = {b["name"]: b for b in answer.get_json()["brokers"]}
     assert set(brokers) == {spec.name for spec in SPECS if spec.accounts is not None}
     assert {"kite", "dhan", "flattrade", "jainam"} <= set(brokers)
+    assert {"kite", "dhan", "flattrade", "jainam", "xts", "groww", "fivepaisa"} <= set(brokers)
+    assert brokers["groww"]["polled_seconds"] == 5 and brokers["kite"]["polled_seconds"] is None
+    assert brokers["xts"]["login"] == "totp" and brokers["xts"]["postback"] is None
     kite = brokers["kite"]
     assert kite["login"] == "redirect" and kite["postback"] == "signed" and kite["account_id_required"] is False
     names = [c["name"] for c in kite["credentials"]]

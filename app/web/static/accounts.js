@@ -129,6 +129,12 @@ function sessionFacts(a) {
 }
 
 function feedFacts(a) {
+  // A polled broker has no push (docs/reconcile.md "Polled order books"): its order book is read every N s instead.
+  const polled = (brokerOf(a.broker) || {}).polled_seconds;
+  if (polled) {
+    return fact("Feed", el("span", { class: `badge f-${a.reconcile ? "up" : "off"}`, "data-polled": String(polled), text: a.reconcile ? `polled every ${polled} s` : "polling off" }),
+      el("span", { class: "muted", text: " · order book read by reconciliation (no push)" }));
+  }
   const state = a.feed ? (a.feed_state || "not started") : "off";
   const good = a.feed && FEED_GOOD.has(a.feed_state) && a.feed_connected;
   const word = a.feed && a.feed_state === "running" && !a.feed_connected ? "retrying" : state.replace(/_/g, " ");
@@ -160,7 +166,9 @@ function accountCard(a) {
   if (a.read_only) {
     card.append(el("p", { class: "muted small", text: "Set by this broker's environment variables: change them to change it." }));
   } else {
-    controls.append(toggle(a, "feed", "Feed"), toggle(a, "reconcile", "Reconciliation"));
+    // A polled broker has no feed to switch: its reconciliation is what follows it.
+    if (!(broker && broker.polled_seconds)) controls.append(toggle(a, "feed", "Feed"));
+    controls.append(toggle(a, "reconcile", "Reconciliation"));
     if (a.session.login === "redirect") {
       // The broker's own login page, then back here (GET /accounts/<id>/login, docs/interface.md "Accounts").
       controls.append(el("a", { class: "button", href: `/accounts/${encodeURIComponent(a.id)}/login`, "aria-label": `Log in ${visible(name)}` }, "Log in"));
