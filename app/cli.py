@@ -365,7 +365,7 @@ def consumers_group() -> None:
 def _consumer_store() -> ConsumerStore:
     """The consumers of the app's services."""
     services = current_app.extensions["orderhook"]
-    return ConsumerStore(services.config, services.engine)
+    return ConsumerStore(services.config, services.engine, services.redis)
 
 
 def _comma_list(value: str | None) -> list[str]:

@@ -20,6 +20,7 @@ __all__ = [
     "AUTO_LOGIN_PREFIX",
     "CLAIM_DUE",
     "CONSUMERS_KEY",
+    "CONSUMERS_REVISION_KEY",
     "CONSUMER_TESTS_KEY",
     "CONSUMER_TEST_PREFIX",
     "DEAD_STREAM",
@@ -96,6 +97,9 @@ def due_key(consumer_id: str) -> str:
     return DUE_PREFIX + consumer_id
 
 
+#: A counter moved by every change of the consumers (add, change, switch, remove, rotate): each worker reads it once
+#: a batch and once a scan, and re-reads its routing table and signing keys when it moved (app/consumers/revision.py).
+CONSUMERS_REVISION_KEY = "oh:consumers:revision"
 #: List of test deliveries asked for (POST /api/consumers/<id>/test), JSON {"consumer_id", "event"}: a worker's
 #: forwarder pops and sends each once (docs/consumers.md "Test").
 CONSUMER_TESTS_KEY = "oh:consumers:tests"

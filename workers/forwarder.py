@@ -30,6 +30,8 @@ from standardwebhooks.webhooks import Webhook
 from app.consumers.directory import ConsumerDirectory
 from app.consumers.model import API, REDIS_STREAM, RQ, Consumer
 from app.consumers.probe import record_test, take_tests
+from app.consumers.revision import ChangeWatch
+from app.consumers.routes import forget_consumers
 from app.delivery import DeliveryTry, Outcome, claim_due, fail_all, load_tries, record_outcomes, resync_pending
 from app.delivery.schedule import consumer_ids
 from app.rawlog import with_raw
@@ -208,9 +210,16 @@ class Forwarder:
         self.signers = signing_keys(config.forward_secret) if config.forward_secret else []
         self.urls = {consumer_id(url): url for url in config.forward_urls}
         self.directory = ConsumerDirectory(config, services.engine)
+        #: A consumer changed in another process is routed and signed by from this process's next batch or scan.
+        self.changes = ChangeWatch(services.redis, self.forget_consumers)
         self.lanes: dict[str, Lane] = {}
         self._lock = threading.Lock()
         self._last_resync = 0.0
+
+    def forget_consumers(self) -> None:
+        """Read the routing table and the consumers (their secrets) again at their next use."""
+        forget_consumers()
+        self.directory.forget()
 
     def sender_for(self, consumer: Consumer) -> Sender:
         """How this consumer's deliveries are sent: by HTTP, or written to the service's Redis."""
@@ -294,6 +303,7 @@ class Forwarder:
     def scan(self) -> int:
         """Claim what is due for every consumer whose lane has room; returns how many were handed on."""
         client = self.services.redis
+        self.changes.check()
         self.send_tests()
         handed = 0
         for cid in set(consumer_ids(client)) | set(self.urls):

@@ -303,6 +303,7 @@ class Pipeline:
         `own`: the entry ids read by this consumer (kept claimed while waiting)."""
         services = self.services
         attempt = conflicts = 0
+        self.forwarder.changes.check()  # route by a consumer added or changed a moment ago (app/consumers/revision.py)
         while True:
             try:
                 return persist_batch(services.engine, batch, services.config.forward_urls, confirming=self.confirming)

@@ -194,7 +194,7 @@ def _find(cid: str) -> Consumer:
 def _store() -> ConsumerStore:
     """The consumers of this app's services."""
     services = _services()
-    return ConsumerStore(services.config, services.engine)
+    return ConsumerStore(services.config, services.engine, services.redis)
 
 
 def _services():

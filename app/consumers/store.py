@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from app.config import Config
 from app.consumers.filters import Filters, stored_filters
 from app.consumers.model import API, ENVIRONMENT, HTTP, ID_PREFIX, Consumer, consumer_id, destination_text, view
+from app.consumers.revision import announce_change
 from app.consumers.routes import forget_consumers
 from app.consumers.secrets import ROTATION_HOURS, decrypt, encrypt, new_secret
 from app.db import as_utc, consumers, deliveries, events, utcnow
@@ -73,9 +74,15 @@ def environment_consumers(config: Config, rows: dict[str, Any] | None = None) ->
 class ConsumerStore:
     """CRUD over the consumers table, with the environment's consumers listed first (read-only)."""
 
-    def __init__(self, config: Config, engine: sa.Engine) -> None:
+    def __init__(self, config: Config, engine: sa.Engine, client: redis.Redis | None = None) -> None:
         self.config = config
         self.engine = engine
+        self.client = client  # where a change is announced to the workers (app/consumers/revision.py)
+
+    def _changed(self) -> None:
+        """This process's routing table sees the change at once; every worker at its next batch."""
+        forget_consumers()
+        announce_change(self.client)
 
     # Reading
 
@@ -150,7 +157,7 @@ class ConsumerStore:
         }
         with self.engine.begin() as conn:
             conn.execute(consumers.insert().values(**values))
-        _forget()
+        self._changed()
         return self.get(values["id"]), secret
 
     def update(
@@ -187,7 +194,7 @@ class ConsumerStore:
                     .where(deliveries.c.consumer_id == cid, deliveries.c.status == "pending")
                     .values(url=url)
                 )
-        _forget()
+        self._changed()
         return self.get(cid)
 
     def rotate(self, cid: str) -> str:
@@ -214,7 +221,7 @@ class ConsumerStore:
                     updated_at=now,
                 )
             )
-        _forget()
+        self._changed()
         return secret
 
     def delete(self, cid: str, client: redis.Redis) -> int:
@@ -229,7 +236,7 @@ class ConsumerStore:
                 .where(deliveries.c.consumer_id == cid, deliveries.c.status == "pending")
                 .values(status="failed", last_error="consumer removed", next_attempt_at=None, updated_at=now)
             ).rowcount
-        _forget()
+        self._changed()
         pipe = client.pipeline(transaction=False)
         pipe.delete(due_key(cid))
         pipe.srem(CONSUMERS_KEY, cid)
@@ -269,11 +276,6 @@ class ConsumerStore:
             revision=row.revision,
             secrets=keys,
         )
-
-
-def _forget() -> None:
-    """This process's routing caches see the change at once (others within their TTL)."""
-    forget_consumers()
 
 
 # Figures for the view

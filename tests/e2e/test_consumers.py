@@ -200,6 +200,44 @@ def test_changes_while_a_stream_of_postbacks_flows(launch):
     assert not c_ids & {e for at, acc, e in posted if acc == "A1" and at > c_gone + CHANGE_APPLIES}
 
 
+def test_a_change_applies_to_the_very_next_postback(launch):
+    """No waiting for caches: right after the API answers, the next postback is routed to a consumer just added,
+    its delivery signed under a secret just rotated, and a test asked of a consumer just added is sent — while the
+    worker had read its tables a moment before (app/consumers/revision.py)."""
+    warm, fresh = Consumer(), Consumer()
+    base, worker = launch(warm)
+    for _ in range(3):  # each time the worker has just routed and signed a batch when the change is made
+        _change_then_post_at_once(base, worker, warm, fresh)
+
+
+def _change_then_post_at_once(base: str, worker: Process, warm: Consumer, fresh: Consumer) -> None:
+    """One batch stored and forwarded; then add, post, rotate, post, add and test, each at once."""
+    before = len(warm.requests)
+    send(base, "W1")
+    wait_until(lambda: len(warm.requests) > before, 30, interval=0.01, message=worker.log())
+    made = api("POST", base, "/api/consumers", {"type": "http", "url": fresh.url}, 201)
+    first = send(base, "N1")
+    wait_until(lambda: first in ids(fresh), 30, message=worker.log())
+    assert verify(made["secret"], delivery(fresh, first))["id"] == first
+
+    rotated = api("POST", base, f"/api/consumers/{made['id']}/secret")["secret"]
+    second = send(base, "N1")
+    wait_until(lambda: second in ids(fresh), 30, message=worker.log())
+    assert verify(rotated, delivery(fresh, second))["id"] == second  # the new secret at once...
+    assert verify(made["secret"], delivery(fresh, second))["id"] == second  # ...and the old one still
+
+    probe = api("POST", base, "/api/consumers", {"type": "http", "url": fresh.url}, 201)
+    api("POST", base, f"/api/consumers/{probe['id']}/test", expect=202)
+    wait_until(lambda: probe_taken(base, probe["id"]), 30, message=worker.log())
+    for cid in (made["id"], probe["id"]):
+        api("DELETE", base, f"/api/consumers/{cid}", expect=204)
+
+
+def delivery(consumer: Consumer, event_id: str) -> dict:
+    """The request that delivered this event to the consumer."""
+    return next(r for r in consumer.requests if r["headers"]["webhook-id"] == event_id)
+
+
 # The README's own code
 
 
