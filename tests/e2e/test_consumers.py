@@ -314,6 +314,11 @@ def test_the_readme_rq_function_and_stream_reader(launch, redis_url, tmp_path):
         assert all(e["account_id"] == "A1" and e["broker"] == "kite" for e in journal)
         wait_until(lambda: len(reader.lines) >= 3, 20, message="\n".join(reader.lines))
         assert sorted(line.split()[0] for line in reader.lines) == sorted([*mine, other])
+        time.sleep(6)  # longer than redis-py's socket timeout: a quiet stream must not end the loop
+        assert reader.popen.poll() is None, "\n".join(reader.lines)
+        late = send(base, "B2")
+        wait_until(lambda: len(reader.lines) >= 4, 20, message="\n".join(reader.lines))
+        assert reader.lines[-1].split()[0] == late
     finally:
         reader.stop()
 

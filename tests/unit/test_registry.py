@@ -152,3 +152,22 @@ def test_each_postback_broker_runs_the_security_suite(spec):
     ]
     routes = {suite().valid_request()[0] for suite in suites}
     assert spec.postback_path(POSTBACK_TOKEN) in routes, f"{spec.name}: no security suite posts to its route"
+
+
+def test_the_readme_table_names_every_broker_with_its_channels():
+    """The README's broker table has one row per registered broker, naming its postback route and its feeds."""
+    readme = (ROOT / "README.md").read_text()
+    rows = {
+        match.group(1): line
+        for line in readme.splitlines()
+        if (match := re.match(r"\| [^|]*\(`([a-z0-9_]+)`", line)) and line.count("|") == 8 and match.group(1) != "name"
+    }
+    assert list(rows) == [spec.name for spec in SPECS]
+    for spec in SPECS:
+        row = rows[spec.name]
+        if spec.postback_route:
+            assert f"`{spec.postback_route.split('<')[0]}" in row, spec.name
+        for feed in spec.feeds:
+            assert f"`{feed.name}`" in row, (spec.name, feed.name)
+        if spec.accounts is not None and spec.accounts.polled:
+            assert spec.accounts.poll_variable in row, spec.name
