@@ -19,13 +19,19 @@ function brokerOf(name) {
   return brokers.find((b) => b.name === name) || null;
 }
 
-async function loadBrokers() {
-  if (brokers.length) return;
-  const { data } = await api("/api/brokers");
-  brokers = data.brokers;
-  const select = document.getElementById("acc-broker");
-  select.replaceChildren(...brokers.map((b) => el("option", { value: b.name, text: b.name })));
-  renderCredentialFields();
+// One load of GET /api/brokers however often the page is shown (two loads racing would reset the broker being
+// chosen); a failed load is tried again the next time.
+let brokersLoading = null;
+
+function loadBrokers() {
+  brokersLoading ||= (async () => {
+    const { data } = await api("/api/brokers");
+    brokers = data.brokers;
+    const select = document.getElementById("acc-broker");
+    select.replaceChildren(...brokers.map((b) => el("option", { value: b.name, text: b.name })));
+    renderCredentialFields();
+  })().catch((failure) => { brokersLoading = null; throw failure; });
+  return brokersLoading;
 }
 
 function renderCredentialFields() {
