@@ -36,7 +36,7 @@ from app.consumers.secrets import SecretUnreadable
 from app.consumers.store import ConsumerNotFound, ConsumerStore, ReadOnly, consumer_views
 from app.crypto import SecretKeyUnavailable
 from app.db import make_engine, upgrade
-from app.delivery import enable_consumer, failed_ids, redrive_many
+from app.delivery import enable_consumer, failed_ids, of_removed_consumers, redrive_many
 from app.reconcile import request_reconcile
 from app.retention import prune
 
@@ -94,12 +94,17 @@ def register_cli(app: Flask) -> None:
             raise click.UsageError(
                 f"--since ({since:%Y-%m-%dT%H:%M}Z) must be before --until ({until:%Y-%m-%dT%H:%M}Z)"
             )
-        ids = failed_ids(services.engine, consumer_url, since, until)
+        found = failed_ids(services.engine, consumer_url, since, until)
+        skip = of_removed_consumers(services.engine, found)
+        ids = [number for number in found if number not in skip]
+        if consumer_url and skip and not ids:
+            raise click.ClickException(f"consumer {consumer_url} was removed; its deliveries cannot be retried")
+        skipped = f" ({len(skip)} of removed consumers skipped)" if skip else ""
         if dry_run:
-            click.echo(f"{len(ids)} failed deliveries would be redriven")
+            click.echo(f"{len(ids)} failed deliveries would be redriven{skipped}")
             return
         done = redrive_many(services.engine, services.redis, ids)
-        click.echo(f"redrove {done} failed deliveries")
+        click.echo(f"redrove {done} failed deliveries{skipped}")
 
     @app.cli.command("forward-enable")
     @click.argument("url")

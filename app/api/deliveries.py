@@ -17,9 +17,9 @@ from app.api.orders import (
     query_text,
 )
 from app.api.responses import error_response
-from app.consumers.model import ID_PREFIX, shown_url
+from app.consumers.model import shown_url
 from app.db import as_utc, consumers, deliveries, delivery_attempts, events
-from app.delivery import redrive
+from app.delivery import of_removed_consumers, redrive
 
 bp = Blueprint("deliveries", __name__, url_prefix="/api")
 STATUSES = ("pending", "delivered", "failed")
@@ -124,7 +124,7 @@ def retry_delivery(delivery_id: str):
         disabled = _disabled_reason(conn, row.consumer_id)
     if row.status != "failed":
         return error_response(409, f"delivery {number} is {row.status}; only failed deliveries can be retried")
-    if _removed({row.consumer_id}):
+    if of_removed_consumers(services.engine, [number]):
         return _removed_answer(row.consumer_id)
     if disabled is not None:
         return _disabled_answer(row.url, disabled)
@@ -173,10 +173,11 @@ def bulk_redrive():
             if disabled is not None:
                 return _disabled_answer(consumer, disabled.disabled_reason)
         rows = conn.execute(query.order_by(deliveries.c.id)).all()
-    removed = _removed({row.consumer_id for row in rows})
-    ids = [row.id for row in rows if row.consumer_id not in removed]
-    if consumer and removed and not ids:
-        return _removed_answer(consumer if consumer in removed else sorted(removed)[0])
+    skip = of_removed_consumers(services.engine, [row.id for row in rows])
+    ids = [row.id for row in rows if row.id not in skip]
+    if consumer and skip and not ids:
+        removed = sorted({row.consumer_id for row in rows if row.id in skip})
+        return _removed_answer(consumer if consumer in removed else removed[0])
     skipped = {"skipped_removed": len(rows) - len(ids)} if len(rows) > len(ids) else {}
     if dry_run:
         return jsonify(count=len(ids), dry_run=True, **skipped)
@@ -195,17 +196,6 @@ def _of_consumer(consumer: str):
 def redrive_deliveries(engine: sa.Engine, client, ids: list[int]) -> int:
     """Make these failed deliveries pending and due now; returns how many were."""
     return redrive(engine, client, ids)
-
-
-def _removed(consumer_ids: set[str]) -> set[str]:
-    """Those of these ids that named consumers added as data and since removed (DELETE /api/consumers/<id>):
-    nothing sends to them any more, so a redriven delivery would only fail again (docs/api.md)."""
-    added = {cid for cid in consumer_ids if cid.startswith(ID_PREFIX)}
-    if not added:
-        return set()
-    with _services().engine.connect() as conn:
-        present = set(conn.execute(sa.select(consumers.c.id).where(consumers.c.id.in_(added))).scalars())
-    return added - present
 
 
 def _removed_answer(consumer_id: str):

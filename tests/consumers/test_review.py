@@ -214,3 +214,13 @@ def test_cli_logs_go_to_stderr(redis_url, tmp_path):
     assert lines[0].startswith("added con_") and lines[1].startswith("secret (shown this once): whsec_")
     assert len(lines) == 2
     assert "FEEDS_SECRET_KEY is not set, so a key derived from ADMIN_TOKEN encrypts consumers'" in done.stderr
+
+
+def test_cli_redrive_skips_a_removed_consumers_deliveries(app, services):
+    cid = services_cli(app, "add", "redis_stream", "--stream", "s").output.split()[1]
+    _failed_delivery(services, cid, "redis-stream://s")
+    assert services_cli(app, "remove", cid, "--yes").exit_code == 0
+    named = app.test_cli_runner().invoke(args=["redrive", "--consumer", cid])
+    assert named.exit_code == 1 and f"consumer {cid} was removed" in named.output
+    ranged = app.test_cli_runner().invoke(args=["redrive", "--since", "2020-01-01"])
+    assert ranged.exit_code == 0 and "redrove 0 failed deliveries (1 of removed consumers skipped)" in ranged.output
