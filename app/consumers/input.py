@@ -19,6 +19,7 @@ from app.consumers.model import (
     Consumer,
     function_problem,
     queue_problem,
+    shown_url,
     stream_problem,
     url_problem,
 )
@@ -94,6 +95,8 @@ def consumer_change(consumer: Consumer, payload: dict[str, Any]) -> dict[str, An
         changes["filters"] = changed_filters(consumer.filters, payload["filters"])
     if "enabled" in payload:
         changes["enabled"] = boolean(payload["enabled"], "enabled")
+    if "url" in payload and consumer.url != payload["url"] == shown_url(consumer.url):
+        payload = {k: v for k, v in payload.items() if k != "url"}  # the view's masked URL sent back: unchanged
     if "url" in payload:
         if consumer.type != HTTP:
             raise BadInput(f"url is for http consumers; this one is {consumer.type} (remove it and add another)")

@@ -168,6 +168,10 @@ def test_url_credentials_are_masked_in_views(client, services):
     from app.consumers.store import ConsumerStore
 
     assert ConsumerStore(services.config, services.engine).get(made["id"]).url == url
+    # A form that sends the view's (masked) URL back with another change keeps the stored password.
+    changed = _patch(client, f"/api/consumers/{made['id']}", {"url": made["url"], "description": "d"})
+    assert changed.status_code == 200 and changed.json["url"] == made["url"]
+    assert ConsumerStore(services.config, services.engine).get(made["id"]).url == url
 
 
 def services_cli(app, *args: str):
