@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 
 from flask import Flask, Request
 from sqlalchemy.exc import OperationalError
@@ -99,9 +101,11 @@ def _migrate(config: Config) -> None:
 
 
 def _configure_logging(config: Config) -> None:
-    """Log to stdout in one format (LOG_FORMAT=json for shippers); secrets registered for redaction."""
+    """Log to stdout in one format (LOG_FORMAT=json for shippers); secrets registered for redaction. Under the
+    `flask` command the log goes to stderr: stdout is the command's output (`flask consumers add … | head -1`)."""
     logs.register_secrets(config.secret_values())
-    logs.configure_logging(config.web.log_format)
+    from_cli = os.environ.get("FLASK_RUN_FROM_CLI") == "true"  # set by the `flask` command (flask/cli.py)
+    logs.configure_logging(config.web.log_format, sys.stderr if from_cli else None)
 
 
 def _wire_edges(app: Flask, config: Config) -> None:

@@ -36,7 +36,7 @@ from app.consumers.secrets import SecretUnreadable
 from app.consumers.store import ConsumerNotFound, ConsumerStore, ReadOnly, consumer_views
 from app.crypto import SecretKeyUnavailable
 from app.db import make_engine, upgrade
-from app.delivery import enable_consumer, failed_ids, redrive_many
+from app.delivery import enable_consumer, failed_ids, of_removed_consumers, redrive_many
 from app.reconcile import request_reconcile
 from app.retention import prune
 
@@ -94,12 +94,17 @@ def register_cli(app: Flask) -> None:
             raise click.UsageError(
                 f"--since ({since:%Y-%m-%dT%H:%M}Z) must be before --until ({until:%Y-%m-%dT%H:%M}Z)"
             )
-        ids = failed_ids(services.engine, consumer_url, since, until)
+        found = failed_ids(services.engine, consumer_url, since, until)
+        skip = of_removed_consumers(services.engine, found)
+        ids = [number for number in found if number not in skip]
+        if consumer_url and skip and not ids:
+            raise click.ClickException(f"consumer {consumer_url} was removed; its deliveries cannot be retried")
+        skipped = f" ({len(skip)} of removed consumers skipped)" if skip else ""
         if dry_run:
-            click.echo(f"{len(ids)} failed deliveries would be redriven")
+            click.echo(f"{len(ids)} failed deliveries would be redriven{skipped}")
             return
         done = redrive_many(services.engine, services.redis, ids)
-        click.echo(f"redrove {done} failed deliveries")
+        click.echo(f"redrove {done} failed deliveries{skipped}")
 
     @app.cli.command("forward-enable")
     @click.argument("url")
@@ -376,22 +381,26 @@ def _comma_list(value: str | None) -> list[str]:
 def _filter_options_given(
     brokers: str | None, accounts: str | None, statuses: str | None, sources: str | None
 ) -> dict | None:
-    """The filter options as the API's object, or None when none was given."""
+    """The filter options given as the API's object (only those: a change keeps the others), or None."""
     given = {"brokers": brokers, "accounts": accounts, "statuses": statuses, "sources": sources}
     if all(value is None for value in given.values()):
         return None
-    return {name: _comma_list(value) for name, value in given.items()}
+    return {name: _comma_list(value) for name, value in given.items() if value is not None}
 
 
 def filter_options(command):
-    """--brokers, --accounts, --statuses, --sources (comma lists; empty: everything)."""
+    """--brokers, --accounts, --statuses, --sources (comma lists; an empty list: every value)."""
     for name, example in (
         ("sources", "postback,websocket"),
         ("statuses", "FILLED,REJECTED"),
         ("accounts", "AB1234"),
         ("brokers", "kite,dhan"),
     ):
-        command = click.option(f"--{name}", help=f"Only these {name}, comma-separated (e.g. {example}).")(command)
+        command = click.option(
+            f"--{name}",
+            help=f"Only these {name}, comma-separated (e.g. {example}); on change, replaces this list only "
+            '("" clears it).',
+        )(command)
     return command
 
 
@@ -399,7 +408,8 @@ def filter_options(command):
 @click.option("--json", "as_json", is_flag=True, help="The views as JSON (what GET /api/consumers answers).")
 def consumers_list(as_json: bool) -> None:
     """Every consumer, the environment's (read-only) first, with its delivery counts."""
-    views = consumer_views(current_app.extensions["orderhook"].engine, _consumer_store().list())
+    services = current_app.extensions["orderhook"]
+    views = consumer_views(services.engine, _consumer_store().list(), len(services.config.forward_retry_schedule) + 1)
     if as_json:
         click.echo(json.dumps({"consumers": views}, indent=2))
         return
@@ -428,7 +438,7 @@ def consumers_add(kind: str, url, queue, function, stream, description, disabled
     if chosen is not None:
         payload["filters"] = chosen
     made, secret = _consumer_store().create(**new_consumer(payload))
-    click.echo(f"added {made.id} ({made.type} {made.target})")
+    click.echo(f"added {made.id} ({made.type} {made.shown_target})")
     if made.type == HTTP:
         click.echo(f"secret (shown this once): {secret}")
 
@@ -440,7 +450,8 @@ def consumers_add(kind: str, url, queue, function, stream, description, disabled
 @click.option("--enable/--disable", "enabled", default=None, help="Switch it on or off.")
 @filter_options
 def consumers_change(cid: str, url, description, enabled, brokers, accounts, statuses, sources):
-    """Change a consumer's URL, description, filters (the lists given replace all four) or switch."""
+    """Change a consumer's URL, description, filters (each list given replaces that list; the others stay) or
+    switch."""
     store = _consumer_store()
     consumer = store.writable(cid)
     payload: dict[str, Any] = {}
@@ -453,8 +464,13 @@ def consumers_change(cid: str, url, description, enabled, brokers, accounts, sta
     chosen = _filter_options_given(brokers, accounts, statuses, sources)
     if chosen is not None:
         payload["filters"] = chosen
+    if not payload:
+        raise click.UsageError(
+            "give at least one of --url, --description, --enable/--disable, --brokers, --accounts, --statuses, "
+            "--sources"
+        )
     changed = store.update(consumer.id, **consumer_change(consumer, payload))
-    click.echo(f"changed {changed.id}: {'on' if changed.sending else 'off'}, {changed.type} {changed.target}")
+    click.echo(f"changed {changed.id}: {'on' if changed.sending else 'off'}, {changed.type} {changed.shown_target}")
 
 
 @consumers_group.command("remove")
@@ -465,7 +481,7 @@ def consumers_remove(cid: str, yes: bool) -> None:
     store = _consumer_store()
     consumer = store.writable(cid)
     if not yes:
-        click.confirm(f"remove {consumer.id} ({consumer.type} {consumer.target})?", abort=True)
+        click.confirm(f"remove {consumer.id} ({consumer.type} {consumer.shown_target})?", abort=True)
     ended = store.delete(consumer.id, current_app.extensions["orderhook"].redis)
     click.echo(f"removed {consumer.id}; {ended} pending deliveries ended as failed")
 

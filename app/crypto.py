@@ -48,8 +48,8 @@ def fernet_for(config: Config, label: str, what: str) -> MultiFernet:
     if not keys and config.admin_token:
         keys = [derived_key(config.admin_token, label)]
         _warn_once(
-            f"{KEY_VARIABLE} is not set: {what} is encrypted with a key derived from ADMIN_TOKEN "
-            f"(changing ADMIN_TOKEN means storing it again); set {KEY_VARIABLE} to decouple"
+            f"{KEY_VARIABLE} is not set, so a key derived from ADMIN_TOKEN encrypts {what} (a changed "
+            f"ADMIN_TOKEN cannot decrypt what was stored before: store it again); set {KEY_VARIABLE} to decouple"
         )
     if not keys:
         raise SecretKeyUnavailable(

@@ -17,6 +17,7 @@ import re
 import sys
 import time
 from collections.abc import Iterable
+from typing import TextIO
 
 from flask import Flask, Response, g, has_request_context, request
 
@@ -139,8 +140,9 @@ def _install_record_factory() -> None:
     logging.setLogRecordFactory(factory)
 
 
-def configure_logging(log_format: str) -> None:
-    """One stdout handler on the root logger in the chosen format (kept if a host already set one up)."""
+def configure_logging(log_format: str, stream: TextIO | None = None) -> None:
+    """One handler on the root logger in the chosen format (kept if a host already set one up), writing to
+    `stream` (stdout when None)."""
     _install_record_factory()
     root = logging.getLogger()
     if root.handlers:
@@ -148,7 +150,7 @@ def configure_logging(log_format: str) -> None:
             if handler.formatter is None or isinstance(handler.formatter, (PlainFormatter, JsonFormatter)):
                 handler.setFormatter(make_formatter(log_format))
         return
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(make_formatter(log_format))
     root.addHandler(handler)
     root.setLevel(logging.INFO)

@@ -113,6 +113,7 @@ def rotate_secret(cid: str):
     """A new secret (shown this once); for 24 h deliveries are signed under the old one too."""
     store = _store()
     consumer = store.writable(_checked(cid))
+    _no_fields("a new secret is always made here")
     if consumer.type != HTTP:
         return error_response(409, f"only http consumers are signed; {consumer.id} is {consumer.type}")
     secret = store.rotate(consumer.id)
@@ -125,6 +126,7 @@ def rotate_secret(cid: str):
 def send_test(cid: str):
     """One test delivery now (an event with "test": true, never stored): 202."""
     consumer = _find(cid)
+    _no_fields("the test event is always the same")
     event = request_test(_services().redis, consumer)
     return jsonify(event_id=event["id"], status="queued"), 202
 
@@ -171,12 +173,23 @@ def replay_window(cid: str):
 
 def views(found: list[Consumer]) -> list[dict[str, Any]]:
     """The consumers' views with their delivery figures."""
-    return consumer_views(_services().engine, found)
+    services = _services()
+    return consumer_views(services.engine, found, len(services.config.forward_retry_schedule) + 1)
 
 
 def _body() -> dict[str, Any]:
     """The request's JSON object (400 otherwise)."""
     return decode_body(request.get_data(cache=False))
+
+
+def _no_fields(why: str) -> None:
+    """An empty body or {}; any field is refused (400) rather than ignored."""
+    raw = request.get_data(cache=False)
+    if not raw.strip():
+        return
+    unknown = sorted(decode_body(raw))
+    if unknown:
+        raise BadInput(f"unknown fields {unknown}; this takes no fields ({why}): send {{}} or no body")
 
 
 def _checked(cid: str) -> str:

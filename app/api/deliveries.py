@@ -17,8 +17,9 @@ from app.api.orders import (
     query_text,
 )
 from app.api.responses import error_response
+from app.consumers.model import shown_url
 from app.db import as_utc, consumers, deliveries, delivery_attempts, events
-from app.delivery import redrive
+from app.delivery import of_removed_consumers, redrive
 
 bp = Blueprint("deliveries", __name__, url_prefix="/api")
 STATUSES = ("pending", "delivered", "failed")
@@ -123,6 +124,8 @@ def retry_delivery(delivery_id: str):
         disabled = _disabled_reason(conn, row.consumer_id)
     if row.status != "failed":
         return error_response(409, f"delivery {number} is {row.status}; only failed deliveries can be retried")
+    if of_removed_consumers(services.engine, [number]):
+        return _removed_answer(row.consumer_id)
     if disabled is not None:
         return _disabled_answer(row.url, disabled)
     redrive_deliveries(services.engine, services.redis, [number])
@@ -151,7 +154,7 @@ def bulk_redrive():
         return error_response(400, str(exc))
     if not (consumer or since):
         return error_response(400, "name consumer and/or since (redriving everything needs since)")
-    query = sa.select(deliveries.c.id).where(deliveries.c.status == "failed")
+    query = sa.select(deliveries.c.id, deliveries.c.consumer_id).where(deliveries.c.status == "failed")
     if consumer:
         query = query.where(_of_consumer(consumer))
     if since:
@@ -169,14 +172,20 @@ def bulk_redrive():
             ).first()
             if disabled is not None:
                 return _disabled_answer(consumer, disabled.disabled_reason)
-        ids = [row.id for row in conn.execute(query.order_by(deliveries.c.id))]
+        rows = conn.execute(query.order_by(deliveries.c.id)).all()
+    skip = of_removed_consumers(services.engine, [row.id for row in rows])
+    ids = [row.id for row in rows if row.id not in skip]
+    if consumer and skip and not ids:
+        removed = sorted({row.consumer_id for row in rows if row.id in skip})
+        return _removed_answer(consumer if consumer in removed else removed[0])
+    skipped = {"skipped_removed": len(rows) - len(ids)} if len(rows) > len(ids) else {}
     if dry_run:
-        return jsonify(count=len(ids), dry_run=True)
+        return jsonify(count=len(ids), dry_run=True, **skipped)
     done = sum(
         redrive_deliveries(services.engine, services.redis, ids[i : i + REDRIVE_BATCH])
         for i in range(0, len(ids), REDRIVE_BATCH)
     )
-    return jsonify(count=done, dry_run=False), 202
+    return jsonify(count=done, dry_run=False, **skipped), 202
 
 
 def _of_consumer(consumer: str):
@@ -187,6 +196,11 @@ def _of_consumer(consumer: str):
 def redrive_deliveries(engine: sa.Engine, client, ids: list[int]) -> int:
     """Make these failed deliveries pending and due now; returns how many were."""
     return redrive(engine, client, ids)
+
+
+def _removed_answer(consumer_id: str):
+    """409: a removed consumer has nowhere to send to, so its redriven deliveries would only fail again."""
+    return error_response(409, f"consumer {consumer_id} was removed; its deliveries cannot be retried")
 
 
 def _disabled_reason(conn, consumer_id: str) -> str | None:
@@ -234,7 +248,7 @@ def _delivery(row, attempts: list[dict]) -> dict:
     return {
         "id": row.id,
         "event_id": row.event_id,
-        "consumer": row.url,
+        "consumer": shown_url(row.url),
         "consumer_id": row.consumer_id,
         "status": row.status,
         "attempts": row.attempts,

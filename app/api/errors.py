@@ -39,6 +39,13 @@ def _drain_body() -> None:
         pass
 
 
+def _too_large_message() -> str:
+    """A postback is an order update; any other body is a request body under the same 64 KiB limit."""
+    if request.path.startswith("/postbacks/"):
+        return MESSAGES[413]
+    return "body is larger than the 64 KiB limit for a request body"
+
+
 def register(app: Flask) -> None:
     """Install JSON handlers for postback errors, HTTP errors and anything unexpected."""
 
@@ -49,12 +56,12 @@ def register(app: Flask) -> None:
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(exc: RequestEntityTooLarge):
         _drain_body()
-        return error_response(413)
+        return error_response(413, _too_large_message())
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         code = exc.code or 500
-        message = MESSAGES.get(code) or exc.description
+        message = (_too_large_message() if code == 413 else MESSAGES.get(code)) or exc.description
         response = error_response(code, message)
         if code == 405 and getattr(exc, "valid_methods", None):
             response.headers["Allow"] = ", ".join(exc.valid_methods)

@@ -6,6 +6,7 @@ Each refusal is a BadInput whose message says what to fix (the API answers it 40
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 from app.brokers.registry import BROKER_NAMES
@@ -18,6 +19,7 @@ from app.consumers.model import (
     Consumer,
     function_problem,
     queue_problem,
+    shown_url,
     stream_problem,
     url_problem,
 )
@@ -52,10 +54,11 @@ def new_consumer(payload: dict[str, Any]) -> dict[str, Any]:
     allowed = set(COMMON) | set(DESTINATION[kind])
     unknown = sorted(set(payload) - allowed)
     if unknown:
-        raise BadInput(f"unknown fields {unknown} for a {kind} consumer; it takes {sorted(allowed)}")
+        raise BadInput(f"unknown fields {unknown} for {_a(kind)} consumer; it takes {sorted(allowed)}")
     for name in DESTINATION[kind]:
         if name not in payload:
-            raise BadInput(f"a {kind} consumer needs {' and '.join(DESTINATION[kind])}")
+            needed = " and ".join(f'"{field}"' for field in DESTINATION[kind])
+            raise BadInput(f"{_a(kind)} consumer needs {needed}")
     problem = {
         "url": url_problem,
         "queue": queue_problem,
@@ -73,6 +76,11 @@ def new_consumer(payload: dict[str, Any]) -> dict[str, Any]:
     return made
 
 
+def _a(kind: str) -> str:
+    """The type with its article: "an http", "an rq", "a redis_stream"."""
+    return f"an {kind}" if kind in (HTTP, RQ) else f"a {kind}"
+
+
 def consumer_change(consumer: Consumer, payload: dict[str, Any]) -> dict[str, Any]:
     """PATCH /api/consumers/<id>: the keyword arguments of ConsumerStore.update."""
     unknown = sorted(set(payload) - set(CHANGEABLE))
@@ -84,9 +92,11 @@ def consumer_change(consumer: Consumer, payload: dict[str, Any]) -> dict[str, An
     if "description" in payload:
         changes["description"] = description(payload["description"])
     if "filters" in payload:
-        changes["filters"] = filters(payload["filters"])
+        changes["filters"] = changed_filters(consumer.filters, payload["filters"])
     if "enabled" in payload:
         changes["enabled"] = boolean(payload["enabled"], "enabled")
+    if "url" in payload and consumer.url != payload["url"] == shown_url(consumer.url):
+        payload = {k: v for k, v in payload.items() if k != "url"}  # the view's masked URL sent back: unchanged
     if "url" in payload:
         if consumer.type != HTTP:
             raise BadInput(f"url is for http consumers; this one is {consumer.type} (remove it and add another)")
@@ -112,6 +122,15 @@ def filters(value: Any) -> Filters:
         return parse_filters(value, known=known_values())
     except BadFilters as exc:
         raise BadInput(str(exc)) from None
+
+
+def changed_filters(current: Filters, value: Any) -> Filters:
+    """A PATCH's filters: each list named replaces that list ([] clears it), the others keep their value; null
+    clears all four (docs/consumers.md "Filters")."""
+    given = filters(value)
+    if value is None:
+        return given
+    return replace(current, **{name: getattr(given, name) for name in value})
 
 
 def boolean(value: Any, name: str) -> bool:

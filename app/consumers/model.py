@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from app.consumers.filters import Filters
 from app.times import utc_iso
@@ -68,6 +68,11 @@ class Consumer:
         return self.enabled and self.disabled_reason is None
 
     @property
+    def shown_target(self) -> str:
+        """The destination as messages show it (a URL's password as `***`)."""
+        return shown_url(self.target) or ""
+
+    @property
     def target(self) -> str:
         """What `deliveries.url` holds: the URL, or a description of the Redis destination."""
         return destination_text(self.type, self.url, self.queue, self.function, self.stream)
@@ -80,6 +85,21 @@ def destination_text(kind: str, url: str | None, queue: str | None, function: st
     if kind == REDIS_STREAM:
         return f"redis-stream://{stream}"
     return url or ""
+
+
+def shown_url(url: str | None) -> str | None:
+    """A URL as views and listings show it: a password in it as `***` (the stored URL keeps it; docs/consumers.md)."""
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+    except ValueError:
+        return url
+    user = parts.netloc.rpartition("@")[0].partition(":")[0]
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def url_problem(url: Any) -> str:
@@ -131,7 +151,7 @@ def view(consumer: Consumer, stats: dict[str, Any] | None = None) -> dict[str, A
     stats = stats or {}
     shown: dict[str, Any] = {"id": consumer.id, "type": consumer.type}
     if consumer.type == HTTP:
-        shown["url"] = consumer.url
+        shown["url"] = shown_url(consumer.url)
     elif consumer.type == RQ:
         shown["queue"] = consumer.queue
         shown["function"] = consumer.function

@@ -23,12 +23,12 @@ from app.consumers.model import API, ENVIRONMENT, HTTP, ID_PREFIX, Consumer, con
 from app.consumers.revision import announce_change
 from app.consumers.routes import forget_consumers
 from app.consumers.secrets import ROTATION_HOURS, decrypt, encrypt, new_secret
-from app.db import as_utc, consumers, deliveries, events, utcnow
+from app.db import as_utc, consumers, deliveries, delivery_attempts, events, utcnow
 from app.delivery.policy import host_and_port
 from app.redis_keys import CONSUMERS_KEY, STATS_KEY, due_key
 
 MAX_ERROR_LENGTH = 500
-#: The latency figures read at most this many deliveries of the last hour per consumer (the newest).
+#: The latency figures read at most this many first deliveries of the last hour per consumer (the newest).
 LATENCY_SAMPLE = 10_000
 LATENCY_WINDOW = timedelta(hours=1)
 
@@ -281,15 +281,18 @@ class ConsumerStore:
 # Figures for the view
 
 
-def consumer_views(engine: sa.Engine, found: list[Consumer]) -> list[dict[str, Any]]:
-    """The consumers' views with their delivery figures (what the API and the CLI show)."""
-    stats = consumer_stats(engine, [c.id for c in found])
+def consumer_views(engine: sa.Engine, found: list[Consumer], run_attempts: int | None = None) -> list[dict[str, Any]]:
+    """The consumers' views with their delivery figures (what the API and the CLI show); `run_attempts`: how
+    many attempts one run of the retry schedule makes (len(FORWARD_RETRY_SCHEDULE) + 1)."""
+    stats = consumer_stats(engine, [c.id for c in found], run_attempts=run_attempts)
     return [view(c, stats.get(c.id)) for c in found]
 
 
-def consumer_stats(engine: sa.Engine, ids: list[str], now: datetime | None = None) -> dict[str, dict[str, Any]]:
-    """Per consumer: counts by state, the last error (and when), latency p50/p99 of the last hour's deliveries
-    (event received -> delivered)."""
+def consumer_stats(
+    engine: sa.Engine, ids: list[str], now: datetime | None = None, run_attempts: int | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per consumer: counts by state, the last error (and when), latency p50/p99 of the last hour's first
+    deliveries (docs/consumers.md "The view"); three queries whatever the number of consumers."""
     stats: dict[str, dict[str, Any]] = {
         cid: {"counts": {"delivered": 0, "pending": 0, "failed": 0}, "latency_ms": {"p50": None, "p99": None}}
         for cid in ids
@@ -306,44 +309,89 @@ def consumer_stats(engine: sa.Engine, ids: list[str], now: datetime | None = Non
         for cid, status, count in counted:
             if status in stats[cid]["counts"]:
                 stats[cid]["counts"][status] = count
-        for cid in ids:
-            row = conn.execute(
-                sa.select(deliveries.c.last_error, deliveries.c.updated_at)
-                .where(deliveries.c.consumer_id == cid, deliveries.c.last_error.is_not(None))
-                .order_by(deliveries.c.updated_at.desc(), deliveries.c.id.desc())
-                .limit(1)
-            ).first()
-            if row is not None:
-                stats[cid]["last_error"] = row.last_error[:MAX_ERROR_LENGTH]
-                stats[cid]["last_error_at"] = as_utc(row.updated_at)
-            stats[cid]["latency_ms"] = _latency(conn, cid, now)
+        for cid, row in _last_errors(conn, ids).items():
+            stats[cid]["last_error"] = row.last_error[:MAX_ERROR_LENGTH]
+            stats[cid]["last_error_at"] = as_utc(row.updated_at)
+        for cid, spans in _first_delivery_spans(conn, ids, now, run_attempts).items():
+            stats[cid]["latency_ms"] = _percentiles(spans)
     return stats
 
 
-def _latency(conn: sa.Connection, cid: str, now: datetime) -> dict[str, float | None]:
-    """p50 and p99 in ms of event received -> delivered over the last hour (events received then too, so a
-    replay of old events does not count)."""
-    since = now - LATENCY_WINDOW
+def _last_errors(conn: sa.Connection, ids: list[str]) -> dict[str, Any]:
+    """Each consumer's most recently updated delivery with an error (the highest id on a tie)."""
+    with_error = sa.and_(deliveries.c.consumer_id.in_(ids), deliveries.c.last_error.is_not(None))
+    latest = (
+        sa.select(deliveries.c.consumer_id, sa.func.max(deliveries.c.updated_at).label("at"))
+        .where(with_error)
+        .group_by(deliveries.c.consumer_id)
+        .subquery()
+    )
     rows = conn.execute(
-        sa.select(deliveries.c.delivered_at, events.c.received_at)
-        .join(events, events.c.id == deliveries.c.event_id)
+        sa.select(deliveries.c.consumer_id, deliveries.c.last_error, deliveries.c.updated_at)
+        .join(latest, sa.and_(latest.c.consumer_id == deliveries.c.consumer_id, latest.c.at == deliveries.c.updated_at))
+        .where(with_error)
+        .order_by(deliveries.c.id)
+    )
+    return {row.consumer_id: row for row in rows}
+
+
+def _first_delivery_spans(
+    conn: sa.Connection, ids: list[str], now: datetime, run_attempts: int | None
+) -> dict[str, list[float]]:
+    """Per consumer, ms from an event's receipt to the end of its delivery's first successful attempt, for the
+    last hour's events: deliveries made with their event only (not a replay's), first delivered in the first
+    run of the retry schedule (not after a redrive); a later replay's or redrive's success never counts."""
+    since = now - LATENCY_WINDOW
+    first_ok = (
+        sa.select(delivery_attempts.c.delivery_id, sa.func.min(delivery_attempts.c.attempt).label("attempt"))
+        .join(deliveries, deliveries.c.id == delivery_attempts.c.delivery_id)
         .where(
-            deliveries.c.consumer_id == cid,
-            deliveries.c.status == "delivered",
-            deliveries.c.delivered_at >= since,
+            deliveries.c.consumer_id.in_(ids),
+            deliveries.c.created_at >= since,  # made after its event was received: older ones cannot count
+            delivery_attempts.c.error.is_(None),  # a success (2xx, or taken by a Redis destination)
         )
-        .order_by(deliveries.c.delivered_at.desc())
-        .limit(LATENCY_SAMPLE)
-    ).all()
-    spans = []
-    for delivered_at, received_at in rows:
+        .group_by(delivery_attempts.c.delivery_id)
+        .subquery()
+    )
+    query = (
+        sa.select(
+            deliveries.c.consumer_id,
+            delivery_attempts.c.attempted_at,
+            delivery_attempts.c.latency_ms,
+            events.c.received_at,
+        )
+        .select_from(first_ok)
+        .join(
+            delivery_attempts,
+            sa.and_(
+                delivery_attempts.c.delivery_id == first_ok.c.delivery_id,
+                delivery_attempts.c.attempt == first_ok.c.attempt,
+            ),
+        )
+        .join(deliveries, deliveries.c.id == first_ok.c.delivery_id)
+        .join(events, events.c.id == deliveries.c.event_id)
+        .where(deliveries.c.created_at == events.c.stored_at, delivery_attempts.c.attempted_at >= since)
+        .order_by(delivery_attempts.c.attempted_at.desc())
+        .limit(LATENCY_SAMPLE * len(ids))
+    )
+    if run_attempts is not None:
+        query = query.where(first_ok.c.attempt <= run_attempts)
+    spans: dict[str, list[float]] = {}
+    for cid, attempted_at, latency_ms, received_at in conn.execute(query):
         try:
             received = datetime.fromisoformat(received_at.replace("Z", "+00:00"))
         except (AttributeError, ValueError):
             continue
-        if received < since:
+        taken = spans.setdefault(cid, [])
+        if received < since or len(taken) >= LATENCY_SAMPLE:
             continue
-        spans.append(max(0.0, (as_utc(delivered_at) - received).total_seconds() * 1000))
+        done = as_utc(attempted_at) + timedelta(milliseconds=latency_ms or 0.0)
+        taken.append(max(0.0, (done - received).total_seconds() * 1000))
+    return spans
+
+
+def _percentiles(spans: list[float]) -> dict[str, float | None]:
+    """p50 and p99 in ms (null when nothing was delivered)."""
     if not spans:
         return {"p50": None, "p99": None}
     if len(spans) == 1:

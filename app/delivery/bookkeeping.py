@@ -14,6 +14,7 @@ from typing import Any
 import redis
 import sqlalchemy as sa
 
+from app.consumers.model import ID_PREFIX
 from app.consumers.routes import forget_consumers
 from app.db import consumers, deliveries, delivery_attempts, events, raw_postbacks, utcnow
 from app.delivery.policy import Outcome, host_and_port, next_delay
@@ -312,6 +313,21 @@ def failed_ids(
         query = query.where(deliveries.c.created_at < until)
     with engine.connect() as conn:
         return [row.id for row in conn.execute(query.order_by(deliveries.c.id))]
+
+
+def of_removed_consumers(engine: sa.Engine, ids: list[int], chunk: int = 500) -> set[int]:
+    """Those of these deliveries whose consumer was added as data and since removed: nothing sends to it any
+    more, so redriving them would only fail them again (docs/api.md "Deliveries")."""
+    found: set[int] = set()
+    with engine.connect() as conn:
+        for start in range(0, len(ids), chunk):
+            query = sa.select(deliveries.c.id).where(
+                deliveries.c.id.in_(ids[start : start + chunk]),
+                deliveries.c.consumer_id.startswith(ID_PREFIX, autoescape=True),
+                ~sa.exists().where(consumers.c.id == deliveries.c.consumer_id),
+            )
+            found.update(conn.execute(query).scalars())
+    return found
 
 
 def redrive_many(engine: sa.Engine, client: redis.Redis, ids: list[int], chunk: int = 500) -> int:

@@ -76,7 +76,7 @@ def test_add_rq_and_stream_consumers(db_client):
     ("body", "words"),
     [
         ({"type": "ftp"}, "type must be one of"),
-        ({"type": "http"}, "needs url"),
+        ({"type": "http"}, 'needs "url"'),
         ({"type": "http", "url": "ftp://x"}, "http(s) URL"),
         ({"type": "http", "url": "https://x.example", "queue": "q"}, "unknown fields ['queue']"),
         ({"type": "rq", "queue": "bad queue", "function": "a.b"}, "queue must be"),

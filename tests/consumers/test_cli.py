@@ -27,7 +27,7 @@ def test_add_list_change_rotate_remove(app, services):
     changed = run(app, "change", cid, "--disable", "--statuses", "FILLED")
     assert changed.exit_code == 0 and "off" in changed.output
     held = ConsumerStore(services.config, services.engine).get(cid)
-    assert not held.enabled and held.filters.statuses == {"FILLED"} and not held.filters.accounts
+    assert not held.enabled and held.filters.statuses == {"FILLED"} and held.filters.accounts == {"A1", "A2"}
     rotated = run(app, "rotate", cid)
     assert rotated.exit_code == 0 and "whsec_" in rotated.output and secret not in rotated.output
     removed = run(app, "remove", cid, "--yes")
