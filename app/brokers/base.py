@@ -184,6 +184,13 @@ class BrokerAdapter:
         """The payload as it may leave the service: the spec's secret keys (Kite's checksum) blanked."""
         return redact_raw(self.name, raw) if self.spec is not None and self.spec.redact_keys else raw
 
+    def status_of(self, raw_status: str | None, quantity: int | None, filled: int | None) -> str:
+        """The mapped status (or the unmapped one's), with PARTIALLY_FILLED and FILLED from the quantities
+        (docs/brokers.md §2)."""
+        return by_quantity(
+            self.map_status(raw_status) or self.unmapped_status(raw_status, quantity, filled), quantity, filled
+        )
+
     def unmapped_status(self, raw_status: str | None, quantity: int | None, filled: int | None) -> str:
         """A status word not in the map: keep the update, never let it move the state (docs/brokers.md §2).
 

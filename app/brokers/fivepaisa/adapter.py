@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from app.brokers.base import BrokerAdapter, BrokerSchema, by_quantity, pending_from
+from app.brokers.base import BrokerAdapter, BrokerSchema, pending_from
 from app.brokers.fivepaisa.spec import SPEC
 from app.brokers.spec import status_word
 from app.events import OrderEvent
@@ -59,11 +59,7 @@ class FivepaisaAdapter(BrokerAdapter):
         """One 5paisa order row as the normalized event."""
         quantity, filled = data["quantity"], data["filled"]
         word = data["status"]
-        mapped = self.map_status(word)
-        if mapped is None:
-            status = self.unmapped_status(word, quantity, filled)
-        else:
-            status = by_quantity(mapped, quantity, filled)  # PARTIALLY_FILLED from quantities (docs/brokers.md §2)
+        status = self.status_of(word, quantity, filled)
         exchange_order_id = data["exchange_order_id"]
         return OrderEvent(
             broker=self.name,

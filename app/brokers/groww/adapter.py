@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.brokers.base import BrokerAdapter, BrokerSchema, by_quantity, code_from, pending_from
+from app.brokers.base import BrokerAdapter, BrokerSchema, code_from, pending_from
 from app.brokers.groww.spec import SPEC
 from app.brokers.spec import status_word
 from app.events import OrderEvent
@@ -58,11 +58,7 @@ class GrowwAdapter(BrokerAdapter):
         quantity = data["quantity"] if data["quantity"] is not None else data["qty"]
         filled = data["filled"] if data["filled"] is not None else data["filled_qty"]
         word = data["status"]
-        mapped = self.map_status(word)
-        if mapped is None:
-            status = self.unmapped_status(word, quantity, filled)
-        else:
-            status = by_quantity(mapped, quantity, filled)  # PARTIALLY_FILLED from quantities (docs/brokers.md §2)
+        status = self.status_of(word, quantity, filled)
         average = data["average_price"] if data["average_price"] is not None else data["avg_fill"]
         return OrderEvent(
             broker=self.name,

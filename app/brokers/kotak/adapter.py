@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.brokers.base import BrokerAdapter, BrokerSchema, by_quantity, code_from, pending_from
+from app.brokers.base import BrokerAdapter, BrokerSchema, code_from, pending_from
 from app.brokers.kotak.spec import SPEC
 from app.brokers.spec import status_word
 from app.events import OrderEvent
@@ -71,8 +71,7 @@ class KotakAdapter(BrokerAdapter):
         """Kotak's order fields to the event (docs/brokers.md §13 "Kotak mapping")."""
         broker_status = status_word(data["status"])
         quantity, filled = data["quantity"], data["filled"]
-        mapped = self.map_status(broker_status) or self.unmapped_status(broker_status, quantity, filled)
-        status = by_quantity(mapped, quantity, filled)
+        status = self.status_of(broker_status, quantity, filled)
         return OrderEvent(
             broker=self.name,
             source=source,

@@ -12,7 +12,7 @@ from typing import Any
 
 from marshmallow import pre_load
 
-from app.brokers.base import BrokerAdapter, BrokerSchema, by_quantity, code_from, pending_from
+from app.brokers.base import BrokerAdapter, BrokerSchema, code_from, pending_from
 from app.brokers.spec import status_word
 from app.events import OrderEvent, OrderStatus
 from app.times import epoch_to_utc_iso, ist_to_utc_iso
@@ -171,8 +171,7 @@ class NorenAdapter(BrokerAdapter):
 
     def _status(self, broker_status: str, quantity: int | None, filled: int | None) -> str:
         """Normalized status; COMPLETE "can be a partial fill" (seed 001), so quantities decide (§2, §5.3)."""
-        status = self.map_status(broker_status) or self.unmapped_status(broker_status, quantity, filled)
-        return by_quantity(status, quantity, filled)
+        return self.status_of(broker_status, quantity, filled)
 
     def _modified(self, broker_status: str, report_type: str | None) -> bool:
         """AMO MODIFIED (and a Replaced report) flag a modification, not a new state (§2, §5.3)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.brokers.base import BrokerAdapter, BrokerSchema, by_quantity, code_from, pending_from
+from app.brokers.base import BrokerAdapter, BrokerSchema, code_from, pending_from
 from app.brokers.spec import status_word
 from app.brokers.xts.spec import SPEC
 from app.events import OrderEvent
@@ -73,11 +73,7 @@ class XtsAdapter(BrokerAdapter):
         """One XTS order object as the normalized event (docs/brokers.md §14.2)."""
         quantity, filled = data["quantity"], data["filled"]
         word = data["status"]
-        mapped = self.map_status(word)
-        if mapped is None:
-            status = self.unmapped_status(word, quantity, filled)
-        else:
-            status = by_quantity(mapped, quantity, filled)  # PARTIALLY_FILLED from quantities (docs/brokers.md §2)
+        status = self.status_of(word, quantity, filled)
         return OrderEvent(
             broker=self.name,
             source=source,
